@@ -1,0 +1,44 @@
+"""The ``cxeb`` command: the root app, global options, and the command groups registered from their modules."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from cxone_eventbridge import __version__
+from cxone_eventbridge.cli import audit, demo, iac, router, sandbox, targets
+from cxone_eventbridge.cli.logs import LogFormat, configure_logging
+
+app = typer.Typer(
+    name="cxeb",
+    help="Manage NICE CXone integration targets and route contact-center events to them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cxeb {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."),
+    log_format: LogFormat = typer.Option(LogFormat.TEXT, "--log-format", help="Logs as text or JSON lines."),
+) -> None:
+    """Global options."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    configure_logging(level=level, log_format=log_format)
+
+
+for module in (targets, sandbox, router, audit, iac, demo):
+    module.register(app)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,32 @@
+"""Run a command's coroutine at the CLI's edge, turning expected errors into one message and an exit code.
+
+Input errors exit 2; API, network and runtime errors exit 1. No traceback for anything expected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import typer
+
+from cxone_eventbridge.cli import render
+from cxone_eventbridge.exceptions import APIError, CxebError, InputError
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` with the CLI's error handling."""
+    try:
+        return asyncio.run(coro)
+    except InputError as exc:
+        render.fail(str(exc), render.EXIT_INVALID_INPUT)
+    except APIError as exc:
+        render.fail(str(exc), render.EXIT_ERROR)
+    except CxebError as exc:
+        render.fail(str(exc), render.EXIT_ERROR)
+    except KeyboardInterrupt:
+        render.error("interrupted")
+        raise typer.Exit(130) from None

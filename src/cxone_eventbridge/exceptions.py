@@ -1,0 +1,204 @@
+"""Every error this package raises, in one tree.
+
+::
+
+    CxebError
+     ├── SignatureVerificationError      a webhook signature is missing, stale or wrong
+     ├── EgressDeniedError               a destination resolves to a refused address (SSRF guard)
+     ├── InputError                      bad user input (files, flags, bodies); CLI exit code 2
+     │    ├── ConfigurationError         a setting is missing or invalid
+     │    ├── TargetsFileError           a targets file cannot be read or is invalid
+     │    └── InvalidPatternError        an event pattern or filter is invalid (also a ValueError)
+     └── APIError                        talking to the control plane failed; CLI exit code 1
+          ├── APIConnectionError         the request never got an answer
+          │    └── APITimeoutError
+          └── APIStatusError             the server answered with an error status
+               ├── BadRequestError              400
+               ├── AuthenticationError          401 (and OAuth2 token errors)
+               ├── PermissionDeniedError        403
+               ├── NotFoundError                404
+               ├── ConflictError                409
+               ├── PreconditionFailedError      412 (stale If-Match)
+               ├── RequestTooLargeError         413
+               ├── UnprocessableEntityError     422, with field-level ``errors``
+               ├── RateLimitError               429, with ``retry_after``
+               └── InternalServerError          5xx
+
+Errors from httpx are converted once, at the HTTP boundary (``api/_http.py``), with ``raise ... from exc``.
+Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One invalid field, named by its wire-form path (``retryPolicy.maxRetries``)."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+    def to_wire(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class CxebError(Exception):
+    """Base class of every error raised by cxone-eventbridge."""
+
+
+class SignatureVerificationError(CxebError):
+    """A Standard Webhooks signature is missing, outside the tolerance window, or does not match."""
+
+
+class EgressDeniedError(CxebError):
+    """A request's destination resolves to a private, loopback, link-local or metadata address."""
+
+
+class InputError(CxebError):
+    """Invalid input from the user; the CLI exits with code 2."""
+
+    def __init__(self, message: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors: list[FieldError] = list(errors or [])
+
+    def __str__(self) -> str:
+        if not self.errors:
+            return self.message
+        lines = [self.message, *(f"  - {e}" for e in self.errors)]
+        return "\n".join(lines)
+
+
+class ConfigurationError(InputError):
+    """A required setting is missing or invalid."""
+
+
+class TargetsFileError(InputError):
+    """A targets file cannot be read, parsed or validated."""
+
+
+class InvalidPatternError(InputError, ValueError):
+    """An event pattern or filter is invalid; raised when it is compiled, never while matching."""
+
+
+class APIError(CxebError):
+    """The control-plane API could not complete a request."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class APIConnectionError(APIError):
+    """The request got no answer (DNS, refused connection, TLS failure, reset)."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+
+class APIStatusError(APIError):
+    """The server answered with a non-success status."""
+
+    status_code: int = 0
+
+    def __init__(self, message: str, *, status_code: int, body: Any = None, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was malformed."""
+
+
+class AuthenticationError(APIStatusError):
+    """401, or the token endpoint refused the credentials."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the token lacks a scope the route needs."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such target."""
+
+
+class ConflictError(APIStatusError):
+    """409: a target with that name already exists."""
+
+
+class PreconditionFailedError(APIStatusError):
+    """412: the ``If-Match`` ETag is stale; someone else changed the target."""
+
+
+class RequestTooLargeError(APIStatusError):
+    """413: the body is over the server's limit."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the body was understood but a field is invalid; ``errors`` names each field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        request_id: str | None = None,
+        errors: list[FieldError] | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, body=body, request_id=request_id)
+        self.errors: list[FieldError] = list(errors or [])
+
+    def __str__(self) -> str:
+        if not self.errors:
+            return self.message
+        return "\n".join([self.message, *(f"  - {e}" for e in self.errors)])
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; ``retry_after`` is the server's advice in seconds, if it gave one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, body=body, request_id=request_id)
+        self.retry_after = retry_after
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server failed."""
+
+
+STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    412: PreconditionFailedError,
+    413: RequestTooLargeError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    """The exception class for an error status: the table above, 5xx as one class, else the base."""
+    if status_code >= 500:
+        return InternalServerError
+    return STATUS_ERRORS.get(status_code, APIStatusError)

@@ -1,0 +1,427 @@
+"""Wire models: the one schema that the client sends, the sandbox serves and the router routes by.
+
+Wire JSON is camelCase; snake_case keys and the nulls that the original tutorial's client sends are
+accepted too. Secrets are ``SecretStr``: they never appear in ``repr``, and they are serialized only when
+the caller asks with ``to_wire(reveal_secrets=True)`` (a create or update request, the routes table).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from cxone_eventbridge import secret_refs
+from cxone_eventbridge.exceptions import FieldError, InvalidPatternError
+from cxone_eventbridge.regex import compile_regex
+from cxone_eventbridge.signing import validate_signing_secret
+
+_REVEAL_SECRETS = "reveal_secrets"
+
+# Headers a target's api_key may not replace: they belong to HTTP itself or to the delivery's signature.
+RESERVED_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "host",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "expect",
+        "cookie",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
+_HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+MAX_FILTERS = 50
+MAX_IN_VALUES = 1000
+MAX_ENDPOINT_LENGTH = 2048
+
+
+class WireModel(BaseModel):
+    """camelCase on the wire, snake_case accepted, unknown keys refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="forbid",
+        hide_input_in_errors=True,
+    )
+
+    def to_wire(self, *, reveal_secrets: bool = False) -> dict[str, Any]:
+        """The JSON-ready camelCase form; secrets are null unless ``reveal_secrets``."""
+        return self.model_dump(mode="json", by_alias=True, context={_REVEAL_SECRETS: reveal_secrets})
+
+
+def _dump_secret(value: SecretStr | None, info: SerializationInfo) -> str | None:
+    if value is None:
+        return None
+    context = info.context
+    if isinstance(context, dict) and context.get(_REVEAL_SECRETS):
+        return value.get_secret_value()
+    return None
+
+
+class AuthType(StrEnum):
+    BEARER = "bearer"
+    BASIC = "basic"
+    API_KEY = "api_key"
+    NONE = "none"
+
+
+class BackoffStrategy(StrEnum):
+    EXPONENTIAL = "exponential"
+    LINEAR = "linear"
+    FIXED = "fixed"
+
+
+class TargetStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    FAILED = "failed"
+    DISABLED = "disabled"
+
+
+class FilterOperator(StrEnum):
+    EQUALS = "equals"
+    NOT_EQUALS = "not_equals"
+    CONTAINS = "contains"
+    PREFIX = "prefix"
+    SUFFIX = "suffix"
+    REGEX = "regex"
+    EXISTS = "exists"
+    IN = "in"
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+    EQUALS_IGNORE_CASE = "equals_ignore_case"
+
+
+class TargetAuthentication(WireModel):
+    """How deliveries authenticate to the endpoint. ``value`` is write-only on the API."""
+
+    type: AuthType = AuthType.NONE
+    # Declared before ``value``: the value's validator needs to know whether this is a read-back form.
+    value_fingerprint: str | None = None
+    value: SecretStr | None = Field(default=None, validate_default=True)
+    header_name: str | None = Field(default=None, validate_default=True)
+
+    @field_validator("value")
+    @classmethod
+    def _value_fits_type(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        auth_type = info.data.get("type")
+        if auth_type is None:
+            return value
+        text = value.get_secret_value() if value is not None else ""
+        if auth_type == AuthType.NONE:
+            if text:
+                raise ValueError("must be empty when authentication.type is none")
+            return None
+        if not text:
+            if info.data.get("value_fingerprint"):
+                return None  # the read-back form: the server holds the secret
+            raise ValueError(f"is required when authentication.type is {auth_type.value}")
+        if secret_refs.is_reference(text):
+            return value
+        if (problem := secret_refs.reference_syntax_error(text)) is not None:
+            raise ValueError(problem)
+        if any(ch in text for ch in "\r\n\x00"):
+            raise ValueError("must not contain line breaks or NUL characters")
+        if auth_type == AuthType.BASIC:
+            user, sep, password = text.partition(":")
+            if not sep or not user or not password:
+                raise ValueError("must be 'user:password' when authentication.type is basic")
+        return value
+
+    @field_validator("header_name")
+    @classmethod
+    def _header_name_fits_type(cls, header_name: str | None, info: ValidationInfo) -> str | None:
+        auth_type = info.data.get("type")
+        if auth_type != AuthType.API_KEY:
+            if header_name:
+                raise ValueError("is used only when authentication.type is api_key")
+            return None
+        if not header_name:
+            return "X-API-Key"
+        if not _HTTP_TOKEN.match(header_name):
+            raise ValueError(f"{header_name!r} is not a valid HTTP header name")
+        if header_name.lower() in RESERVED_HEADERS:
+            raise ValueError(f"{header_name!r} is a reserved header and cannot carry an API key")
+        return header_name
+
+    @field_serializer("value")
+    def _serialize_value(self, value: SecretStr | None, info: SerializationInfo) -> str | None:
+        return _dump_secret(value, info)
+
+
+class RetryPolicy(WireModel):
+    """How often and how patiently a delivery is retried."""
+
+    max_retries: int = Field(default=3, ge=0, le=10, strict=True)
+    backoff_strategy: BackoffStrategy = BackoffStrategy.EXPONENTIAL
+    timeout_ms: int = Field(default=5000, ge=1000, le=30000, strict=True)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class EventFilter(WireModel):
+    """The tutorial's simple filter ``{field, operator, value}``; a target's filters are ANDed."""
+
+    field: str = Field(min_length=1, max_length=256)
+    operator: FilterOperator
+    value: Any = Field(default=None, validate_default=True)
+
+    @field_validator("field")
+    @classmethod
+    def _field_is_a_path(cls, field: str) -> str:
+        if any(not part for part in field.split(".")):
+            raise ValueError(f"{field!r} is not a dotted field path (empty segment)")
+        return field
+
+    @field_validator("value")
+    @classmethod
+    def _value_fits_operator(cls, value: Any, info: ValidationInfo) -> Any:
+        operator = info.data.get("operator")
+        if operator is None:
+            return value
+        return check_filter_value(operator, value)
+
+
+def check_filter_value(operator: FilterOperator, value: Any) -> Any:
+    """The value a filter operator needs, or ValueError saying what it needs."""
+    match operator:
+        case FilterOperator.EXISTS:
+            if value is None:
+                return True
+            if not isinstance(value, bool):
+                raise ValueError("must be true or false for operator exists")
+        case FilterOperator.IN:
+            if not isinstance(value, list) or not value:
+                raise ValueError("must be a non-empty list for operator in")
+            if len(value) > MAX_IN_VALUES:
+                raise ValueError(f"has {len(value)} values; the limit is {MAX_IN_VALUES}")
+            for item in value:
+                if not (isinstance(item, str | bool) or _is_number(item)):
+                    raise ValueError("must list only strings, numbers or booleans for operator in")
+        case FilterOperator.GT | FilterOperator.GTE | FilterOperator.LT | FilterOperator.LTE:
+            if not _is_number(value):
+                raise ValueError(f"must be a finite number for operator {operator.value}")
+        case FilterOperator.REGEX:
+            if not isinstance(value, str) or not value:
+                raise ValueError("must be a non-empty string for operator regex")
+            try:
+                compile_regex(value)
+            except InvalidPatternError as exc:
+                raise ValueError(exc.message) from exc
+        case (
+            FilterOperator.CONTAINS | FilterOperator.PREFIX | FilterOperator.SUFFIX | FilterOperator.EQUALS_IGNORE_CASE
+        ):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"must be a non-empty string for operator {operator.value}")
+        case FilterOperator.EQUALS | FilterOperator.NOT_EQUALS:
+            if not (isinstance(value, str | bool) or _is_number(value)):
+                raise ValueError(f"must be a string, number or boolean for operator {operator.value}")
+    return value
+
+
+def _check_endpoint(endpoint: str) -> str:
+    if len(endpoint) > MAX_ENDPOINT_LENGTH:
+        raise ValueError(f"is {len(endpoint)} characters; the limit is {MAX_ENDPOINT_LENGTH}")
+    if endpoint != endpoint.strip() or any(ch.isspace() for ch in endpoint):
+        raise ValueError("must not contain whitespace")
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from exc
+    if parts.scheme.lower() != "https":
+        raise ValueError("must be an https:// URL (CXone delivers only over HTTPS)")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials; put them in authentication")
+    if parts.fragment:
+        raise ValueError("must not have a #fragment")
+    if port == 0:
+        raise ValueError("must not use port 0")
+    return endpoint
+
+
+_NULLABLE_WITH_DEFAULTS = ("authentication", "retryPolicy", "retry_policy", "eventFilters", "event_filters")
+
+
+class IntegrationTarget(WireModel):
+    """A webhook target. ``id``, ``status`` and the timestamps are set by the server."""
+
+    id: str | None = None
+    name: str = Field(min_length=1, max_length=100)
+    type: Literal["webhook"] = "webhook"
+    endpoint: str
+    authentication: TargetAuthentication = Field(default_factory=TargetAuthentication)
+    retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
+    event_filters: list[EventFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
+    event_pattern: dict[str, Any] | None = None
+    description: str | None = Field(default=None, max_length=1000)
+    signing_secret: SecretStr | None = None
+    status: TargetStatus | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls_that_mean_default(cls, data: Any) -> Any:
+        # The tutorial's client sends ``"retryPolicy": null`` and the like; null means "the default".
+        if isinstance(data, dict) and any(data.get(key, ...) is None for key in _NULLABLE_WITH_DEFAULTS):
+            return {k: v for k, v in data.items() if not (k in _NULLABLE_WITH_DEFAULTS and v is None)}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_printable(cls, name: str) -> str:
+        if name != name.strip():
+            raise ValueError("must not start or end with whitespace")
+        if any(not ch.isprintable() for ch in name):
+            raise ValueError("must not contain control characters")
+        return name
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_https(cls, endpoint: str) -> str:
+        return _check_endpoint(endpoint)
+
+    @field_validator("event_pattern", mode="before")
+    @classmethod
+    def _pattern_compiles(cls, pattern: Any) -> Any:
+        if pattern is None:
+            return None
+        from cxone_eventbridge.matching import compile_pattern
+
+        try:
+            compiled = compile_pattern(pattern)
+        except InvalidPatternError as exc:
+            raise ValueError(exc.message) from exc
+        return compiled.source
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _signing_secret_is_whsec(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is None:
+            return None
+        text = secret.get_secret_value()
+        if secret_refs.is_reference(text):
+            return secret
+        if (problem := secret_refs.reference_syntax_error(text)) is not None:
+            raise ValueError(problem)
+        validate_signing_secret(text)
+        return secret
+
+    @field_serializer("signing_secret")
+    def _serialize_signing_secret(self, secret: SecretStr | None, info: SerializationInfo) -> str | None:
+        return _dump_secret(secret, info)
+
+    def secret_texts(self) -> list[str]:
+        """Every secret this target holds, for redaction."""
+        texts = [self.authentication.value, self.signing_secret]
+        return [s.get_secret_value() for s in texts if s is not None and s.get_secret_value()]
+
+
+class TargetPage(WireModel):
+    """One page of ``GET /targets``."""
+
+    items: list[IntegrationTarget]
+    next_cursor: str | None = None
+
+
+class TestOutcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class TargetTestResult(WireModel):
+    """What ``POST /targets/{id}/test`` found: 200 when passed, 502/504 when failed."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    result: TestOutcome
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    test_id: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.result == TestOutcome.PASSED
+
+
+class RoutesTable(WireModel):
+    """``GET /api/v2/events/routes``: every target with its secrets, for routers only."""
+
+    items: list[IntegrationTarget]
+    generated_at: datetime | None = None
+
+
+class ErrorBody(WireModel):
+    """The error body every API error carries."""
+
+    error: str
+    message: str
+    errors: list[dict[str, str]] = Field(default_factory=list)
+
+
+def _loc_to_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            segment = to_camel(part) if "_" in part else part
+            path += f".{segment}" if path else segment
+    return path
+
+
+def field_errors(exc: ValidationError, *, prefix: str = "") -> list[FieldError]:
+    """Pydantic's errors as wire-form field paths and messages, never echoing input (secrets)."""
+    errors: list[FieldError] = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        path = _loc_to_path(tuple(error["loc"]))
+        if prefix:
+            path = f"{prefix}.{path}" if path and not path.startswith("[") else f"{prefix}{path}"
+        message = error["msg"]
+        for noise in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(noise)
+        if error["type"] == "extra_forbidden":
+            message = "is not a known field"
+        elif error["type"] == "missing":
+            message = "is required"
+        errors.append(FieldError(path, message))
+    return errors
