@@ -92,6 +92,9 @@ class EgressPolicy:
             for inner in _embedded_ipv4(address):
                 if not self._allowed(inner) and (reason := _why_blocked(inner)) is not None:
                     return f"{reason} embedded in {address}"
+            if address in _NAT64:
+                # A NAT64 gateway reaches exactly the embedded IPv4 address, which passed above.
+                return None
         return _why_blocked(address)
 
     def check(self, address: IPAddress, *, host: str) -> None:
