@@ -5,6 +5,9 @@
     CxebError
      ├── SignatureVerificationError      a webhook signature is missing, stale or wrong
      ├── EgressDeniedError               a destination resolves to a refused address (SSRF guard)
+     ├── QueueError                      the durable delivery queue could not complete an operation
+     │    ├── QueueFullError             the disk (or the queue's size cap) is full; ingest answers 503
+     │    └── QueueClosedError           the queue was used after close()
      ├── InputError                      bad user input (files, flags, bodies); CLI exit code 2
      │    ├── ConfigurationError         a setting is missing or invalid
      │    ├── TargetsFileError           a targets file cannot be read or is invalid
@@ -58,6 +61,18 @@ class SignatureVerificationError(CxebError):
 
 class EgressDeniedError(CxebError):
     """A request's destination resolves to a private, loopback, link-local or metadata address."""
+
+
+class QueueError(CxebError):
+    """The durable delivery queue could not complete an operation; nothing it had acknowledged is lost."""
+
+
+class QueueFullError(QueueError):
+    """The queue's storage is full ("database or disk is full"); the operation was rolled back."""
+
+
+class QueueClosedError(QueueError):
+    """The queue was used after it was closed."""
 
 
 class InputError(CxebError):
