@@ -1,0 +1,198 @@
+"""A real HTTPS webhook receiver for demos, tests and benchmarks.
+
+It answers every POST (200 by default, whatever the signature check says), records each request as one
+JSON line (``time``, ``path``, ``headers``, ``body``, ``signature_valid``) flushed before it answers, and can
+be told to fail: a fixed status, a fraction of random 503s, a ``Retry-After`` header, added latency.
+
+Speed matters: it must not be the bottleneck of the delivery benchmark. So it uses aiohttp's low-level
+server (no router), writes through one buffered file object with a flush per request (the record is in
+the OS before the answer leaves) and never fsyncs (a benchmark receiver need not survive a power cut).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from aiohttp import web
+
+from cxone_eventbridge import signing
+from cxone_eventbridge.config import DEFAULT_RECEIVER_PORT
+from cxone_eventbridge.exceptions import SignatureVerificationError
+from cxone_eventbridge.sandbox.certs import CertPaths, ensure_certificates
+
+_OK_BODY = b'{"received":true}'
+_FAIL_BODY = b'{"received":false}'
+_REJECT_BODY = b'{"received":false,"error":"invalid signature"}'
+_JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """How the receiver listens, where it records, and how it answers."""
+
+    certs_dir: Path
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_RECEIVER_PORT
+    record_path: Path | None = None
+    secret: str | None = None  # whsec_...: verify signatures and record the verdict
+    status: int = 200
+    fail_rate: float = 0.0  # fraction of requests answered 503
+    retry_after: float | None = None  # seconds, sent with every non-2xx answer
+    latency_ms: float = 0.0
+    reject_invalid_signatures: bool = False  # answer 401 when a signature does not verify
+    clock: Callable[[], float] = field(default=time.time, repr=False)
+    seed: int | None = None  # makes --fail-rate reproducible
+
+    def __post_init__(self) -> None:
+        if not 100 <= self.status <= 599:
+            raise ValueError(f"status: {self.status} is not an HTTP status code (100-599)")
+        if not 0.0 <= self.fail_rate <= 1.0:
+            raise ValueError(f"fail_rate: {self.fail_rate} must be between 0 and 1")
+        if self.latency_ms < 0:
+            raise ValueError(f"latency_ms: {self.latency_ms} must not be negative")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise ValueError(f"retry_after: {self.retry_after} must not be negative")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port: {self.port} is not a TCP port")
+        if self.secret is not None:
+            try:
+                signing.validate_signing_secret(self.secret)
+            except ValueError as exc:
+                raise ValueError(f"secret: {exc}") from None
+        if self.reject_invalid_signatures and self.secret is None:
+            raise ValueError("reject_invalid_signatures needs a secret to verify with")
+
+
+class _Handler:
+    """The per-request logic, kept apart from the server's lifecycle."""
+
+    def __init__(self, config: ReceiverConfig, record: IO[str] | None) -> None:
+        self.config = config
+        self.record = record
+        self._random = random.Random(config.seed)  # noqa: S311 -- fault injection, not cryptography
+        self.request_count = 0
+        retry_after = config.retry_after
+        self._failure_headers = {"Retry-After": _format_seconds(retry_after)} if retry_after is not None else {}
+
+    def _signature_valid(self, headers: Any, body: bytes) -> bool | None:
+        if self.config.secret is None:
+            return None
+        try:
+            signing.verify(self.config.secret, headers, body, now=self.config.clock())
+        except SignatureVerificationError:
+            return False
+        return True
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method in ("GET", "HEAD"):
+            return web.Response(body=b'{"status":"ok"}', content_type=_JSON)
+        if request.method != "POST":
+            return web.Response(status=405, headers={"Allow": "POST, GET, HEAD"})
+        body = await request.read()
+        verdict = self._signature_valid(request.headers, body)
+        self.request_count += 1
+        if self.record is not None:
+            line = {
+                "time": dt.datetime.fromtimestamp(self.config.clock(), dt.UTC).isoformat(),
+                "path": request.path,
+                "headers": dict(request.headers),
+                "body": body.decode("utf-8", errors="replace"),
+                "signature_valid": verdict,
+            }
+            self.record.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self.record.flush()
+        if self.config.latency_ms:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+        if verdict is False and self.config.reject_invalid_signatures:
+            return web.Response(status=401, body=_REJECT_BODY, content_type=_JSON)
+        if self.config.fail_rate and self._random.random() < self.config.fail_rate:
+            return web.Response(status=503, body=_FAIL_BODY, content_type=_JSON, headers=self._failure_headers)
+        status = self.config.status
+        if 200 <= status < 300:
+            return web.Response(status=status, body=_OK_BODY, content_type=_JSON)
+        return web.Response(status=status, body=_FAIL_BODY, content_type=_JSON, headers=self._failure_headers)
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
+class RunningReceiver:
+    """A receiver that is listening; ``await stop()`` closes it and its record file."""
+
+    def __init__(self, runner: web.ServerRunner, handler: _Handler, *, host: str, port: int, certs: CertPaths) -> None:
+        self._runner = runner
+        self._handler = handler
+        self._record = handler.record
+        self.host = host
+        self.port = port
+        self.certs = certs
+        self.record_path = handler.config.record_path
+        url_host = f"[{host}]" if ":" in host else host
+        self.url = f"https://{url_host}:{port}"
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA certificate clients must trust (``CXONE_CA_BUNDLE``)."""
+        return self.certs.ca
+
+    @property
+    def request_count(self) -> int:
+        """How many POSTs arrived so far."""
+        return self._handler.request_count
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every recorded request so far, parsed."""
+        if self.record_path is None:
+            raise RuntimeError("this receiver was started without a record file")
+        with self.record_path.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    async def stop(self) -> None:
+        """Stop listening and close the record file."""
+        await self._runner.cleanup()
+        if self._record is not None and not self._record.closed:
+            self._record.close()
+
+
+def server_ssl_context(certs: CertPaths) -> ssl.SSLContext:
+    """A TLS server context presenting the receiver's certificate."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certs.cert, certs.key)
+    return context
+
+
+async def start_receiver(config: ReceiverConfig) -> RunningReceiver:
+    """Issue or reuse the certificates (``ca.pem`` is on disk before this listens), then listen."""
+    certs = await asyncio.to_thread(ensure_certificates, config.certs_dir)
+    context = server_ssl_context(certs)
+    record: IO[str] | None = None
+    if config.record_path is not None:
+        config.record_path.parent.mkdir(parents=True, exist_ok=True)
+        record = config.record_path.open("a", encoding="utf-8", buffering=1 << 16)
+    handler = _Handler(config, record)
+    runner = web.ServerRunner(web.Server(handler, access_log=None), handle_signals=False, shutdown_timeout=1.0)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=context, backlog=1024)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        if record is not None:
+            record.close()
+        raise
+    port = config.port
+    for address in runner.addresses:
+        port = int(address[1])
+        break
+    return RunningReceiver(runner, handler, host=config.host, port=port, certs=certs)
