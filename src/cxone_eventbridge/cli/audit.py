@@ -1,9 +1,48 @@
-"""`cxeb` commands: audit (placeholder until its issue lands)."""
+"""`cxeb audit verify [PATH]`: check the audit log's hash chain; exit 1 when it was tampered with."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from cxone_eventbridge.cli import render
+from cxone_eventbridge.observe.audit import DEFAULT_AUDIT_PATH, verify_audit_log
+
+audit_app = typer.Typer(help="Check the tamper-evident audit log.", no_args_is_help=True)
+
+
+@audit_app.command("verify")
+def verify(
+    path: Path = typer.Argument(DEFAULT_AUDIT_PATH, help="The live audit log (rotated files PATH.1, PATH.2... too)."),
+    output: render.OutputFormat = typer.Option(render.OutputFormat.TABLE, "--output", "-o", help="table or json."),
+) -> None:
+    """Verify every line's hash and the chain across rotated files; safe while the router is writing.
+
+    Exit 0 when the chain holds (a torn last line left by a crash is a warning, not tampering), 1 when a
+    line was edited, removed or reordered (the first such line is named), 2 when there is no log.
+    """
+    result = verify_audit_log(path)
+    if output is render.OutputFormat.JSON:
+        render.print_json(result.to_dict())
+    else:
+        for note in result.notes:
+            render.warn(note)
+        if result.ok:
+            render.success(
+                f"audit log intact: {result.records} record(s), seq {result.first_seq}..{result.last_seq}, "
+                f"{len(result.files)} file(s)"
+            )
+    if result.problem is None:
+        return
+    if result.problem.kind == "missing":
+        render.fail(result.problem.message, render.EXIT_INVALID_INPUT)
+    message = f"audit log tampered with: {result.problem.message} ({result.records} record(s) before it verified)"
+    if output is render.OutputFormat.JSON:
+        raise typer.Exit(render.EXIT_ERROR)
+    render.fail(message, render.EXIT_ERROR)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the ``audit`` group to the root app."""
+    app.add_typer(audit_app, name="audit")
