@@ -1,0 +1,155 @@
+"""The one request function every API call goes through: pacing, retries, idempotency, error conversion.
+
+- Retried: 429 (waiting what ``Retry-After`` says, as seconds or as an HTTP date), 408/425, 5xx and
+  connection failures (exponential backoff with jitter). Attempts are bounded by ``max_attempts``, and the
+  time spent waiting between them by ``max_retry_wait_s``: a server asking for a longer wait than the
+  budget has left gets the error now, not an endless sleep.
+- Every POST carries an ``Idempotency-Key``, the same one on each retry, so a create whose answer was lost
+  is not made twice.
+- Calls that must never repeat (``POST /targets/{id}/test`` sends a real event) pass ``retry=False``.
+- httpx errors and error statuses become ``exceptions.py`` classes here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from cxone_eventbridge.api._errors import error_from_response, error_from_transport
+from cxone_eventbridge.api._rate_limit import RateLimiter
+from cxone_eventbridge.exceptions import APIConnectionError, APIError, APIStatusError, RateLimitError
+from cxone_eventbridge.models import BackoffStrategy
+from cxone_eventbridge.retry import Outcome, classify_status, next_delay
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """How patiently a request is retried."""
+
+    max_attempts: int = 4
+    max_retry_wait_s: float = 60.0  # total seconds slept between the attempts of one request
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+
+
+def _is_retryable(error: APIError) -> bool:
+    if isinstance(error, APIConnectionError):
+        return True
+    if isinstance(error, APIStatusError):
+        return classify_status(error.status_code) is Outcome.RETRY
+    return False
+
+
+class RequestSender:
+    """Sends API requests through an ``httpx.AsyncClient`` with the policy above."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        retry: RetryConfig,
+        limiter: RateLimiter | None = None,
+        sleep: Sleep = asyncio.sleep,
+        now: Callable[[], datetime] = _utcnow,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._client = client
+        self._retry = retry
+        self._limiter = limiter
+        self._sleep = sleep
+        self._now = now
+        self._rng = rng
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        retry: bool = True,
+        accept_statuses: frozenset[int] = frozenset(),
+    ) -> httpx.Response:
+        """Send one logical request; return the 2xx (or ``accept_statuses``) response or raise APIError."""
+        method = method.upper()
+        request_headers = dict(headers or {})
+        if method == "POST":
+            request_headers[IDEMPOTENCY_HEADER] = idempotency_key or uuid.uuid4().hex
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            error: APIError
+            cause: BaseException | None = None
+            try:
+                response = await self._client.request(method, url, json=json, params=params, headers=request_headers)
+            except httpx.TransportError as exc:
+                error, cause = error_from_transport(exc, self._request_of(exc, method, url)), exc
+            except APIStatusError as exc:  # raised by the auth flow for a failed token request
+                error = exc
+            else:
+                if response.is_success or response.status_code in accept_statuses:
+                    return response
+                error = error_from_response(response, now=self._now())
+            delay = self._next_delay(error, attempt) if retry else None
+            if delay is None or waited + delay > self._retry.max_retry_wait_s:
+                raise error from cause
+            waited += delay
+            log.warning(
+                "%s %s: %s; retrying in %.2f s (attempt %d of %d)",
+                method,
+                httpx.URL(url).path,
+                _short(error),
+                delay,
+                attempt + 1,
+                self._retry.max_attempts,
+            )
+            await self._sleep(delay)
+
+    def _request_of(self, exc: httpx.TransportError, method: str, url: str) -> httpx.Request:
+        try:
+            return exc.request
+        except RuntimeError:  # httpx raises when the error was created without a request
+            return self._client.build_request(method, url)
+
+    def _next_delay(self, error: APIError, attempt: int) -> float | None:
+        if attempt >= self._retry.max_attempts or not _is_retryable(error):
+            return None
+        retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+        return next_delay(
+            BackoffStrategy.EXPONENTIAL,
+            attempt - 1,
+            retry_after_s=retry_after,
+            base_s=self._retry.base_delay_s,
+            cap_s=self._retry.max_delay_s,
+            # A Retry-After beyond the whole budget is not shortened: it makes the request give up instead.
+            max_retry_after_s=float("inf"),
+            rng=self._rng,
+        )
+
+
+def _short(error: APIError) -> str:
+    if isinstance(error, APIStatusError):
+        return f"HTTP {error.status_code}"
+    return type(error).__name__
