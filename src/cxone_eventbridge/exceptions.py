@@ -11,7 +11,8 @@
      ├── InputError                      bad user input (files, flags, bodies); CLI exit code 2
      │    ├── ConfigurationError         a setting is missing or invalid
      │    ├── TargetsFileError           a targets file cannot be read or is invalid
-     │    └── InvalidPatternError        an event pattern or filter is invalid (also a ValueError)
+     │    ├── InvalidPatternError        an event pattern or filter is invalid (also a ValueError)
+     │    └── InvalidEventError          an event to match is not a JSON object
      └── APIError                        talking to the control plane failed; CLI exit code 1
           ├── APIConnectionError         the request never got an answer
           │    └── APITimeoutError
@@ -100,6 +101,10 @@ class TargetsFileError(InputError):
 
 class InvalidPatternError(InputError, ValueError):
     """An event pattern or filter is invalid; raised when it is compiled, never while matching."""
+
+
+class InvalidEventError(InputError):
+    """An event given to the matcher is not a JSON object."""
 
 
 class APIError(CxebError):
