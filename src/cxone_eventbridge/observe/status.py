@@ -1,0 +1,116 @@
+"""A per-target status view (delivered, failed, retries, p50/p99 attempt latency, circuit) kept by an observer.
+
+Prometheus histograms answer "how many under 100 ms" but not "what is p99 right now" without a query
+engine, so the status view keeps a bounded window of recent attempt latencies per target and computes
+percentiles from it on demand. ``cxeb router status`` shows this together with the queue's depths.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from cxone_eventbridge.observe.events import (
+    CircuitStateChanged,
+    DeliveryAttempted,
+    DeliveryDeadLettered,
+    DeliveryRetryScheduled,
+    DeliverySucceeded,
+    EventAccepted,
+    ObservedEvent,
+)
+
+DEFAULT_WINDOW = 1024
+
+
+def percentile(samples: list[float], q: float) -> float | None:
+    """The nearest-rank ``q`` percentile (0 < q <= 100) of ``samples``; None when there are none."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(slots=True)
+class TargetDeliveryStatus:
+    """What one target's deliveries have done since the router started."""
+
+    target: str
+    queued: int = 0
+    delivered: int = 0
+    failed: int = 0
+    retries: int = 0
+    attempts: int = 0
+    circuit: str = "closed"
+    last_status: int | None = None
+    last_error: str | None = None
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=DEFAULT_WINDOW))
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON shape of one row of ``GET /v1/status``'s ``targets``."""
+        samples = list(self.latencies)
+        p50, p99 = percentile(samples, 50), percentile(samples, 99)
+        return {
+            "target": self.target,
+            "queued": self.queued,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "retries": self.retries,
+            "attempts": self.attempts,
+            "p50Ms": None if p50 is None else round(p50 * 1000, 3),
+            "p99Ms": None if p99 is None else round(p99 * 1000, 3),
+            "circuit": self.circuit,
+            "lastStatus": self.last_status,
+            "lastError": self.last_error,
+        }
+
+
+class StatusTracker:
+    """Keeps a ``TargetDeliveryStatus`` per target; subscribe ``observe`` to the router's bus."""
+
+    def __init__(self, *, window: int = DEFAULT_WINDOW) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self._window = window
+        self._targets: dict[str, TargetDeliveryStatus] = {}
+        self.events_accepted = 0
+
+    def _get(self, target: str) -> TargetDeliveryStatus:
+        status = self._targets.get(target)
+        if status is None:
+            status = TargetDeliveryStatus(target, latencies=deque(maxlen=self._window))
+            self._targets[target] = status
+        return status
+
+    def observe(self, event: ObservedEvent) -> None:
+        """Fold one record into the per-target counters."""
+        if isinstance(event, DeliveryAttempted):
+            status = self._get(event.target)
+            status.attempts += 1
+            status.latencies.append(event.latency_s)
+            status.last_status = event.status_code
+            status.last_error = event.error
+        elif isinstance(event, DeliverySucceeded):
+            self._get(event.target).delivered += 1
+        elif isinstance(event, DeliveryRetryScheduled):
+            self._get(event.target).retries += 1
+        elif isinstance(event, DeliveryDeadLettered):
+            self._get(event.target).failed += 1
+        elif isinstance(event, CircuitStateChanged):
+            self._get(event.target).circuit = event.state
+        elif isinstance(event, EventAccepted):
+            self.events_accepted += 1
+            for target in event.targets:
+                self._get(target).queued += 1
+
+    def ensure(self, targets: list[str]) -> None:
+        """Show configured targets that have seen no traffic yet (with zero counts)."""
+        for target in targets:
+            self._get(target)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every target's status, sorted by name."""
+        return [self._targets[name].to_wire() for name in sorted(self._targets)]
