@@ -31,11 +31,11 @@ def targets_file_schema() -> dict[str, Any]:
             properties.pop(server_field, None)
         if "required" in definition:
             definition["required"] = [name for name in definition["required"] if name in properties]
-    secret_note = "A ${env:NAME} reference (recommended) or plain text (warned)."
+    reference_note = "A ${env:NAME} reference (recommended) or plain text (warned)."
     target = schema["$defs"]["IntegrationTarget"]["properties"]
-    target["signingSecret"]["description"] = f"Standard Webhooks secret (whsec_...). {secret_note}"
+    target["signingSecret"]["description"] = f"Standard Webhooks secret (whsec_...). {reference_note}"
     auth = schema["$defs"]["TargetAuthentication"]["properties"]
-    auth["value"]["description"] = f"The credential for the endpoint. {secret_note}"
+    auth["value"]["description"] = f"The credential for the endpoint. {reference_note}"
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": SCHEMA_ID,
