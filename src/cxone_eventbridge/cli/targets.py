@@ -1,9 +1,253 @@
-"""`cxeb` commands: targets (placeholder until its issue lands)."""
+"""``cxeb targets``: validate, create, list, get, update, delete and test integration targets.
+
+Secrets never reach the output: targets are printed in their read form (``authentication.value`` null,
+a fingerprint instead), and errors are built without them. ``ID|NAME`` arguments accept either.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from cxone_eventbridge.cli import render, runner
+from cxone_eventbridge.cli.context import all_targets, api_client, load_targets, require_api_settings
+from cxone_eventbridge.exceptions import APIError, InputError, TargetsFileError
+from cxone_eventbridge.models import AuthType, IntegrationTarget, TargetTestResult
+from cxone_eventbridge.targets_file import SecretResolution
+
+targets_app = typer.Typer(
+    help="Create, validate, test, update, delete and list integration targets.", no_args_is_help=True
+)
+
+OUTPUT = typer.Option(render.OutputFormat.TABLE, "--output", "-o", help="table or json (the API's shapes).")
+FORBID_PLAINTEXT = typer.Option(
+    False, "--forbid-plaintext-secrets", help="Make a plain-text secret an error instead of a warning."
+)
+AUDIT_LOG = typer.Option(
+    None, "--audit-log", envvar="CXEB_AUDIT_LOG", help="Append each change to this tamper-evident audit log."
+)
+TARGET_REF = typer.Argument(..., metavar="ID|NAME", help="The target's id or its name.")
+
+
+def _auth_label(target: IntegrationTarget) -> str:
+    auth = target.authentication
+    if auth.type is AuthType.NONE:
+        return "none"
+    label = auth.type.value
+    if auth.type is AuthType.API_KEY and auth.header_name:
+        label += f" ({auth.header_name})"
+    return label
+
+
+def _print_targets(targets: list[IntegrationTarget], output: render.OutputFormat, *, title: str | None) -> None:
+    if output is render.OutputFormat.JSON:
+        render.print_json([t.to_wire() for t in targets])
+        return
+    rows = [
+        (
+            t.id,
+            t.name,
+            t.endpoint,
+            _auth_label(t),
+            len(t.event_filters) + (1 if t.event_pattern else 0),
+            t.status.value if t.status else "",
+        )
+        for t in targets
+    ]
+    render.print_table(title, ["ID", "NAME", "ENDPOINT", "AUTH", "RULES", "STATUS"], rows)
+
+
+def _print_target(target: IntegrationTarget, output: render.OutputFormat) -> None:
+    if output is render.OutputFormat.JSON:
+        render.print_json(target.to_wire())
+    else:
+        _print_targets([target], output, title=None)
+
+
+def _print_test(name: str, result: TargetTestResult, output: render.OutputFormat) -> None:
+    if output is render.OutputFormat.JSON:
+        render.print_json({"target": name, **result.to_wire()})
+        return
+    latency = f"{result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
+    render.print_table(
+        None,
+        ["TARGET", "RESULT", "HTTP", "LATENCY", "ERROR"],
+        [(name, result.result.value, result.status_code, latency, result.error)],
+    )
+
+
+@targets_app.command("validate")
+def validate(
+    files: list[Path] = typer.Argument(..., metavar="FILE...", help="Targets files (YAML or JSON)."),
+    forbid_plaintext_secrets: bool = FORBID_PLAINTEXT,
+    output: render.OutputFormat = OUTPUT,
+) -> None:
+    """Check targets files offline (no settings needed); report every problem of every file; exit 2 if any."""
+    report: list[dict[str, Any]] = []
+    invalid = 0
+    for path in files:
+        entry: dict[str, Any] = {"file": str(path), "valid": True, "targets": [], "errors": [], "warnings": []}
+        try:
+            (loaded,) = load_targets(
+                [path], resolution=SecretResolution.OFFLINE, forbid_plaintext_secrets=forbid_plaintext_secrets
+            )
+        except TargetsFileError as exc:
+            invalid += 1
+            entry["valid"] = False
+            entry["errors"] = [e.to_wire() for e in exc.errors] or [{"field": "", "message": exc.message}]
+            if output is render.OutputFormat.TABLE:
+                render.error(str(exc))
+        else:
+            entry["targets"] = [t.name for t in loaded.targets]
+            entry["warnings"] = loaded.warnings
+            if output is render.OutputFormat.TABLE:
+                render.success(f"{path}: {len(loaded.targets)} target(s) valid")
+        report.append(entry)
+    if output is render.OutputFormat.JSON:
+        render.print_json(report)
+    if invalid:
+        raise typer.Exit(render.EXIT_INVALID_INPUT)
+
+
+@targets_app.command("create")
+def create(
+    files: list[Path] = typer.Option(..., "--file", "-f", help="Targets file(s); every target in them is created."),
+    forbid_plaintext_secrets: bool = FORBID_PLAINTEXT,
+    test: bool = typer.Option(False, "--test", help="Test each target right after creating it."),
+    output: render.OutputFormat = OUTPUT,
+    audit_log: Path | None = AUDIT_LOG,
+) -> None:
+    """Create every target in the file(s). A failure does not stop the rest; exit 1 if any failed."""
+    settings = require_api_settings()
+
+    async def main() -> bool:
+        targets = all_targets(
+            load_targets(files, resolution=SecretResolution.REQUIRED, forbid_plaintext_secrets=forbid_plaintext_secrets)
+        )
+        created: list[IntegrationTarget] = []
+        failed = False
+        async with api_client(settings, audit_log=audit_log) as client:
+            for target in targets:
+                try:
+                    if test:
+                        made, result = await client.targets.create_and_test(target)
+                        if not result.passed:
+                            failed = True
+                            render.error(f"{made.name}: test failed: {result.error or result.status_code}")
+                    else:
+                        made = await client.targets.create(target)
+                except APIError as exc:
+                    failed = True
+                    render.error(f"{target.name}: {exc}")
+                    continue
+                created.append(made)
+        _print_targets(created, output, title="Created targets")
+        return failed
+
+    if runner.run(main()):
+        raise typer.Exit(render.EXIT_ERROR)
+
+
+@targets_app.command("list")
+def list_targets(output: render.OutputFormat = OUTPUT) -> None:
+    """Every target (secrets shown only as fingerprints)."""
+    settings = require_api_settings()
+
+    async def main() -> list[IntegrationTarget]:
+        async with api_client(settings) as client:
+            return [t async for t in client.targets.list()]
+
+    _print_targets(runner.run(main()), output, title="Integration targets")
+
+
+@targets_app.command("get")
+def get(ref: str = TARGET_REF, output: render.OutputFormat = OUTPUT) -> None:
+    """One target by id or name."""
+    settings = require_api_settings()
+
+    async def main() -> IntegrationTarget:
+        async with api_client(settings) as client:
+            return await client.targets.resolve(ref)
+
+    _print_target(runner.run(main()), output)
+
+
+@targets_app.command("update")
+def update(
+    ref: str = TARGET_REF,
+    file: Path = typer.Option(..., "--file", "-f", help="A targets file holding exactly one target."),
+    forbid_plaintext_secrets: bool = FORBID_PLAINTEXT,
+    output: render.OutputFormat = OUTPUT,
+    audit_log: Path | None = AUDIT_LOG,
+) -> None:
+    """Replace a target with the one in FILE (its signing secret is kept unless FILE sets one)."""
+    settings = require_api_settings()
+
+    async def main() -> IntegrationTarget:
+        targets = all_targets(
+            load_targets(
+                [file], resolution=SecretResolution.REQUIRED, forbid_plaintext_secrets=forbid_plaintext_secrets
+            )
+        )
+        if len(targets) != 1:
+            raise InputError(f"{file}: holds {len(targets)} targets; update needs exactly one")
+        async with api_client(settings, audit_log=audit_log) as client:
+            current = await client.targets.resolve(ref)
+            assert current.id is not None
+            return await client.targets.update(current.id, targets[0])
+
+    updated = runner.run(main())
+    _print_target(updated, output)
+
+
+@targets_app.command("delete")
+def delete(
+    ref: str = TARGET_REF,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    audit_log: Path | None = AUDIT_LOG,
+) -> None:
+    """Delete a target. Asks first when run on a terminal, unless --yes."""
+    settings = require_api_settings()
+
+    async def find() -> IntegrationTarget:
+        async with api_client(settings) as client:
+            return await client.targets.resolve(ref)
+
+    target = runner.run(find())
+    if not yes and sys.stdin.isatty() and not typer.confirm(f"Delete target {target.name!r} ({target.id})?"):
+        render.fail("not deleted", render.EXIT_ERROR)
+
+    async def remove() -> None:
+        assert target.id is not None
+        async with api_client(settings, audit_log=audit_log) as client:
+            await client.targets.delete(target.id, name=target.name)
+
+    runner.run(remove())
+    render.success(f"deleted target {target.name!r} ({target.id})")
+
+
+@targets_app.command("test")
+def run_target_test(
+    ref: str = TARGET_REF, output: render.OutputFormat = OUTPUT, audit_log: Path | None = AUDIT_LOG
+) -> None:
+    """Send one synthetic event to the target's endpoint; exit 1 when the endpoint failed it."""
+    settings = require_api_settings()
+
+    async def main() -> tuple[str, TargetTestResult]:
+        async with api_client(settings, audit_log=audit_log) as client:
+            target = await client.targets.resolve(ref)
+            assert target.id is not None
+            return target.name, await client.targets.test(target.id, name=target.name)
+
+    name, result = runner.run(main())
+    _print_test(name, result, output)
+    if not result.passed:
+        raise typer.Exit(render.EXIT_ERROR)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the ``targets`` group to the root app."""
+    app.add_typer(targets_app, name="targets")
