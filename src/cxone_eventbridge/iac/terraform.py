@@ -49,12 +49,15 @@ def resource_names(targets: Iterable[IntegrationTarget]) -> dict[str, str]:
     """Target name -> a unique Terraform identifier, stable for a given set of names."""
     names: dict[str, str] = {}
     used: set[str] = set()
-    for name in sorted({target.name for target in targets}):
+    bases: dict[str, str] = {}
+    for name in {target.name for target in targets}:
         base = _IDENTIFIER_UNSAFE.sub("_", name.lower()).strip("_") or "target"
-        if not base[0].isalpha():
-            base = f"t_{base}"
+        bases[name] = base if base[0].isalpha() else f"t_{base}"
+    # A name that already is an identifier keeps it; the others queue by name. Same names, same result.
+    for name in sorted(bases, key=lambda n: (bases[n] != n, n)):
+        base = bases[name]
         candidate = base
-        if candidate in used or candidate == TARGET_IDS_OUTPUT:
+        if candidate in used:
             candidate = f"{base}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
         used.add(candidate)
         names[name] = candidate
