@@ -1,34 +1,39 @@
 """The pattern language: EventBridge event patterns and the tutorial's filters, compiled and indexed.
 
-Placeholder until the matching engine lands: validates that a pattern is a JSON object.
+``compile_pattern`` validates and compiles one pattern; ``compile_target_rule`` ANDs a target's filters
+and pattern; ``RoutingTable`` indexes many targets' rules and returns, per event, the names of the targets
+that want it. See docs/matching.md for the language and its limits.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Any
+from cxone_eventbridge.exceptions import InvalidEventError, InvalidPatternError
+from cxone_eventbridge.matching.events import flatten_event
+from cxone_eventbridge.matching.filters import compile_filter, compile_filters
+from cxone_eventbridge.matching.index import RoutingTable
+from cxone_eventbridge.matching.patterns import (
+    MAX_COMBINATIONS,
+    MAX_PATTERN_CHARS,
+    MAX_PATTERN_DEPTH,
+    MAX_VALUES_PER_FIELD,
+    CompiledPattern,
+    compile_pattern,
+)
+from cxone_eventbridge.matching.rules import CompiledRule, compile_target_rule
 
-from cxone_eventbridge.exceptions import InvalidPatternError
-
-
-@dataclass(frozen=True)
-class CompiledPattern:
-    source: dict[str, Any]
-
-    def matches(self, event: dict[str, Any]) -> bool:
-        raise NotImplementedError
-
-
-def compile_pattern(pattern: Any) -> CompiledPattern:
-    if isinstance(pattern, str):
-        try:
-            pattern = json.loads(pattern)
-        except json.JSONDecodeError as exc:
-            raise InvalidPatternError(f"pattern is not valid JSON: {exc.msg}") from exc
-    if not isinstance(pattern, dict):
-        raise InvalidPatternError("pattern must be a JSON object")
-    return CompiledPattern(pattern)
-
-
-__all__ = ["CompiledPattern", "compile_pattern"]
+__all__ = [
+    "MAX_COMBINATIONS",
+    "MAX_PATTERN_CHARS",
+    "MAX_PATTERN_DEPTH",
+    "MAX_VALUES_PER_FIELD",
+    "CompiledPattern",
+    "CompiledRule",
+    "InvalidEventError",
+    "InvalidPatternError",
+    "RoutingTable",
+    "compile_filter",
+    "compile_filters",
+    "compile_pattern",
+    "compile_target_rule",
+    "flatten_event",
+]

@@ -1,0 +1,388 @@
+"""The routing table: every target's rule, indexed so that matching costs grow with the event, not the table.
+
+How an event is matched:
+
+1. Each rule is expanded into AND-only conjunctions (its ``$or`` groups multiplied out, bounded when
+   compiled). Each conjunction picks one *anchor*: the clause, among those only a present field can
+   satisfy, that the fewest other rules share (exact values that many rules name, ``anything-but`` and
+   ``exists`` make poor anchors). Only anchors are indexed.
+2. The event is walked once, visiting only the paths some rule names (``events.collect_wanted``).
+3. For every collected (path, value), the path's index yields the conjunctions whose anchor the value
+   satisfies: a hash lookup for exact values (typed: ``"1"``, ``1`` and ``true`` are distinct keys), for
+   case-folded values, and for each distinct prefix or suffix length; a short scan for numeric ranges and
+   the rare operators (cidr, wildcard, regex, contains, anything-but) anchored on that path.
+4. Each candidate's remaining clauses are checked against the collected values. Conjunctions with no
+   clause that needs a present field (only ``exists: false``, or no clause at all) sit in a small set
+   checked for every event.
+
+The table is mutable while in use (``upsert``, ``remove``); it is not thread-safe: change and match it
+from one thread (the router's event loop), as the router does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cxone_eventbridge.matching.events import WANT_INNER, WANT_LEAF, collect_wanted, require_object
+from cxone_eventbridge.matching.ir import (
+    AnythingBut,
+    EqualsIgnoreCase,
+    Exact,
+    Exists,
+    FieldClause,
+    Numeric,
+    Prefix,
+    Suffix,
+    ValueTest,
+    expand,
+    is_number,
+)
+from cxone_eventbridge.matching.rules import CompiledRule, compile_target_rule
+from cxone_eventbridge.models import IntegrationTarget
+
+# Estimated cost of anchoring on a test, beyond how many rules share its key: the scans cost a call per
+# value, and anything-but or exists let nearly every event through to verification.
+_RANGE_COST = 50
+_SCAN_COST = 100
+_UNSELECTIVE_COST = 100_000
+
+
+@dataclass(slots=True)
+class _Conjunction:
+    name: str
+    others: tuple[FieldClause, ...]  # the clauses to verify once the anchor holds
+    anchor: FieldClause | None
+
+
+@dataclass(slots=True)
+class _PathIndex:
+    """The anchors on one path, by the kind of lookup that finds them."""
+
+    strings: dict[str, set[int]] = field(default_factory=dict)
+    numbers: dict[int | float, set[int]] = field(default_factory=dict)
+    literals: dict[object, set[int]] = field(default_factory=dict)  # keyed by True, False and None only
+    folded: dict[str, set[int]] = field(default_factory=dict)
+    prefixes: dict[str, set[int]] = field(default_factory=dict)
+    prefix_lengths: Counter[int] = field(default_factory=Counter)
+    folded_prefixes: dict[str, set[int]] = field(default_factory=dict)
+    folded_prefix_lengths: Counter[int] = field(default_factory=Counter)
+    suffixes: dict[str, set[int]] = field(default_factory=dict)
+    suffix_lengths: Counter[int] = field(default_factory=Counter)
+    folded_suffixes: dict[str, set[int]] = field(default_factory=dict)
+    folded_suffix_lengths: Counter[int] = field(default_factory=Counter)
+    present: set[int] = field(default_factory=set)
+    scans: list[tuple[ValueTest, int]] = field(default_factory=list)
+    # Derived, rebuilt by ``refresh`` after every change: sorted lengths and whether folding is needed.
+    p_lengths: tuple[int, ...] = ()
+    fp_lengths: tuple[int, ...] = ()
+    s_lengths: tuple[int, ...] = ()
+    fs_lengths: tuple[int, ...] = ()
+    needs_fold: bool = False
+    size: int = 0
+
+    def refresh(self) -> None:
+        self.p_lengths = tuple(sorted(self.prefix_lengths))
+        self.fp_lengths = tuple(sorted(self.folded_prefix_lengths))
+        self.s_lengths = tuple(sorted(self.suffix_lengths))
+        self.fs_lengths = tuple(sorted(self.folded_suffix_lengths))
+        self.needs_fold = bool(self.folded or self.folded_prefixes or self.folded_suffixes)
+
+    def probe(self, values: list[Any], out: set[int]) -> None:
+        """Add to ``out`` the conjunctions whose anchor on this path some value satisfies."""
+        if self.present:
+            out.update(self.present)
+        strings, numbers, scans = self.strings, self.numbers, self.scans
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                if strings:
+                    hit = strings.get(value)
+                    if hit:
+                        out.update(hit)
+                size = len(value)
+                for length in self.p_lengths:
+                    if length > size:
+                        break
+                    hit = self.prefixes.get(value[:length])
+                    if hit:
+                        out.update(hit)
+                for length in self.s_lengths:
+                    if length > size:
+                        break
+                    hit = self.suffixes.get(value[size - length :])
+                    if hit:
+                        out.update(hit)
+                if self.needs_fold:
+                    self._probe_folded(value.casefold(), out)
+            elif kind is int or kind is float:
+                if numbers:
+                    hit = numbers.get(value)
+                    if hit:
+                        out.update(hit)
+            elif (kind is bool or value is None) and self.literals:
+                hit = self.literals.get(value)
+                if hit:
+                    out.update(hit)
+            for test, conjunction in scans:
+                if test.matches(value):
+                    out.add(conjunction)
+
+    def _probe_folded(self, folded: str, out: set[int]) -> None:
+        hit = self.folded.get(folded)
+        if hit:
+            out.update(hit)
+        size = len(folded)
+        for length in self.fp_lengths:
+            if length > size:
+                break
+            hit = self.folded_prefixes.get(folded[:length])
+            if hit:
+                out.update(hit)
+        for length in self.fs_lengths:
+            if length > size:
+                break
+            hit = self.folded_suffixes.get(folded[size - length :])
+            if hit:
+                out.update(hit)
+
+
+def _bucket(test: ValueTest) -> tuple[str, object] | None:
+    """The hash bucket an anchor test lives in (kind, key), or None when it is scanned."""
+    if isinstance(test, Exact):
+        value = test.value
+        if type(value) is str:
+            return ("strings", value)
+        if is_number(value):
+            return ("numbers", value)
+        return ("literals", value)
+    if isinstance(test, Numeric) and test.lower is not None and test.lower == test.upper:
+        if test.lower_inclusive and test.upper_inclusive:
+            return ("numbers", test.lower)  # "= x"
+        return None
+    if isinstance(test, EqualsIgnoreCase):
+        return ("folded", test.text)
+    if isinstance(test, Prefix):
+        return ("folded_prefixes" if test.ignore_case else "prefixes", test.text)
+    if isinstance(test, Suffix):
+        return ("folded_suffixes" if test.ignore_case else "suffixes", test.text)
+    if isinstance(test, Exists):
+        return ("present", None)
+    return None
+
+
+_LENGTHS = {
+    "prefixes": "prefix_lengths",
+    "folded_prefixes": "folded_prefix_lengths",
+    "suffixes": "suffix_lengths",
+    "folded_suffixes": "folded_suffix_lengths",
+}
+
+
+def _stat_keys(clause: FieldClause) -> list[tuple[str, str, object]]:
+    """The keys by which the table counts how many clauses share a test (the anchor's selectivity)."""
+    keys: list[tuple[str, str, object]] = []
+    for test in clause.tests:
+        bucket = _bucket(test)
+        if bucket is None:
+            keys.append((clause.path, type(test).__name__, None))
+        else:
+            kind, key = bucket
+            # Numbers and literals get distinct key spaces, so 1 and True never share a count.
+            keys.append((clause.path, kind, (type(key).__name__, key)))
+    return keys
+
+
+class RoutingTable:
+    """Target names by rule, indexed; ``match(event)`` returns the names of the targets that want it."""
+
+    def __init__(self, targets: Iterable[IntegrationTarget] = ()) -> None:
+        self._rules: dict[str, CompiledRule] = {}
+        self._conjunction_ids: dict[str, list[int]] = {}
+        self._conjunctions: dict[int, _Conjunction] = {}
+        self._always: dict[int, _Conjunction] = {}
+        self._paths: dict[str, _PathIndex] = {}
+        self._stats: Counter[tuple[str, str, object]] = Counter()
+        self._path_refs: Counter[str] = Counter()
+        self._wanted: dict[str, int] = {}
+        self._wanted_stale = False
+        self._next_id = 0
+        rules = [compile_target_rule(target) for target in targets]
+        # Count every rule's clauses first, so that anchors are chosen with the whole table in view.
+        unique = {rule.name: rule for rule in rules}
+        for rule in unique.values():
+            self._count(rule, +1)
+        for rule in unique.values():
+            self._insert(rule)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._rules
+
+    def names(self) -> list[str]:
+        """The names of the targets in the table, sorted."""
+        return sorted(self._rules)
+
+    def upsert(self, target: IntegrationTarget) -> None:
+        """Add a target, or replace the one with the same name; InvalidPatternError if its rule is invalid."""
+        self.upsert_rule(compile_target_rule(target))
+
+    def upsert_rule(self, rule: CompiledRule) -> None:
+        """Add or replace an already compiled rule."""
+        self.remove(rule.name)
+        self._count(rule, +1)
+        self._insert(rule)
+
+    def remove(self, name: str) -> bool:
+        """Remove the target named ``name``; whether it was there."""
+        rule = self._rules.pop(name, None)
+        if rule is None:
+            return False
+        for conjunction_id in self._conjunction_ids.pop(name):
+            conjunction = self._conjunctions.pop(conjunction_id, None) or self._always.pop(conjunction_id)
+            if conjunction.anchor is not None:
+                self._unindex(conjunction.anchor, conjunction_id)
+        self._count(rule, -1)
+        return True
+
+    def match(self, event: object) -> list[str]:
+        """The names (sorted) of the targets whose rule ``event`` matches; InvalidEventError for a non-object."""
+        values = collect_wanted(require_object(event), self._current_wanted())
+        candidates: set[int] = set()
+        paths = self._paths
+        for path, found in values.items():
+            index = paths.get(path)
+            if index is not None:
+                index.probe(found, candidates)
+        matched: set[str] = set()
+        conjunctions = self._conjunctions
+        for conjunction_id in candidates:
+            conjunction = conjunctions[conjunction_id]
+            if conjunction.name in matched:
+                continue
+            for clause in conjunction.others:
+                if not clause.matches_values(values.get(clause.path)):
+                    break
+            else:
+                matched.add(conjunction.name)
+        for conjunction in self._always.values():
+            if conjunction.name in matched:
+                continue
+            if all(clause.matches_values(values.get(clause.path)) for clause in conjunction.others):
+                matched.add(conjunction.name)
+        return sorted(matched)
+
+    # -- maintenance -------------------------------------------------------------------------------
+
+    def _count(self, rule: CompiledRule, delta: int) -> None:
+        for conjunction in expand(rule.node):
+            for clause in conjunction:
+                for key in _stat_keys(clause):
+                    self._stats[key] += delta
+                    if self._stats[key] <= 0:
+                        del self._stats[key]
+                self._path_refs[clause.path] += delta
+                if self._path_refs[clause.path] <= 0:
+                    del self._path_refs[clause.path]
+                    self._wanted_stale = True
+                elif delta > 0 and clause.path not in self._wanted:
+                    self._wanted_stale = True
+
+    def _cost(self, clause: FieldClause) -> int:
+        cost = 0
+        for test, key in zip(clause.tests, _stat_keys(clause), strict=True):
+            shared = self._stats[key]
+            if isinstance(test, AnythingBut | Exists):
+                cost += _UNSELECTIVE_COST + shared
+            elif isinstance(test, Numeric) and key[1] != "numbers":
+                cost += _RANGE_COST + shared
+            elif _bucket(test) is None:
+                cost += _SCAN_COST + shared
+            else:
+                cost += shared
+        return cost
+
+    def _insert(self, rule: CompiledRule) -> None:
+        self._rules[rule.name] = rule
+        ids: list[int] = []
+        for clauses in expand(rule.node):
+            conjunction_id = self._next_id
+            self._next_id += 1
+            ids.append(conjunction_id)
+            anchorable = [clause for clause in clauses if clause.requires_presence]
+            if not anchorable:
+                self._always[conjunction_id] = _Conjunction(rule.name, clauses, None)
+                continue
+            anchor = min(anchorable, key=self._cost)
+            position = clauses.index(anchor)
+            others = clauses[:position] + clauses[position + 1 :]
+            self._conjunctions[conjunction_id] = _Conjunction(rule.name, others, anchor)
+            self._index(anchor, conjunction_id)
+        self._conjunction_ids[rule.name] = ids
+
+    def _index(self, anchor: FieldClause, conjunction_id: int) -> None:
+        index = self._paths.get(anchor.path)
+        if index is None:
+            index = self._paths[anchor.path] = _PathIndex()
+        for test in anchor.tests:
+            bucket = _bucket(test)
+            if bucket is None:
+                index.scans.append((test, conjunction_id))
+            elif bucket[0] == "present":
+                index.present.add(conjunction_id)
+            else:
+                kind, key = bucket
+                table: dict[Any, set[int]] = getattr(index, kind)
+                table.setdefault(key, set()).add(conjunction_id)
+                if kind in _LENGTHS:
+                    assert isinstance(key, str)
+                    getattr(index, _LENGTHS[kind])[len(key)] += 1
+            index.size += 1
+        index.refresh()
+
+    def _unindex(self, anchor: FieldClause, conjunction_id: int) -> None:
+        index = self._paths[anchor.path]
+        for test in anchor.tests:
+            bucket = _bucket(test)
+            if bucket is None:
+                index.scans = [(t, c) for t, c in index.scans if c != conjunction_id]
+            elif bucket[0] == "present":
+                index.present.discard(conjunction_id)
+            else:
+                kind, key = bucket
+                table: dict[Any, set[int]] = getattr(index, kind)
+                members = table.get(key)
+                if members is not None:
+                    members.discard(conjunction_id)
+                    if not members:
+                        del table[key]
+                if kind in _LENGTHS:
+                    assert isinstance(key, str)
+                    lengths: Counter[int] = getattr(index, _LENGTHS[kind])
+                    lengths[len(key)] -= 1
+                    if lengths[len(key)] <= 0:
+                        del lengths[len(key)]
+            index.size -= 1
+        if index.size <= 0:
+            del self._paths[anchor.path]
+        else:
+            index.refresh()
+
+    def _current_wanted(self) -> dict[str, int]:
+        if self._wanted_stale:
+            wanted: dict[str, int] = {}
+            for path in self._path_refs:
+                wanted[path] = wanted.get(path, 0) | WANT_LEAF
+                # Every dotted prefix is a place to descend; an event key may also hold the dots itself.
+                position = path.find(".")
+                while position != -1:
+                    prefix = path[:position]
+                    wanted[prefix] = wanted.get(prefix, 0) | WANT_INNER
+                    position = path.find(".", position + 1)
+            self._wanted = wanted
+            self._wanted_stale = False
+        return self._wanted

@@ -1,0 +1,273 @@
+"""The compiled form shared by event patterns and filters: value tests, field clauses and AND/OR nodes.
+
+A rule is a ``Node``: every ``FieldClause`` must hold and, for each ``$or`` group, at least one of its
+alternatives. A clause holds when some leaf value at its path passes one of its tests, or, when
+``absent_ok`` is set, when the path has no leaf value at all (``exists: false``).
+
+Tests are type-strict like EventBridge's: strings match only strings, numbers only numbers (compared
+numerically, so ``300`` matches ``300.0``), ``true`` never matches ``1`` and ``null`` only ``null``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Scalar = str | int | float | bool | None
+
+
+def is_number(value: object) -> bool:
+    """A JSON number: ``int`` or ``float`` but never ``bool`` (which Python counts as an int)."""
+    kind = type(value)
+    return kind is int or kind is float
+
+
+class ValueTest(Protocol):
+    """One test of a single leaf value."""
+
+    def matches(self, value: object) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Exact:
+    """Equal to a JSON scalar, type-strict."""
+
+    value: Scalar
+
+    def matches(self, value: object) -> bool:
+        expected = self.value
+        if expected is None:
+            return value is None
+        kind = type(expected)
+        if kind is bool:
+            return type(value) is bool and value is expected
+        if kind is str:
+            return type(value) is str and value == expected
+        return is_number(value) and value == expected
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """A string that starts with ``text`` (case-folded on both sides when ``ignore_case``)."""
+
+    text: str
+    ignore_case: bool = False
+
+    def matches(self, value: object) -> bool:
+        if type(value) is not str:
+            return False
+        if self.ignore_case:
+            return value.casefold().startswith(self.text)
+        return value.startswith(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class Suffix:
+    """A string that ends with ``text`` (case-folded on both sides when ``ignore_case``)."""
+
+    text: str
+    ignore_case: bool = False
+
+    def matches(self, value: object) -> bool:
+        if type(value) is not str:
+            return False
+        if self.ignore_case:
+            return value.casefold().endswith(self.text)
+        return value.endswith(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class EqualsIgnoreCase:
+    """A string equal to ``text`` once both are case-folded (``text`` is stored folded)."""
+
+    text: str
+
+    def matches(self, value: object) -> bool:
+        return type(value) is str and value.casefold() == self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Numeric:
+    """A number inside a range; a missing bound is unbounded."""
+
+    lower: float | int | None = None
+    lower_inclusive: bool = False
+    upper: float | int | None = None
+    upper_inclusive: bool = False
+
+    def matches(self, value: object) -> bool:
+        if not is_number(value):
+            return False
+        assert isinstance(value, int | float)
+        lower, upper = self.lower, self.upper
+        if lower is not None and (value < lower or (value == lower and not self.lower_inclusive)):
+            return False
+        return not (upper is not None and (value > upper or (value == upper and not self.upper_inclusive)))
+
+
+@dataclass(frozen=True, slots=True)
+class Exists:
+    """Any leaf value at all (``exists: true``)."""
+
+    def matches(self, value: object) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Cidr:
+    """A string holding an IP address inside ``network`` (IPv4 or IPv6)."""
+
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+
+    def matches(self, value: object) -> bool:
+        # An IP address is at most 45 characters; refusing longer strings early bounds the parse.
+        if type(value) is not str or len(value) > 64:
+            return False
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return address.version == self.network.version and address in self.network
+
+
+@dataclass(frozen=True, slots=True)
+class Wildcard:
+    """A string matching a wildcard (``*`` = any run of characters), compiled to an anchored RE2."""
+
+    text: str
+    regex: Any = field(compare=False, hash=False)
+
+    def matches(self, value: object) -> bool:
+        return type(value) is str and self.regex.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Contains:
+    """A string containing ``text`` (the tutorial's ``contains`` filter)."""
+
+    text: str
+
+    def matches(self, value: object) -> bool:
+        return type(value) is str and self.text in value
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    """A string in which the RE2 expression finds a match (the tutorial's ``regex`` filter)."""
+
+    text: str
+    regex: Any = field(compare=False, hash=False)
+
+    def matches(self, value: object) -> bool:
+        return type(value) is str and self.regex.search(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class AnythingBut:
+    """A present value that passes none of ``excluded`` (``anything-but``, ``not_equals``)."""
+
+    excluded: tuple[ValueTest, ...]
+
+    def matches(self, value: object) -> bool:
+        return not any(test.matches(value) for test in self.excluded)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldClause:
+    """The condition on one field path: some leaf value passes some test, or the path is absent."""
+
+    path: str
+    tests: tuple[ValueTest, ...]
+    absent_ok: bool = False
+    # Exact tests split by type so that a check is one set lookup; the rest are called one by one.
+    _strings: frozenset[str] = field(init=False, repr=False, compare=False)
+    _numbers: frozenset[int | float] = field(init=False, repr=False, compare=False)
+    _literals: tuple[Scalar, ...] = field(init=False, repr=False, compare=False)
+    _others: tuple[ValueTest, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        strings: set[str] = set()
+        numbers: set[int | float] = set()
+        literals: list[Scalar] = []
+        others: list[ValueTest] = []
+        for test in self.tests:
+            if isinstance(test, Exact):
+                value = test.value
+                if type(value) is str:
+                    strings.add(value)
+                elif is_number(value):
+                    assert isinstance(value, int | float)
+                    numbers.add(value)
+                else:
+                    literals.append(value)
+            else:
+                others.append(test)
+        object.__setattr__(self, "_strings", frozenset(strings))
+        object.__setattr__(self, "_numbers", frozenset(numbers))
+        object.__setattr__(self, "_literals", tuple(literals))
+        object.__setattr__(self, "_others", tuple(others))
+
+    @property
+    def requires_presence(self) -> bool:
+        """Whether only a present field can satisfy this clause (so it can anchor an index lookup)."""
+        return not self.absent_ok
+
+    def matches_values(self, values: Sequence[object] | None) -> bool:
+        """Whether the leaf values found at ``path`` (None or empty when absent) satisfy the clause."""
+        if not values:
+            return self.absent_ok
+        strings, numbers, literals, others = self._strings, self._numbers, self._literals, self._others
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                if value in strings:
+                    return True
+            elif kind is int or kind is float:
+                if value in numbers:
+                    return True
+            elif literals and any(value is literal for literal in literals):
+                return True  # True, False and None are singletons
+            for test in others:
+                if test.matches(value):
+                    return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """All ``clauses`` hold and every ``$or`` group has an alternative that holds."""
+
+    clauses: tuple[FieldClause, ...] = ()
+    any_of: tuple[tuple[Node, ...], ...] = ()
+
+
+MATCH_ALL = Node()
+
+
+def and_nodes(*nodes: Node) -> Node:
+    """The conjunction of several nodes, flattened into one."""
+    clauses: list[FieldClause] = []
+    groups: list[tuple[Node, ...]] = []
+    for node in nodes:
+        clauses.extend(node.clauses)
+        groups.extend(node.any_of)
+    return Node(tuple(clauses), tuple(groups))
+
+
+def count_conjunctions(node: Node) -> int:
+    """How many AND-only rules ``node`` expands to (the product of its ``$or`` groups' sizes)."""
+    total = 1
+    for group in node.any_of:
+        total *= sum(count_conjunctions(alternative) for alternative in group)
+    return total
+
+
+def expand(node: Node) -> list[tuple[FieldClause, ...]]:
+    """The AND-only rules whose OR is ``node`` (disjunctive normal form); bounded by the compiler's limit."""
+    conjunctions: list[tuple[FieldClause, ...]] = [node.clauses]
+    for group in node.any_of:
+        options = [conj for alternative in group for conj in expand(alternative)]
+        conjunctions = [base + option for base in conjunctions for option in options]
+    return conjunctions
