@@ -242,3 +242,15 @@ async def test_errors_never_carry_the_client_secret(
     for text in (caplog.text, str(caught.value), repr(caught.value), repr(client)):
         assert CLIENT_SECRET not in text
         assert "token-1" not in text
+
+
+async def test_bulk_work_paces_itself(
+    make_client: ClientFactory, control_plane: ScriptedControlPlane, recording_sleep: RecordingSleep
+) -> None:
+    """At 60 requests/minute the client lets a burst of 6 through, then waits 1 s more per request."""
+    control_plane.script(GET_ONE, httpx.Response(200, json=target_json()))
+    async with make_client(rate_limit_per_minute=60.0) as client:
+        for _ in range(8):
+            await client.targets.get("tgt_1")
+    assert len(control_plane.api_requests(GET_ONE)) == 8
+    assert [round(w) for w in recording_sleep.waits] == [1, 2]

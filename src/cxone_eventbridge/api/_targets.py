@@ -96,13 +96,15 @@ class TargetsResource:
         response = await self._client.request("GET", _target_path(target_id))
         return parse_model(IntegrationTarget, response)
 
-    async def list(self, *, page_size: int | None = None) -> AsyncIterator[IntegrationTarget]:
-        """Every target, fetched page by page as the iteration needs them."""
+    async def list(self, *, page_size: int | None = None, name: str | None = None) -> AsyncIterator[IntegrationTarget]:
+        """Every target (or those named ``name``), fetched page by page as the iteration needs them."""
         cursor: str | None = None
         while True:
             params: dict[str, str | int] = {}
             if page_size is not None:
                 params["limit"] = page_size
+            if name is not None:
+                params["name"] = name
             if cursor:
                 params["cursor"] = cursor
             response = await self._client.request("GET", TARGETS_PATH, params=params or None)
@@ -175,7 +177,8 @@ class TargetsResource:
 
     async def find_by_name(self, name: str) -> IntegrationTarget | None:
         """The target with this exact name, or None."""
-        async for target in self.list():
+        # ``name`` narrows the listing on servers that support it; the check below keeps it exact on any.
+        async for target in self.list(name=name):
             if target.name == name:
                 return target
         return None
