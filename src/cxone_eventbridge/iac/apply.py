@@ -8,6 +8,8 @@
   end in the same state.
 - Deletions (``--prune``) come last.
 - The client paces requests (``Settings.rate_limit_per_minute``) and retries what is retryable.
+- Each step done is published as a ``TargetChanged`` record with action ``apply`` on the client's observer
+  bus (the audit log), besides the client's own create/patch/delete records.
 - The first failure stops the run: the report says what was done, what failed and what was not done.
   Re-running plans from the remote state as it then is, so it converges.
 
@@ -18,7 +20,6 @@ names it, and nothing is changed.
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,6 @@ from cxone_eventbridge.api import CXoneClient
 from cxone_eventbridge.exceptions import APIError, FieldError, InputError
 from cxone_eventbridge.iac.plan import Action, Plan, TargetPlan
 from cxone_eventbridge.models import AuthType, IntegrationTarget
-from cxone_eventbridge.observe.events import ObserverBus, TargetChanged
 
 Progress = Callable[[TargetPlan, "StepResult"], None]
 
@@ -125,10 +125,8 @@ async def apply_plan(
     plan: Plan,
     client: CXoneClient,
     *,
-    bus: ObserverBus | None = None,
     progress: Progress | None = None,
     run_id: str | None = None,
-    wall_clock: Callable[[], float] = time.time,
 ) -> ApplyReport:
     """Perform the plan's pending steps in order (deletions last), stopping at the first failure."""
     run_id = run_id or uuid.uuid4().hex
@@ -145,14 +143,10 @@ async def apply_plan(
             return ApplyReport(done=tuple(done), failed=failed, not_done=tuple(steps[index + 1 :]))
         result = StepResult(item.name, item.action, target_id)
         done.append(result)
-        if bus is not None:
-            fields = sorted({change.path for change in item.changes}) if item.action is Action.UPDATE else []
-            details: dict[str, Any] = {"operation": item.action.value, "runId": run_id}
-            if fields:
-                details["fields"] = fields  # paths only: a changed secret is named, never shown
-            bus.publish(
-                TargetChanged(action="apply", target=item.name, target_id=target_id, at=wall_clock(), details=details)
-            )
+        details: dict[str, Any] = {"operation": item.action.value, "runId": run_id}
+        if item.action is Action.UPDATE:
+            details["fields"] = sorted({change.path for change in item.changes})  # paths only, never values
+        client.publish_change("apply", target=item.name, target_id=target_id, details=details)
         if progress is not None:
             progress(item, result)
     return ApplyReport(done=tuple(done))
