@@ -1,9 +1,510 @@
-"""`cxeb` commands: router (placeholder until its issue lands)."""
+"""`cxeb router`: run the router (`serve`) and talk to a running one (`send`, `status`, `dlq`, `enable`).
+
+The talking commands use the router's HTTP API with the bearer ingest key; their defaults come from
+``CXEB_ROUTER_URL`` and ``CXEB_INGEST_KEY`` (``config.RouterSettings``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import quote
+
+import httpx
 import typer
+from pydantic import SecretStr, ValidationError
+
+from cxone_eventbridge.cli import render
+from cxone_eventbridge.cli.runner import run
+from cxone_eventbridge.config import RouterSettings
+from cxone_eventbridge.exceptions import APIConnectionError, APIStatusError, status_error_class
+from cxone_eventbridge.retry import parse_retry_after
+from cxone_eventbridge.router.service import MAX_EVENT_BYTES
+
+router_app = typer.Typer(help="Run the event router and talk to a running one.", no_args_is_help=True)
+dlq_app = typer.Typer(help="List, replay or purge dead letters.", no_args_is_help=True)
+router_app.add_typer(dlq_app, name="dlq")
+
+URL = typer.Option(None, "--url", help="The router's base URL [env: CXEB_ROUTER_URL; default http://127.0.0.1:8790].")
+INGEST_KEY = typer.Option(None, "--ingest-key", help="The bearer ingest key [env: CXEB_INGEST_KEY].")
+CA_BUNDLE = typer.Option(None, "--ca-bundle", help="CA certificates to trust for an https router URL.")
+OUTPUT = typer.Option(render.OutputFormat.TABLE, "--output", "-o", help="table or json.")
+SEND_ATTEMPTS = 5
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def _router_settings() -> RouterSettings:
+    try:
+        return RouterSettings()
+    except ValidationError as exc:
+        problems = [
+            f"CXEB_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        render.fail("invalid settings:\n  - " + "\n  - ".join(problems), render.EXIT_INVALID_INPUT)
+
+
+@dataclass
+class RouterAPI:
+    """A small client of the router's HTTP API; errors become ``APIError``s with the router's message."""
+
+    url: str
+    ingest_key: SecretStr | None
+    ca_bundle: Path | None = None
+    timeout_s: float = 30.0
+    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+
+    async def __aenter__(self) -> RouterAPI:
+        headers = {"User-Agent": "cxeb-router-cli"}
+        if self.ingest_key is not None:
+            headers["Authorization"] = f"Bearer {self.ingest_key.get_secret_value()}"
+        verify: str | bool = str(self.ca_bundle) if self.ca_bundle is not None else True
+        self._client = httpx.AsyncClient(
+            base_url=self.url.rstrip("/"), headers=headers, timeout=self.timeout_s, verify=verify, trust_env=False
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def request(self, method: str, path: str, *, check: bool = True, **kwargs: Any) -> httpx.Response:
+        """One request; connection failures (and error statuses, when ``check``) raise ``APIError``s."""
+        assert self._client is not None
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise APIConnectionError(f"cannot reach the router at {self.url}: {exc or type(exc).__name__}") from exc
+        if check and response.status_code >= 400:
+            raise self.error(response)
+        return response
+
+    @staticmethod
+    def error(response: httpx.Response) -> APIStatusError:
+        """The router's JSON error body as an ``APIStatusError`` (message and field errors kept)."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        message = f"the router answered {response.status_code}"
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            message = f"{message}: {body['message']}"
+            items = [e for e in body.get("errors", []) if isinstance(e, dict)]
+            if items:
+                message += "".join(f"\n  - {e.get('field', '')}: {e.get('message', '')}" for e in items)
+        cls = status_error_class(response.status_code)
+        return cls(message, status_code=response.status_code, body=body)
+
+
+def _api(url: str | None, ingest_key: str | None, ca_bundle: Path | None) -> RouterAPI:
+    settings = _router_settings()
+    key = SecretStr(ingest_key) if ingest_key else settings.ingest_key
+    return RouterAPI(url or settings.router_url, key, ca_bundle)
+
+
+# -- send ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SendSummary:
+    """What ``router send`` did."""
+
+    lines: int = 0
+    sent: int = 0
+    accepted: int = 0
+    rejected_locally: list[tuple[int, str]] = field(default_factory=list)
+    rejected_by_router: list[tuple[int, str]] = field(default_factory=list)
+    retries: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "accepted": self.accepted,
+            "rejectedLocally": [{"line": n, "message": m} for n, m in self.rejected_locally],
+            "rejectedByRouter": [{"line": n, "message": m} for n, m in self.rejected_by_router],
+            "retries": self.retries,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def check_line(text: str, *, max_event_bytes: int = MAX_EVENT_BYTES) -> dict[str, Any]:
+    """One JSON line as an event; ValueError says what is wrong with it (as the router would)."""
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        event = json.loads(text, parse_constant=no_constants)
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(event, dict):
+        raise ValueError("not a JSON object")
+    size = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > max_event_bytes:
+        raise ValueError(f"the event is {size} bytes; the limit is {max_event_bytes}")
+    event_id = event.get("id")
+    if event_id is not None and (not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 256):
+        raise ValueError("id must be a non-empty string of at most 256 characters")
+    return event
+
+
+def _read_events(stream: TextIO, summary: SendSummary) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, raw in enumerate(stream, start=1):
+        text = raw.strip()
+        if not text:
+            continue
+        summary.lines += 1
+        try:
+            event = check_line(text)
+        except ValueError as exc:
+            summary.rejected_locally.append((number, str(exc)))
+            render.warn(f"line {number}: {exc}; skipped")
+            continue
+        # An id of our own makes a retried POST idempotent: the router drops the duplicate.
+        event.setdefault("id", str(uuid.uuid4()))
+        yield number, event
+
+
+def _batches(
+    events: Iterator[tuple[int, dict[str, Any]]], *, size: int, max_bytes: int
+) -> Iterator[list[tuple[int, bytes]]]:
+    batch: list[tuple[int, bytes]] = []
+    total = 0
+    for number, event in events:
+        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        if batch and (len(batch) >= size or total + len(line) + 1 > max_bytes):
+            yield batch
+            batch, total = [], 0
+        batch.append((number, line))
+        total += len(line) + 1
+    if batch:
+        yield batch
+
+
+async def _post_batch(
+    api: RouterAPI, batch: list[tuple[int, bytes]], priority: int, summary: SendSummary
+) -> httpx.Response:
+    """POST one NDJSON batch, retrying connection errors, 429 and 502-504 with backoff (Retry-After honoured)."""
+    body = b"\n".join(line for _, line in batch) + b"\n"
+    delay = 0.5
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            response = await api.request(
+                "POST",
+                "/v1/events",
+                check=False,
+                params={"priority": priority},
+                content=body,
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+        except APIConnectionError:
+            if attempt == SEND_ATTEMPTS:
+                raise
+        else:
+            if response.status_code not in RETRY_STATUSES or attempt == SEND_ATTEMPTS:
+                return response
+            advised = parse_retry_after(response.headers.get("Retry-After"), now=datetime.now(UTC))
+            if advised is not None:
+                delay = advised
+        summary.retries += 1
+        await asyncio.sleep(min(delay, 30.0))
+        delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _bad_items(body: Any, batch: list[tuple[int, bytes]]) -> dict[int, str]:
+    """The router's ``errors`` (``line N`` of the batch) as file line numbers."""
+    bad: dict[int, str] = {}
+    if not isinstance(body, dict):
+        return bad
+    for error in body.get("errors", []):
+        where = str(error.get("field", "")) if isinstance(error, dict) else ""
+        if where.startswith("line "):
+            index_text = where.removeprefix("line ").split(".", 1)[0]
+            if index_text.isdigit() and 1 <= int(index_text) <= len(batch):
+                bad[batch[int(index_text) - 1][0]] = str(error.get("message", ""))
+    return bad
+
+
+async def send_events(
+    api: RouterAPI,
+    stream: TextIO,
+    *,
+    priority: int,
+    batch_size: int = 500,
+    max_batch_bytes: int = 4 << 20,
+    progress: Any = None,
+) -> SendSummary:
+    """Check every line locally, POST the good ones in NDJSON batches (retried), and summarise."""
+    summary = SendSummary()
+    started = time.perf_counter()
+    events = _read_events(stream, summary)
+    for sent in _batches(events, size=batch_size, max_bytes=max_batch_bytes):
+        batch = sent
+        summary.sent += len(batch)
+        response = await _post_batch(api, batch, priority, summary)
+        if response.status_code in (400, 413, 422):
+            # The router refuses a request whole: report the items it named, send the rest again.
+            bad = _bad_items(response.json(), batch)
+            if bad:
+                summary.rejected_by_router.extend(sorted(bad.items()))
+                for number, message in sorted(bad.items()):
+                    render.warn(f"line {number}: rejected by the router: {message}")
+                rest = [(n, line) for n, line in batch if n not in bad]
+                response = await _post_batch(api, rest, priority, summary) if rest else httpx.Response(202, json={})
+                batch = rest
+        if response.status_code == 202:
+            summary.accepted += len(response.json().get("ids", []))
+        elif response.status_code == 401:
+            raise status_error_class(401)("the router refused the ingest key (401)", status_code=401)
+        else:
+            message = RouterAPI.error(response).message
+            summary.rejected_by_router.extend((n, message) for n, _ in batch)
+            render.warn(f"lines {batch[0][0]}-{batch[-1][0]}: {message}")
+        if progress is not None:
+            progress(summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+@router_app.command("send")
+def send(  # noqa: PLR0917 -- typer maps each option to a parameter
+    file: str = typer.Argument(..., help="A JSON-lines file of events, or - for stdin."),
+    url: str | None = URL,
+    ingest_key: str | None = INGEST_KEY,
+    priority: int = typer.Option(5, "--priority", min=0, max=9, help="0 (first) to 9 (last); default 5."),
+    batch_size: int = typer.Option(500, "--batch-size", min=1, max=10_000, help="Events per POST."),
+    ca_bundle: Path | None = CA_BUNDLE,
+    output: render.OutputFormat = OUTPUT,
+) -> None:
+    """Send events (one JSON object per line) to a running router.
+
+    Lines are checked locally first; bad ones are reported by number and skipped. POSTs are retried on
+    connection errors, 429 and 5xx (an id is added to events without one, so a retry never duplicates).
+    Exit 1 if any line was rejected.
+    """
+    try:
+        stream: TextIO = sys.stdin if file == "-" else Path(file).open(encoding="utf-8")  # noqa: SIM115 -- closed below
+    except OSError as exc:
+        render.fail(f"cannot read {file}: {exc.strerror or exc}", render.EXIT_INVALID_INPUT)
+    total = None if file == "-" else _count_lines(Path(file))
+    api = _api(url, ingest_key, ca_bundle)
+
+    async def main() -> SendSummary:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=render.stderr, transient=True) as bar:
+            task = bar.add_task("send", total=total)
+
+            def advance(summary: SendSummary) -> None:
+                bar.update(task, completed=summary.lines)
+
+            async with api:
+                return await send_events(api, stream, priority=priority, batch_size=batch_size, progress=advance)
+
+    try:
+        summary = run(main())
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    if output is render.OutputFormat.JSON:
+        render.print_json(summary.to_dict())
+    rejected = len(summary.rejected_locally) + len(summary.rejected_by_router)
+    rate = summary.accepted / summary.seconds if summary.seconds > 0 else 0.0
+    render.info(
+        f"{summary.accepted} accepted, {rejected} rejected ({len(summary.rejected_locally)} locally, "
+        f"{len(summary.rejected_by_router)} by the router) of {summary.lines} line(s) in {summary.seconds:.2f}s "
+        f"({rate:.0f} events/s, {summary.retries} retried POST(s))"
+    )
+    if rejected:
+        raise typer.Exit(render.EXIT_ERROR)
+
+
+def _count_lines(path: Path) -> int | None:
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None
+
+
+# -- status, dead letters, enable -----------------------------------------------------------------------
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+@router_app.command("status")
+def status(
+    url: str | None = URL,
+    ingest_key: str | None = INGEST_KEY,
+    ca_bundle: Path | None = CA_BUNDLE,
+    output: render.OutputFormat = OUTPUT,
+) -> None:
+    """Per target: delivered, failed, retries, p50/p99 latency and circuit; and the queue's depths."""
+    api = _api(url, ingest_key, ca_bundle)
+
+    async def main() -> dict[str, Any]:
+        async with api:
+            data: dict[str, Any] = (await api.request("GET", "/v1/status")).json()
+            return data
+
+    data = run(main())
+    if output is render.OutputFormat.JSON:
+        render.print_json(data)
+        return
+    rows = [
+        [
+            t["target"],
+            t["delivered"],
+            t["failed"],
+            t["retries"],
+            _ms(t.get("p50Ms")),
+            _ms(t.get("p99Ms")),
+            t["circuit"],
+            data["queue"].get("pendingByTarget", {}).get(t["target"], 0),
+        ]
+        for t in data.get("targets", [])
+    ]
+    render.print_table(
+        "Targets", ["target", "delivered", "failed", "retries", "p50 ms", "p99 ms", "circuit", "pending"], rows
+    )
+    queue = data.get("queue", {})
+    render.print_table(
+        "Queue",
+        ["pending", "leased", "delivered", "dead"],
+        [[queue.get("pending"), queue.get("leased"), queue.get("delivered"), queue.get("dead")]],
+    )
+
+
+@dlq_app.command("list")
+def dlq_list(  # noqa: PLR0917 -- typer maps each option to a parameter
+    target: str | None = typer.Option(None, "--target", help="Only this target's dead letters."),
+    limit: int = typer.Option(100, "--limit", min=1, max=10_000),
+    url: str | None = URL,
+    ingest_key: str | None = INGEST_KEY,
+    ca_bundle: Path | None = CA_BUNDLE,
+    output: render.OutputFormat = OUTPUT,
+) -> None:
+    """The most recent dead letters, newest first."""
+    api = _api(url, ingest_key, ca_bundle)
+    params: dict[str, str | int] = {"limit": limit}
+    if target:
+        params["target"] = target
+
+    async def main() -> list[dict[str, Any]]:
+        async with api:
+            items: list[dict[str, Any]] = (await api.request("GET", "/v1/dead-letters", params=params)).json()["items"]
+            return items
+
+    items = run(main())
+    if output is render.OutputFormat.JSON:
+        render.print_json(items)
+        return
+    render.print_table(
+        "Dead letters",
+        ["delivery id", "event id", "target", "attempts", "reason", "last status", "last error"],
+        [
+            [i["deliveryId"], i["eventId"], i["target"], i["attempts"], i["reason"], i["lastStatus"], i["lastError"]]
+            for i in items
+        ],
+    )
+
+
+def _selection(target: str | None, ids: list[str] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if target:
+        body["target"] = target
+    if ids:
+        body["deliveryIds"] = ids
+    return body
+
+
+@dlq_app.command("replay")
+def dlq_replay(  # noqa: PLR0917 -- typer maps each option to a parameter
+    target: str | None = typer.Option(None, "--target", help="Only this target's dead letters."),
+    ids: list[str] | None = typer.Option(None, "--id", help="A delivery id (repeatable)."),
+    url: str | None = URL,
+    ingest_key: str | None = INGEST_KEY,
+    ca_bundle: Path | None = CA_BUNDLE,
+    output: render.OutputFormat = OUTPUT,
+) -> None:
+    """Make dead letters pending again (all, a target's, or the named ones)."""
+    api = _api(url, ingest_key, ca_bundle)
+
+    async def main() -> dict[str, Any]:
+        async with api:
+            result: dict[str, Any] = (
+                await api.request("POST", "/v1/dead-letters/replay", json=_selection(target, ids))
+            ).json()
+            return result
+
+    result = run(main())
+    if output is render.OutputFormat.JSON:
+        render.print_json(result)
+    else:
+        render.success(f"{result['replayed']} dead letter(s) replayed")
+
+
+@dlq_app.command("purge")
+def dlq_purge(  # noqa: PLR0917 -- typer maps each option to a parameter
+    target: str | None = typer.Option(None, "--target", help="Only this target's dead letters."),
+    ids: list[str] | None = typer.Option(None, "--id", help="A delivery id (repeatable)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    url: str | None = URL,
+    ingest_key: str | None = INGEST_KEY,
+    ca_bundle: Path | None = CA_BUNDLE,
+    output: render.OutputFormat = OUTPUT,
+) -> None:
+    """Delete dead letters for good (all, a target's, or the named ones)."""
+    what = f"the dead letters of {target}" if target else "the named dead letters" if ids else "ALL dead letters"
+    if not yes and sys.stdin.isatty() and not typer.confirm(f"Delete {what}?"):
+        raise typer.Exit(render.EXIT_OK)
+    api = _api(url, ingest_key, ca_bundle)
+
+    async def main() -> dict[str, Any]:
+        async with api:
+            result: dict[str, Any] = (
+                await api.request("POST", "/v1/dead-letters/purge", json=_selection(target, ids))
+            ).json()
+            return result
+
+    result = run(main())
+    if output is render.OutputFormat.JSON:
+        render.print_json(result)
+    else:
+        render.success(f"{result['purged']} dead letter(s) purged")
+
+
+@router_app.command("enable")
+def enable(
+    target: str = typer.Argument(..., help="The target's name."),
+    url: str | None = URL,
+    ingest_key: str | None = INGEST_KEY,
+    ca_bundle: Path | None = CA_BUNDLE,
+) -> None:
+    """Re-enable a target that the router disabled after its endpoint answered 410 Gone."""
+    api = _api(url, ingest_key, ca_bundle)
+
+    async def main() -> None:
+        async with api:
+            await api.request("POST", f"/v1/targets/{quote(target, safe='')}/enable")
+
+    run(main())
+    render.success(f"target {target} enabled")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the ``router`` group to the root app."""
+    app.add_typer(router_app, name="router")
