@@ -2,10 +2,9 @@
 
 - Creates send the whole target with an ``Idempotency-Key`` derived from this run and the target's name,
   so a create retried by the client (or resent after a lost answer) never makes a second target.
-- Updates PATCH only the top-level fields the plan found changed: fields the file does not manage are
-  never sent, so the server keeps them. ``authentication`` and ``retryPolicy`` are sent whole
-  (``retryPolicy`` merged over the remote one), so a server that replaces objects and one that merges them
-  end in the same state.
+- Updates PATCH (JSON merge patch) only the top-level fields the plan found changed: fields the file does
+  not manage are never sent, so the server keeps them. ``retryPolicy`` is sent whole, merged over the
+  remote one; ``authentication`` is sent with its type, header name and (when known) value.
 - Deletions (``--prune``) come last.
 - The client paces requests (``Settings.rate_limit_per_minute``) and retries what is retryable.
 - Each step done is published as a ``TargetChanged`` record with action ``apply`` on the client's observer
@@ -25,9 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cxone_eventbridge import secret_refs
 from cxone_eventbridge.api import CXoneClient
 from cxone_eventbridge.exceptions import APIError, FieldError, InputError
-from cxone_eventbridge.iac.plan import Action, Plan, TargetPlan
+from cxone_eventbridge.iac.plan import AUTH_VALUE_PATH, Action, Plan, TargetPlan
 from cxone_eventbridge.models import AuthType, IntegrationTarget
 
 Progress = Callable[[TargetPlan, "StepResult"], None]
@@ -81,8 +81,9 @@ def check_secrets_available(plan: Plan, unresolved: dict[str, list[str]]) -> Non
         if item.action is Action.CREATE:
             needed = missing
         elif item.action is Action.UPDATE:
-            keys = {change.top_level_key for change in item.changes}
-            needed = {path for path in missing if path.split(".", 1)[0] in keys}
+            # A patch of the same auth type keeps the stored value; a new type needs one.
+            type_changes = any(change.path == "authentication.type" for change in item.changes)
+            needed = {path for path in missing if path == AUTH_VALUE_PATH and type_changes}
         else:
             needed = set()
         errors.extend(
@@ -114,11 +115,20 @@ def patch_body(item: TargetPlan) -> dict[str, Any]:
 
 
 def _authentication_body(target: IntegrationTarget) -> dict[str, Any]:
-    auth = target.authentication.to_wire(reveal_secrets=True)
-    auth.pop("valueFingerprint", None)
-    if target.authentication.type is AuthType.NONE:
-        auth.pop("value", None)
-    return {key: value for key, value in auth.items() if value is not None}
+    """The whole authentication object, secret included when known.
+
+    Under merge-patch semantics an unsent value is kept when the type stays, and a new type starts from
+    scratch (``check_secrets_available`` made sure a value is known then).
+    """
+    auth = target.authentication
+    body: dict[str, Any] = {"type": auth.type.value}
+    if auth.type is AuthType.API_KEY:
+        body["headerName"] = auth.header_name
+    if auth.type is not AuthType.NONE and auth.value is not None:
+        text = auth.value.get_secret_value()
+        if not secret_refs.is_reference(text):
+            body["value"] = text
+    return body
 
 
 async def apply_plan(
