@@ -72,9 +72,13 @@ def redact(value: Any, *, key: str = "") -> Any:
     mapping's ``value``, ``SecretStr`` instances and strings shaped like a signing secret or a bearer
     credential are all replaced; the audit records carry no secrets, this is the second line of defence.
     """
-    if isinstance(value, SecretStr):
-        return REDACTED
-    if isinstance(value, Mapping):
+    # The common types first, by exact type: this runs on every delivery outcome.
+    kind = type(value)
+    if kind is str:
+        return REDACTED if _SECRET_VALUE.match(value.strip()) else value
+    if value is None or kind is bool or kind is int or kind is float:
+        return value
+    if isinstance(value, dict | Mapping):
         auth = key.lower() == "authentication"
         out: dict[str, Any] = {}
         for k, v in value.items():
@@ -86,9 +90,11 @@ def redact(value: Any, *, key: str = "") -> Any:
         return out
     if isinstance(value, list | tuple | set | frozenset):
         return [redact(v, key=key) for v in value]
+    if isinstance(value, SecretStr):
+        return REDACTED
     if isinstance(value, str):
         return REDACTED if _SECRET_VALUE.match(value.strip()) else value
-    if value is None or isinstance(value, bool | int | float):
+    if isinstance(value, bool | int | float):
         return value
     return str(value)
 
