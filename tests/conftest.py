@@ -1,5 +1,13 @@
 """Shared loopback fixtures: a real HTTPS webhook receiver and a real sandbox control-plane server.
 
+``sandbox`` is a real sandbox server (uvicorn on a 127.0.0.1 ephemeral port, in a background thread,
+shared by the session) with a fresh client id, hence a fresh empty tenant, per test. It has ``.base_url``,
+``.token_url``, ``.client_id``, ``.client_secret``, ``.access_key_id``, ``.access_key_secret``,
+``.settings(**overrides) -> Settings`` and ``.app`` (for ``httpx.ASGITransport``). It trusts the session's
+receiver CA and allows private endpoints, so targets can point at ``https_receiver``.
+``sandbox_factory(**config_overrides)`` starts a dedicated server with its own ``SandboxConfig`` (rate
+limits, faults, a fake clock, a --db file); it is stopped at teardown.
+
 ``https_receiver`` is an async factory: ``await https_receiver(status=200, fail_rate=0.0, secret=None,
 latency_ms=0, retry_after=None)`` starts a receiver on an ephemeral 127.0.0.1 port in the test's event
 loop and returns it (``.url``, ``.ca_path``, ``.records()``); every receiver is stopped at teardown.
@@ -7,16 +15,25 @@ loop and returns it (``.url``, ``.ca_path``, ``.records()``); every receiver is 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
+from cxone_eventbridge.config import Settings
+from cxone_eventbridge.sandbox.app import SandboxState, create_app
 from cxone_eventbridge.sandbox.certs import ensure_certificates
+from cxone_eventbridge.sandbox.config import SandboxClient, SandboxConfig
 from cxone_eventbridge.sandbox.receiver import ReceiverConfig, RunningReceiver, start_receiver
+from cxone_eventbridge.sandbox.server import BackgroundServer
 
 ReceiverFactory = Callable[..., Awaitable[RunningReceiver]]
+# Client-side and server-side limits high enough that no test meets them unless it asks to.
+TEST_RATE_LIMIT_PER_MINUTE = 1_000_000.0
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +76,115 @@ async def https_receiver(receiver_certs_dir: Path, tmp_path: Path) -> AsyncItera
     yield factory
     for receiver in started:
         await receiver.stop()
+
+
+@dataclass(frozen=True)
+class SandboxHandle:
+    """A running sandbox server and one client (tenant) on it."""
+
+    app: FastAPI
+    base_url: str
+    client_id: str
+    client_secret: str
+    access_key_id: str
+    access_key_secret: str
+    config: SandboxConfig
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/oauth/token"
+
+    @property
+    def state(self) -> SandboxState:
+        """The server's state (store, client registry), for assertions."""
+        state: SandboxState = self.app.state.sandbox
+        return state
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Client settings pointing at this sandbox with this handle's credentials."""
+        values: dict[str, Any] = {
+            "base_url": self.base_url,
+            "token_url": self.token_url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "access_key_id": self.access_key_id,
+            "access_key_secret": self.access_key_secret,
+            "rate_limit_per_minute": TEST_RATE_LIMIT_PER_MINUTE,
+            "ca_bundle": self.config.ca_bundle,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+
+def _test_config(receiver_certs_dir: Path, **overrides: Any) -> SandboxConfig:
+    base = SandboxConfig(
+        port=0,
+        rate_limit_per_minute=TEST_RATE_LIMIT_PER_MINUTE,
+        allow_private_endpoints=True,
+        ca_bundle=receiver_certs_dir / "ca.pem",
+    )
+    return replace(base, **overrides)
+
+
+@pytest.fixture(scope="session")
+def _shared_sandbox(receiver_certs_dir: Path) -> Iterator[tuple[FastAPI, BackgroundServer]]:
+    app = create_app(_test_config(receiver_certs_dir))
+    server = BackgroundServer(app).start()
+    yield app, server
+    server.stop()
+    app.state.sandbox.close()
+
+
+@pytest.fixture
+def sandbox(_shared_sandbox: tuple[FastAPI, BackgroundServer]) -> SandboxHandle:
+    """A real sandbox server on loopback, with a fresh client id (an empty tenant of its own) for this test."""
+    app, server = _shared_sandbox
+    state: SandboxState = app.state.sandbox
+    suffix = secrets.token_hex(6)
+    client = SandboxClient(
+        client_id=f"test-client-{suffix}",
+        client_secret=secrets.token_urlsafe(24),
+        access_key_id=f"test-key-{suffix}",
+        access_key_secret=secrets.token_urlsafe(24),
+    )
+    state.register_client(client)
+    assert client.access_key_id is not None
+    assert client.access_key_secret is not None
+    return SandboxHandle(
+        app=app,
+        base_url=server.base_url,
+        client_id=client.client_id,
+        client_secret=client.client_secret,
+        access_key_id=client.access_key_id,
+        access_key_secret=client.access_key_secret,
+        config=state.config,
+    )
+
+
+SandboxFactory = Callable[..., SandboxHandle]
+
+
+@pytest.fixture
+def sandbox_factory(receiver_certs_dir: Path) -> Iterator[SandboxFactory]:
+    """Start dedicated sandbox servers with ``SandboxConfig`` overrides (faults, rate limits, clock, db_path)."""
+    running: list[tuple[FastAPI, BackgroundServer]] = []
+
+    def factory(**overrides: Any) -> SandboxHandle:
+        config = _test_config(receiver_certs_dir, **overrides)
+        app = create_app(config)
+        server = BackgroundServer(app).start()
+        running.append((app, server))
+        return SandboxHandle(
+            app=app,
+            base_url=server.base_url,
+            client_id=config.client_id,
+            client_secret=config.client_secret,
+            access_key_id=config.access_key_id,
+            access_key_secret=config.access_key_secret,
+            config=config,
+        )
+
+    yield factory
+    for app, server in running:
+        server.stop()
+        app.state.sandbox.close()

@@ -1,0 +1,51 @@
+"""Fault injection: random 5xx, added latency and forced bursts of 429, so clients can prove their retries.
+
+Injected answers carry ``X-Sandbox-Fault: injected`` so that tests (and people) can tell them from bugs.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+from cxone_eventbridge.sandbox.config import SandboxConfig
+
+FAULT_HEADER = "X-Sandbox-Fault"
+_FAULT_STATUSES = (500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected answer instead of the real one."""
+
+    status: int
+    retry_after_s: int | None = None
+
+
+class FaultInjector:
+    """Decides, per API request, whether to answer with an injected fault."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self._config = config
+        self._random = random.Random(config.seed)  # noqa: S311 -- fault injection, not cryptography
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def latency_s(self) -> float:
+        return self._config.latency_ms / 1000
+
+    def next_fault(self) -> Fault | None:
+        """The fault for the next request, if any: a forced 429 first, then a random 5xx."""
+        config = self._config
+        with self._lock:
+            index = self._count
+            self._count += 1
+            if config.fault_429_burst:
+                position = index % config.fault_429_period if config.fault_429_period else index
+                if position < config.fault_429_burst:
+                    return Fault(429, config.fault_retry_after_s)
+            if config.fault_rate and self._random.random() < config.fault_rate:
+                return Fault(self._random.choice(_FAULT_STATUSES))
+        return None

@@ -1,0 +1,134 @@
+"""The test call: one real, signed synthetic event POSTed to a target's endpoint.
+
+The destination is resolved and checked against the egress policy first (SSRF), and the request then goes
+to the checked address itself (the URL's host kept for ``Host``, SNI and certificate checks), so a DNS
+answer that changes between the check and the connection cannot redirect it. Redirects are not followed.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from cxone_eventbridge import __version__, secret_refs, signing
+from cxone_eventbridge.exceptions import EgressDeniedError
+from cxone_eventbridge.models import AuthType, IntegrationTarget, TargetTestResult, TestOutcome
+from cxone_eventbridge.ssrf import EgressPolicy, Resolver, resolve_and_check, system_resolver
+
+TEST_EVENT_TYPE = "target.test"
+
+
+@dataclass(frozen=True)
+class TestCallOutcome:
+    """The HTTP status the sandbox answers with and the result body."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    http_status: int
+    result: TargetTestResult
+
+
+def client_ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """The system's CAs plus, optionally, a local CA (the receiver's ca.pem)."""
+    context = ssl.create_default_context()
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
+def _auth_headers(target: IntegrationTarget) -> dict[str, str]:
+    auth = target.authentication
+    if auth.type == AuthType.NONE or auth.value is None:
+        return {}
+    value = auth.value.get_secret_value()
+    if secret_refs.is_reference(value):
+        raise ValueError("authentication.value is an unresolved ${env:...} reference; send the resolved value")
+    if auth.type == AuthType.BEARER:
+        return {"Authorization": f"Bearer {value}"}
+    if auth.type == AuthType.BASIC:
+        return {"Authorization": "Basic " + base64.b64encode(value.encode()).decode("ascii")}
+    return {auth.header_name or "X-API-Key": value}
+
+
+def _request_headers(target: IntegrationTarget, test_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "User-Agent": f"cxeb-sandbox/{__version__}"}
+    headers.update(_auth_headers(target))
+    if target.signing_secret is not None:
+        secret = target.signing_secret.get_secret_value()
+        if secret_refs.is_reference(secret):
+            raise ValueError("signingSecret is an unresolved ${env:...} reference; send the resolved value")
+        headers.update(signing.signature_headers(secret, test_id, timestamp, body))
+    return headers
+
+
+def _failed(http_status: int, test_id: str, error: str, status_code: int | None = None) -> TestCallOutcome:
+    result = TargetTestResult(result=TestOutcome.FAILED, status_code=status_code, error=error, test_id=test_id)
+    return TestCallOutcome(http_status, result)
+
+
+async def send_test_event(
+    target: IntegrationTarget,
+    *,
+    policy: EgressPolicy,
+    ssl_context: ssl.SSLContext,
+    clock: Callable[[], float] = time.time,
+    resolver: Resolver = system_resolver,
+) -> TestCallOutcome:
+    """POST ``{"eventType": "target.test", "testId", "timestamp"}``: 200 when it passed, 502/504 when not."""
+    test_id = f"tst_{uuid.uuid4().hex}"
+    now = clock()
+    body = json.dumps(
+        {
+            "eventType": TEST_EVENT_TYPE,
+            "testId": test_id,
+            "timestamp": dt.datetime.fromtimestamp(now, dt.UTC).isoformat().replace("+00:00", "Z"),
+        }
+    ).encode()
+    parts = urlsplit(target.endpoint)
+    host = parts.hostname or ""
+    port = parts.port or 443
+    try:
+        headers = _request_headers(target, test_id, int(now), body)
+    except ValueError as exc:
+        return _failed(502, test_id, str(exc))
+    try:
+        addresses = await resolve_and_check(host, port, policy, resolver)
+    except EgressDeniedError as exc:
+        return _failed(502, test_id, str(exc))
+    address = addresses[0]
+    netloc_host = f"[{address}]" if ":" in address else address
+    pinned = urlunsplit(("https", f"{netloc_host}:{port}", parts.path or "/", parts.query, ""))
+    headers["Host"] = parts.netloc
+    timeout_s = target.retry_policy.timeout_ms / 1000
+    started = time.perf_counter()
+    try:
+        async with httpx.AsyncClient(verify=ssl_context, timeout=timeout_s, follow_redirects=False) as client:
+            response = await client.post(pinned, content=body, headers=headers, extensions={"sni_hostname": host})
+    except httpx.TimeoutException:
+        return _failed(504, test_id, f"the endpoint did not answer within {target.retry_policy.timeout_ms} ms")
+    except httpx.HTTPError as exc:
+        reason = str(exc) or type(exc).__name__
+        return _failed(502, test_id, f"could not reach the endpoint: {reason}")
+    latency_ms = round((time.perf_counter() - started) * 1000, 1)
+    if 200 <= response.status_code < 300:
+        result = TargetTestResult(
+            result=TestOutcome.PASSED, status_code=response.status_code, latency_ms=latency_ms, test_id=test_id
+        )
+        return TestCallOutcome(200, result)
+    result = TargetTestResult(
+        result=TestOutcome.FAILED,
+        status_code=response.status_code,
+        latency_ms=latency_ms,
+        error=f"the endpoint answered HTTP {response.status_code}",
+        test_id=test_id,
+    )
+    return TestCallOutcome(502, result)
