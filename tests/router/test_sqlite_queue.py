@@ -293,3 +293,15 @@ async def test_invalid_priority_is_refused(queue: SQLiteQueue) -> None:
     """Priorities are 0-9."""
     with pytest.raises(ValueError, match="priority"):
         await queue.put([event("e1", "a", priority=10)])
+
+
+async def test_purge_deletes_dead_letters_only(queue: SQLiteQueue) -> None:
+    """Purge removes the selected dead letters for good and leaves pending work alone."""
+    await queue.put([event("e1", "a"), event("e2", "b"), event("e3", "c")])
+    leased = await queue.lease(capacity={"a": 1, "b": 1}, limit=10, now=T0, lease_s=30)
+    for d in leased:
+        await queue.dead_letter(d, reason="permanent", now=T0, last_status=400, last_error=None)
+    assert await queue.purge(delivery_ids=[delivery_id_for("e1", "a")]) == 1
+    assert await queue.purge(target="b") == 1
+    stats = await queue.stats()
+    assert (stats.dead, stats.pending) == (0, 1)

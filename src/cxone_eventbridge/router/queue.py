@@ -181,6 +181,10 @@ class DeliveryQueue(Protocol):
         """Make dead letters pending again (all, a target's, or the named ones); returns how many."""
         ...
 
+    async def purge(self, *, delivery_ids: Sequence[str] | None = None, target: str | None = None) -> int:
+        """Delete dead letters for good (all, a target's, or the named ones); returns how many."""
+        ...
+
     async def stats(self) -> QueueStats:
         """Counts by state."""
         ...

@@ -658,6 +658,36 @@ class SQLiteQueue:
 
         return await self._submit(op)
 
+    async def purge(self, *, delivery_ids: Sequence[str] | None = None, target: str | None = None) -> int:
+        ids = list(delivery_ids) if delivery_ids is not None else None
+
+        def op(conn: sqlite3.Connection) -> int:
+            sql = "DELETE FROM deliveries WHERE state = 3"
+            params: list[Any] = []
+            if target is not None:
+                sql += " AND target = ?"
+                params.append(target)
+            chunks: list[list[str] | None] = (
+                [ids[i : i + _MAX_LEASE] for i in range(0, len(ids), _MAX_LEASE)] if ids is not None else [None]
+            )
+            event_seqs: set[int] = set()
+            total = 0
+            for chunk in chunks:
+                chunk_sql, chunk_params = sql, list(params)
+                if chunk is not None:
+                    chunk_sql += f" AND delivery_id IN ({_placeholders(len(chunk))})"
+                    chunk_params.extend(chunk)
+                rows = conn.execute(chunk_sql + " RETURNING event_seq", chunk_params).fetchall()
+                event_seqs.update(row[0] for row in rows)
+                total += len(rows)
+            conn.executemany(
+                "DELETE FROM events WHERE seq = ? AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_seq = ?)",
+                [(seq, seq) for seq in event_seqs],
+            )
+            return total
+
+        return await self._submit(op)
+
     async def stats(self) -> QueueStats:
         def op(conn: sqlite3.Connection) -> QueueStats:
             counts = [

@@ -1,0 +1,392 @@
+"""The dispatcher: lease ready deliveries, send them, and record what happened.
+
+One loop leases work within two bounds: ``max_in_flight`` overall and ``per_target_in_flight`` per
+target (fewer when the target's circuit is open or half-open). Each leased delivery runs as a task that
+sends one attempt and then acks it, reschedules it (a row with ``next_attempt_at``; nothing sleeps in
+process) or dead-letters it. ``_attempt`` is the one place where any failure becomes a recorded attempt.
+
+Shutdown: stop leasing, let in-flight deliveries finish until the deadline, then cancel the rest and
+give their leases back (no attempt spent; the receiver may see such a delivery again, which
+at-least-once allows and the constant ``webhook-id`` lets it detect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from cxone_eventbridge.models import IntegrationTarget
+from cxone_eventbridge.observe.events import (
+    CircuitStateChanged,
+    DeliveryAttempted,
+    DeliveryDeadLettered,
+    DeliveryRetryScheduled,
+    DeliverySucceeded,
+    ObserverBus,
+    TargetChanged,
+)
+from cxone_eventbridge.retry import next_delay
+from cxone_eventbridge.router.circuit import CircuitPolicy, Circuits, CircuitState
+from cxone_eventbridge.router.delivery import AttemptOutcome, AttemptResult, DeliveryClient
+from cxone_eventbridge.router.queue import DeadLetterReason, Delivery, DeliveryQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherOptions:
+    """How hard and how patiently the dispatcher works. Times in seconds."""
+
+    max_in_flight: int = 256
+    per_target_in_flight: int = 64
+    lease_s: float = 30.0
+    lease_batch: int = 256
+    poll_interval_s: float = 0.25
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 300.0
+    max_retry_after_s: float = 3600.0
+    max_event_age_s: float = 86_400.0
+    retention_s: float = 86_400.0
+    housekeeping_interval_s: float = 1.0
+    prune_interval_s: float = 300.0
+    retryable_4xx: frozenset[int] = frozenset()
+    circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1 or self.per_target_in_flight < 1:
+            raise ValueError("max_in_flight and per_target_in_flight must be >= 1")
+        if not 0 < self.lease_s <= 300:
+            raise ValueError("lease_s must be in (0, 300]")
+
+
+GoneListener = Callable[[str], None]
+
+
+class Dispatcher:
+    """Moves deliveries from the queue to their targets until stopped."""
+
+    def __init__(
+        self,
+        queue: DeliveryQueue,
+        client: DeliveryClient,
+        *,
+        bus: ObserverBus,
+        options: DispatcherOptions,
+        clock: Callable[[], float] = time.time,
+        on_gone: GoneListener | None = None,
+    ) -> None:
+        self._queue = queue
+        self._client = client
+        self._bus = bus
+        self._options = options
+        self._clock = clock
+        self._on_gone = on_gone
+        self._targets: dict[str, IntegrationTarget] = {}
+        self._disabled: set[str] = set()
+        self._circuits = Circuits(policy=options.circuit, clock=clock, on_change=self._circuit_changed)
+        self._in_flight: dict[int, tuple[Delivery, asyncio.Task[None]]] = {}
+        self._per_target: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._next_wake_at: float | None = None
+        self._last_housekeeping = float("-inf")
+        self._last_prune = float("-inf")
+
+    # -- configuration -----------------------------------------------------------------------------
+
+    def set_targets(self, targets: Mapping[str, IntegrationTarget]) -> None:
+        """Replace the targets deliveries may go to (by name)."""
+        for name in set(self._targets) - set(targets):
+            self._circuits.forget(name)
+        self._targets = dict(targets)
+        self.notify()
+
+    def set_disabled(self, names: set[str]) -> None:
+        self._disabled = set(names)
+        self.notify()
+
+    @property
+    def disabled(self) -> frozenset[str]:
+        return frozenset(self._disabled)
+
+    def circuit_states(self) -> dict[str, CircuitState]:
+        return self._circuits.states()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def notify(self) -> None:
+        """New work may be ready (an ingest, a freed slot): lease now rather than at the next poll."""
+        self._wake.set()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._loop_task is None:
+            self._stopping = False
+            self._loop_task = asyncio.create_task(self._run(), name="cxeb-dispatcher")
+
+    async def stop(self, deadline_s: float = 10.0) -> None:
+        """Stop leasing; wait up to ``deadline_s`` for in-flight work, then cancel it and release its leases."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+            self._loop_task = None
+        tasks = [task for _, task in self._in_flight.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=max(deadline_s, 0.0))
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        leftovers = [delivery for delivery, _ in self._in_flight.values()]
+        self._in_flight.clear()
+        if leftovers:
+            try:
+                await self._queue.release(leftovers)
+            except Exception:  # shutdown boundary: the leases expire anyway
+                log.exception("could not release %d leases at shutdown; they will expire", len(leftovers))
+
+    # -- the lease loop ----------------------------------------------------------------------------
+
+    def _capacity(self) -> dict[str, int]:
+        cap = self._options.per_target_in_flight
+        capacity: dict[str, int] = {}
+        for name in self._targets:
+            if name in self._disabled:
+                continue
+            free = cap - self._per_target.get(name, 0)
+            if free > 0 and (allowed := self._circuits.get(name).allowance(free)) > 0:
+                capacity[name] = allowed
+        return capacity
+
+    async def _run(self) -> None:
+        options = self._options
+        while not self._stopping:
+            now = self._clock()
+            if now - self._last_housekeeping >= options.housekeeping_interval_s:
+                self._last_housekeeping = now
+                await self._housekeeping(now)
+            room = options.max_in_flight - len(self._in_flight)
+            capacity = self._capacity() if room > 0 else {}
+            asked = min(room, options.lease_batch)
+            leased: list[Delivery] = []
+            if capacity:
+                self._wake.clear()
+                try:
+                    leased = await self._queue.lease(capacity=capacity, limit=asked, now=now, lease_s=options.lease_s)
+                except Exception:  # dispatcher boundary: a failed lease is retried at the next poll
+                    log.exception("leasing deliveries failed; retrying")
+            for delivery in leased:
+                self._launch(delivery)
+            if self._stopping:
+                break
+            if leased and len(leased) >= asked:
+                await asyncio.sleep(0)  # more is probably ready; let the tasks run first
+                continue
+            await self._idle()
+
+    async def _idle(self) -> None:
+        timeout = self._options.poll_interval_s
+        now = self._clock()
+        wake_times = [t for t in (self._next_wake_at, self._circuits.next_change_at()) if t is not None]
+        if wake_times:
+            timeout = max(0.0, min(timeout, min(wake_times) - now))
+            self._next_wake_at = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        self._wake.clear()
+
+    def _launch(self, delivery: Delivery) -> None:
+        if delivery.key in self._in_flight:
+            return  # our own lease ran out while the attempt is still going; that attempt will settle it
+        target = delivery.target
+        self._per_target[target] = self._per_target.get(target, 0) + 1
+        self._circuits.get(target).started()
+        task = asyncio.create_task(self._attempt(delivery))
+        self._in_flight[delivery.key] = (delivery, task)
+
+    async def _housekeeping(self, now: float) -> None:
+        try:
+            for letter in await self._queue.expire(now=now, max_age_s=self._options.max_event_age_s):
+                self._bus.publish(
+                    DeliveryDeadLettered(
+                        event_id=letter.event_id,
+                        delivery_id=letter.delivery_id,
+                        target=letter.target,
+                        attempts=letter.attempts,
+                        reason=letter.reason,
+                        last_status=letter.last_status,
+                        at=now,
+                    )
+                )
+            if now - self._last_prune >= self._options.prune_interval_s:
+                self._last_prune = now
+                await self._queue.prune(now=now, retention_s=self._options.retention_s)
+        except Exception:  # dispatcher boundary: housekeeping is retried at the next interval
+            log.exception("queue housekeeping failed; retrying later")
+
+    # -- one delivery ------------------------------------------------------------------------------
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        name = delivery.target
+        breaker = self._circuits.get(name)
+        slot_held = True
+        cancelled = False
+        try:
+            target = self._targets.get(name)
+            if target is None or name in self._disabled:
+                breaker.cancelled()
+                await self._queue.release([delivery])
+                return
+            try:
+                result = await self._client.send(target, delivery)
+            except asyncio.CancelledError:
+                breaker.cancelled()
+                raise
+            except Exception as exc:  # the dispatcher boundary: any failure is a recorded attempt
+                log.exception("delivery %s to %s failed unexpectedly", delivery.delivery_id, name)
+                result = AttemptResult(AttemptOutcome.ERROR, None, 0.0, error=f"{type(exc).__name__}: {exc}")
+            self._free_slot(name)
+            slot_held = False
+            await self._settle(delivery, target, result)
+        except asyncio.CancelledError:
+            cancelled = True  # shutdown: stop() finds the entry in _in_flight and releases the lease
+            raise
+        except Exception:  # the dispatcher boundary: a failed record leaves the lease to expire
+            log.exception("recording delivery %s failed; its lease will expire and it will be retried", delivery.key)
+        finally:
+            if slot_held:
+                self._free_slot(name)
+            if not cancelled:
+                self._in_flight.pop(delivery.key, None)
+
+    def _free_slot(self, target: str) -> None:
+        self._per_target[target] = self._per_target.get(target, 1) - 1
+        self.notify()
+
+    async def _settle(self, delivery: Delivery, target: IntegrationTarget, result: AttemptResult) -> None:
+        now = self._clock()
+        name = delivery.target
+        attempt = delivery.attempts + 1
+        self._bus.publish(
+            DeliveryAttempted(
+                event_id=delivery.event_id,
+                delivery_id=delivery.delivery_id,
+                target=name,
+                attempt=attempt,
+                outcome=result.outcome.value,
+                status_code=result.status,
+                latency_s=result.latency_s,
+                error=result.error,
+                at=now,
+            )
+        )
+        breaker = self._circuits.get(name)
+        outcome = result.outcome
+        if outcome is AttemptOutcome.SUCCESS:
+            breaker.record_success()
+            await self._queue.ack(delivery, now=now, status=result.status)
+            self._bus.publish(
+                DeliverySucceeded(
+                    event_id=delivery.event_id,
+                    delivery_id=delivery.delivery_id,
+                    target=name,
+                    attempts=attempt,
+                    end_to_end_s=max(0.0, now - delivery.accepted_at),
+                    at=now,
+                )
+            )
+            return
+        if outcome.retryable:
+            breaker.record_failure()
+            policy = target.retry_policy
+            if attempt > policy.max_retries:
+                await self._dead_letter(delivery, DeadLetterReason.RETRIES_EXHAUSTED, result, now)
+                return
+            delay = next_delay(
+                policy.backoff_strategy,
+                attempt - 1,
+                retry_after_s=result.retry_after_s,
+                base_s=self._options.retry_base_s,
+                cap_s=self._options.retry_cap_s,
+                max_retry_after_s=self._options.max_retry_after_s,
+            )
+            next_at = now + delay
+            if next_at - delivery.accepted_at > self._options.max_event_age_s:
+                await self._dead_letter(delivery, DeadLetterReason.EXPIRED, result, now)
+                return
+            await self._queue.reschedule(
+                delivery, next_attempt_at=next_at, now=now, last_status=result.status, last_error=result.error
+            )
+            self._wake_at(next_at)
+            self._bus.publish(
+                DeliveryRetryScheduled(
+                    event_id=delivery.event_id,
+                    delivery_id=delivery.delivery_id,
+                    target=name,
+                    attempt=attempt,
+                    delay_s=delay,
+                    reason=f"status {result.status}" if result.status is not None else (result.error or "error"),
+                    at=now,
+                )
+            )
+            return
+        if outcome is AttemptOutcome.GONE:
+            breaker.record_success()  # the endpoint answered; the circuit is not what stops it now
+            await self._dead_letter(delivery, DeadLetterReason.GONE, result, now)
+            self._disable(name, target, now)
+            return
+        if outcome is AttemptOutcome.REFUSED:
+            breaker.cancelled()
+            await self._dead_letter(delivery, DeadLetterReason.EGRESS_DENIED, result, now)
+            return
+        breaker.record_success()  # a permanent 4xx: the endpoint is up, the request is what it refuses
+        await self._dead_letter(delivery, DeadLetterReason.PERMANENT, result, now)
+
+    async def _dead_letter(
+        self, delivery: Delivery, reason: DeadLetterReason, result: AttemptResult, now: float
+    ) -> None:
+        await self._queue.dead_letter(
+            delivery, reason=reason.value, now=now, last_status=result.status, last_error=result.error
+        )
+        self._bus.publish(
+            DeliveryDeadLettered(
+                event_id=delivery.event_id,
+                delivery_id=delivery.delivery_id,
+                target=delivery.target,
+                attempts=delivery.attempts + 1,
+                reason=reason.value,
+                last_status=result.status,
+                at=now,
+            )
+        )
+
+    def _disable(self, name: str, target: IntegrationTarget, now: float) -> None:
+        if name in self._disabled:
+            return
+        self._disabled.add(name)
+        self._bus.publish(
+            TargetChanged(
+                action="disabled", target=name, target_id=target.id, at=now, details={"reason": "gone", "status": 410}
+            )
+        )
+        if self._on_gone is not None:
+            self._on_gone(name)
+
+    def _wake_at(self, when: float) -> None:
+        if self._next_wake_at is None or when < self._next_wake_at:
+            self._next_wake_at = when
+
+    def _circuit_changed(self, target: str, state: CircuitState) -> None:
+        self._bus.publish(CircuitStateChanged(target=target, state=state.value, at=self._clock()))
+        if state is not CircuitState.OPEN:
+            self.notify()

@@ -1,0 +1,300 @@
+"""The event router: the routing table, the durable queue, the dispatcher and the observer bus, composed.
+
+``await router.ingest(events, priority)`` validates the events (JSON objects, at most 256 KB each),
+keeps each event's own ``id`` for deduplication or assigns one, matches them against every target, and
+returns their ids only after the events and their deliveries are committed to the queue. From then on
+nothing is lost: the dispatcher delivers each (event, target) at least once, or dead-letters it with
+the reason.
+
+A target that answers 410 Gone is disabled (remembered in the queue across restarts); its deliveries,
+and those of events accepted meanwhile, wait in the queue until ``enable_target`` or until they expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import aiohttp
+
+from cxone_eventbridge import secret_refs
+from cxone_eventbridge.exceptions import FieldError, InputError, InvalidEventError
+from cxone_eventbridge.matching import RoutingTable
+from cxone_eventbridge.models import IntegrationTarget, TargetStatus
+from cxone_eventbridge.observe.events import EventAccepted, IngestRejected, ObserverBus
+from cxone_eventbridge.router.circuit import CircuitState
+from cxone_eventbridge.router.delivery import DeliveryClient, aclose_session, create_session
+from cxone_eventbridge.router.dispatcher import Dispatcher, DispatcherOptions
+from cxone_eventbridge.router.queue import (
+    DEFAULT_PRIORITY,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    DeadLetter,
+    DeliveryQueue,
+    QueuedEvent,
+    QueueStats,
+)
+from cxone_eventbridge.ssrf import EgressPolicy, Resolver, system_resolver
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_BYTES = 256 * 1024
+MAX_EVENT_ID_CHARS = 256
+
+
+def _new_event_id() -> str:
+    return f"evt_{uuid.uuid4().hex}"
+
+
+def _check_target(target: IntegrationTarget) -> None:
+    """Refuse a target that cannot be delivered to as given (a secret still an ``${env:...}`` reference)."""
+    errors: list[FieldError] = []
+    auth_value = target.authentication.value
+    if auth_value is not None and secret_refs.is_reference(auth_value.get_secret_value()):
+        errors.append(FieldError("authentication.value", "is an unresolved ${env:...} reference"))
+    secret = target.signing_secret
+    if secret is not None and secret_refs.is_reference(secret.get_secret_value()):
+        errors.append(FieldError("signingSecret", "is an unresolved ${env:...} reference"))
+    if errors:
+        raise InputError(f"target {target.name!r} cannot be routed to; resolve its secrets first", errors)
+
+
+class EventRouter:
+    """Routes events to targets durably. Use as ``async with EventRouter(queue, ...) as router:``."""
+
+    def __init__(
+        self,
+        queue: DeliveryQueue,
+        *,
+        targets: Iterable[IntegrationTarget] = (),
+        bus: ObserverBus | None = None,
+        options: DispatcherOptions | None = None,
+        egress: EgressPolicy | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        resolver: Resolver = system_resolver,
+        clock: Callable[[], float] = time.time,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        new_event_id: Callable[[], str] = _new_event_id,
+    ) -> None:
+        self.queue = queue
+        self.bus = bus if bus is not None else ObserverBus()
+        self.options = options if options is not None else DispatcherOptions()
+        self._egress = egress if egress is not None else EgressPolicy()
+        self._ssl_context = ssl_context
+        self._resolver = resolver
+        self._clock = clock
+        self._max_event_bytes = max_event_bytes
+        self._new_event_id = new_event_id
+        self._table = RoutingTable()
+        self._targets: dict[str, IntegrationTarget] = {}
+        self._gone: set[str] = set()
+        self._loaded = False
+        self._session: aiohttp.ClientSession | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        targets = list(targets)
+        if targets:
+            self.set_targets(targets)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the queue, take back a crashed predecessor's leases, and start delivering."""
+        if self._dispatcher is not None:
+            return
+        await self.queue.open()
+        reclaimed = await self.queue.reclaim()
+        if reclaimed:
+            log.info("reclaimed %d deliveries leased by a previous run", reclaimed)
+        self._gone = set(await self.queue.disabled_targets())
+        self._session = create_session(
+            egress=self._egress,
+            ssl_context=self._ssl_context,
+            limit=self.options.max_in_flight,
+            resolver=self._resolver,
+        )
+        client = DeliveryClient(
+            self._session, egress=self._egress, clock=self._clock, retryable_4xx=self.options.retryable_4xx
+        )
+        self._dispatcher = Dispatcher(
+            self.queue, client, bus=self.bus, options=self.options, clock=self._clock, on_gone=self._target_gone
+        )
+        self._sync_dispatcher()
+        self._dispatcher.start()
+
+    async def stop(self, deadline_s: float = 10.0) -> None:
+        """Stop leasing, finish or release in-flight work within ``deadline_s``, and close everything."""
+        if self._dispatcher is not None:
+            await self._dispatcher.stop(deadline_s)
+            self._dispatcher = None
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._session is not None:
+            await aclose_session(self._session)
+            self._session = None
+        await self.queue.close()
+
+    async def __aenter__(self) -> EventRouter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def ready(self) -> bool:
+        """Started, with a routing table loaded."""
+        return self._dispatcher is not None and self._loaded
+
+    # -- targets -----------------------------------------------------------------------------------
+
+    def set_targets(self, targets: Iterable[IntegrationTarget]) -> None:
+        """Replace the routing table (InputError or InvalidPatternError leave the old one in place)."""
+        targets = list(targets)
+        by_name: dict[str, IntegrationTarget] = {}
+        for target in targets:
+            _check_target(target)
+            if target.name in by_name:
+                raise InputError(f"two targets are named {target.name!r}; names must be unique")
+            by_name[target.name] = target
+        self._table = RoutingTable(targets)
+        self._targets = by_name
+        self._loaded = True
+        self._sync_dispatcher()
+
+    def upsert_target(self, target: IntegrationTarget) -> None:
+        """Add a target or replace the one with its name."""
+        _check_target(target)
+        self._table.upsert(target)
+        self._targets[target.name] = target
+        self._loaded = True
+        self._sync_dispatcher()
+
+    def remove_target(self, name: str) -> bool:
+        """Stop routing to ``name``; its pending deliveries wait (and expire) in the queue. Whether it existed."""
+        existed = self._table.remove(name)
+        self._targets.pop(name, None)
+        self._sync_dispatcher()
+        return existed
+
+    def target_names(self) -> list[str]:
+        return sorted(self._targets)
+
+    def disabled_targets(self) -> list[str]:
+        """Targets that deliver nothing now: disabled by a 410 answer or by their control-plane status."""
+        return sorted(self._disabled())
+
+    async def enable_target(self, name: str) -> bool:
+        """Deliver to ``name`` again after a 410; False when no such target is known."""
+        known = name in self._targets or name in self._gone
+        if not known:
+            return False
+        self._gone.discard(name)
+        await self.queue.enable_target(name)
+        self._sync_dispatcher()
+        return True
+
+    def circuit_states(self) -> dict[str, CircuitState]:
+        return self._dispatcher.circuit_states() if self._dispatcher is not None else {}
+
+    def _disabled(self) -> set[str]:
+        by_status = {name for name, t in self._targets.items() if t.status is TargetStatus.DISABLED}
+        return self._gone | by_status
+
+    def _sync_dispatcher(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.set_targets(self._targets)
+            self._dispatcher.set_disabled(self._disabled())
+
+    def _target_gone(self, name: str) -> None:
+        self._gone.add(name)
+        task = asyncio.create_task(self._remember_gone(name))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _remember_gone(self, name: str) -> None:
+        try:
+            await self.queue.disable_target(name, reason="gone", now=self._clock())
+        except Exception:  # a background task's boundary: the target stays disabled in memory regardless
+            log.exception("could not record that target %s is disabled", name)
+
+    # -- events ------------------------------------------------------------------------------------
+
+    async def ingest(self, events: Sequence[Any], priority: int = DEFAULT_PRIORITY) -> list[str]:
+        """Accept events durably; their ids, in order, once committed. InputError names every bad event."""
+        if isinstance(priority, bool) or not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            self.bus.publish(IngestRejected(reason="invalid_priority", at=self._clock()))
+            raise InputError(
+                "invalid priority",
+                [FieldError("priority", f"must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}")],
+            )
+        now = self._clock()
+        errors: list[FieldError] = []
+        prepared: list[QueuedEvent] = []
+        for index, event in enumerate(events):
+            item = self._prepare(index, event, priority, now, errors)
+            if item is not None:
+                prepared.append(item)
+        if errors:
+            self.bus.publish(IngestRejected(reason="invalid_event", at=now))
+            raise InputError(f"{len(errors)} of {len(events)} events are invalid; none was accepted", errors)
+        results = await self.queue.put(prepared)
+        for result in results:
+            self.bus.publish(EventAccepted(event_id=result.event_id, targets=result.created, priority=priority, at=now))
+        if self._dispatcher is not None and any(result.created for result in results):
+            self._dispatcher.notify()
+        return [item.event_id for item in prepared]
+
+    def _prepare(
+        self, index: int, event: Any, priority: int, now: float, errors: list[FieldError]
+    ) -> QueuedEvent | None:
+        if not isinstance(event, dict):
+            errors.append(FieldError(f"[{index}]", "must be a JSON object"))
+            return None
+        event_id = event.get("id")
+        if event_id is None:
+            event_id = self._new_event_id()
+        elif not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID_CHARS:
+            errors.append(
+                FieldError(f"[{index}].id", f"must be a non-empty string of at most {MAX_EVENT_ID_CHARS} characters")
+            )
+            return None
+        try:
+            body = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            errors.append(FieldError(f"[{index}]", f"is not JSON ({exc})"))
+            return None
+        if len(body) > self._max_event_bytes:
+            errors.append(FieldError(f"[{index}]", f"is {len(body)} bytes; the limit is {self._max_event_bytes}"))
+            return None
+        try:
+            targets = tuple(self._table.match(event))
+        except InvalidEventError as exc:
+            errors.append(FieldError(f"[{index}]", exc.message))
+            return None
+        return QueuedEvent(event_id=event_id, body=body, priority=priority, targets=targets, accepted_at=now)
+
+    # -- the queue's contents ----------------------------------------------------------------------
+
+    async def stats(self) -> QueueStats:
+        return await self.queue.stats()
+
+    async def dead_letters(self, *, target: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        return await self.queue.dead_letters(target=target, limit=limit)
+
+    async def replay(self, *, delivery_ids: Sequence[str] | None = None, target: str | None = None) -> int:
+        """Make dead letters pending again (all, a target's, or the named ones)."""
+        count = await self.queue.replay(now=self._clock(), delivery_ids=delivery_ids, target=target)
+        if count and self._dispatcher is not None:
+            self._dispatcher.notify()
+        return count
+
+    async def purge(self, *, delivery_ids: Sequence[str] | None = None, target: str | None = None) -> int:
+        """Delete dead letters for good."""
+        return await self.queue.purge(delivery_ids=delivery_ids, target=target)

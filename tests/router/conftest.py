@@ -1,0 +1,119 @@
+"""Router test helpers: fast dispatcher options, targets for loopback receivers, a delivery ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from cxone_eventbridge.models import IntegrationTarget, RetryPolicy, TargetAuthentication
+from cxone_eventbridge.observe.events import DeliveryDeadLettered, DeliverySucceeded, ObservedEvent, ObserverBus
+from cxone_eventbridge.router.circuit import CircuitPolicy
+from cxone_eventbridge.router.delivery import ssl_context_for
+from cxone_eventbridge.router.dispatcher import DispatcherOptions
+from cxone_eventbridge.router.event_router import EventRouter
+from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+from cxone_eventbridge.ssrf import EgressPolicy
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+LOOPBACK = EgressPolicy.from_cidrs(["127.0.0.0/8"])
+
+
+def fast_options(**overrides: Any) -> DispatcherOptions:
+    """Dispatcher options with tiny retry delays and polls, so nothing in a test waits long."""
+    values: dict[str, Any] = {
+        "retry_base_s": 0.005,
+        "retry_cap_s": 0.02,
+        "max_retry_after_s": 0.05,
+        "poll_interval_s": 0.02,
+        "housekeeping_interval_s": 0.05,
+        "circuit": CircuitPolicy(failure_threshold=10_000, open_s=0.05),
+    }
+    values.update(overrides)
+    return DispatcherOptions(**values)
+
+
+def make_target(
+    name: str, url: str, *, max_retries: int = 3, timeout_ms: int = 5000, **fields: Any
+) -> IntegrationTarget:
+    """A webhook target for a loopback receiver, signed with SECRET and a bearer token."""
+    values: dict[str, Any] = {
+        "name": name,
+        "endpoint": url + f"/hooks/{name}",
+        "signing_secret": SecretStr(SECRET),
+        "authentication": TargetAuthentication(type="bearer", value=SecretStr("token-123")),
+        "retry_policy": RetryPolicy(max_retries=max_retries, timeout_ms=timeout_ms),
+    }
+    values.update(fields)
+    return IntegrationTarget(**values)
+
+
+class Ledger:
+    """Observer that records final outcomes per (event id, target) and lets a test wait for them."""
+
+    def __init__(self) -> None:
+        self.delivered: dict[tuple[str, str], DeliverySucceeded] = {}
+        self.dead: dict[tuple[str, str], DeliveryDeadLettered] = {}
+        self.events: list[ObservedEvent] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: ObservedEvent) -> None:
+        self.events.append(event)
+        if isinstance(event, DeliverySucceeded):
+            self.delivered[(event.event_id, event.target)] = event
+        elif isinstance(event, DeliveryDeadLettered):
+            self.dead[(event.event_id, event.target)] = event
+        self._changed.set()
+
+    @property
+    def settled(self) -> int:
+        return len(self.delivered) + len(self.dead)
+
+    async def wait_for(self, count: int, limit_s: float = 20.0) -> None:
+        """Wait until ``count`` deliveries are settled (delivered or dead-lettered)."""
+        async with asyncio.timeout(limit_s):
+            while self.settled < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def wait_until(self, predicate: Callable[[], bool], limit_s: float = 20.0) -> None:
+        async with asyncio.timeout(limit_s):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+RouterFactory = Callable[..., Awaitable[tuple[EventRouter, Ledger]]]
+
+
+@pytest.fixture
+async def make_router(tmp_path: Path) -> AsyncIterator[RouterFactory]:
+    """An async factory of started EventRouters on a SQLite file in tmp_path, trusting ``ca_path``."""
+    routers: list[EventRouter] = []
+
+    async def factory(
+        targets: list[IntegrationTarget], *, ca_path: Path, db: str = "queue.db", **kwargs: Any
+    ) -> tuple[EventRouter, Ledger]:
+        bus = ObserverBus()
+        ledger = Ledger()
+        bus.subscribe(ledger)
+        kwargs.setdefault("options", fast_options())
+        kwargs.setdefault("egress", LOOPBACK)
+        router = EventRouter(
+            SQLiteQueue(tmp_path / db),
+            targets=targets,
+            bus=bus,
+            ssl_context=ssl_context_for(str(ca_path)),
+            **kwargs,
+        )
+        await router.start()
+        routers.append(router)
+        return router, ledger
+
+    yield factory
+    for router in routers:
+        await router.stop(deadline_s=1.0)
