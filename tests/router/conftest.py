@@ -117,3 +117,85 @@ async def make_router(tmp_path: Path) -> AsyncIterator[RouterFactory]:
     yield factory
     for router in routers:
         await router.stop(deadline_s=1.0)
+
+
+class ChaosReceiver:
+    """An HTTPS receiver that fails at random: 5xx, 429 with Retry-After, hangs past the timeout, resets.
+
+    It answers 200 to a share of requests and counts, per ``webhook-id``, how many got that 200.
+    """
+
+    def __init__(self, *, seed: int, ok_rate: float, hang_s: float) -> None:
+        import random
+
+        self._random = random.Random(seed)
+        self.ok_rate = ok_rate
+        self.hang_s = hang_s
+        self.ok_by_id: dict[str, int] = {}
+        self.kinds: dict[str, int] = {}
+        self.url = ""
+        self._runner: Any = None
+
+    async def handle(self, request: Any) -> Any:
+        from aiohttp import web
+
+        await request.read()
+        roll = self._random.random()
+        rest = (1 - self.ok_rate) / 5
+        if roll < self.ok_rate:
+            kind = "ok"
+        else:
+            kind = ["503", "500", "429", "reset", "hang"][min(4, int((roll - self.ok_rate) / rest))]
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        if kind == "ok":
+            msg_id = request.headers["webhook-id"]
+            self.ok_by_id[msg_id] = self.ok_by_id.get(msg_id, 0) + 1
+            return web.Response(status=200, text="{}")
+        if kind == "reset":
+            request.transport.abort()
+            return web.Response(status=500)
+        if kind == "hang":
+            await asyncio.sleep(self.hang_s)
+            return web.Response(status=200, text="{}")  # too late: the client has given up
+        if kind == "429":
+            return web.Response(status=429, headers={"Retry-After": "0"})
+        return web.Response(status=int(kind))
+
+    async def start(self, certs_dir: Path) -> None:
+        import logging
+
+        from aiohttp import web
+
+        from cxone_eventbridge.sandbox.certs import ensure_certificates
+        from cxone_eventbridge.sandbox.receiver import server_ssl_context
+
+        logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # resets are the point here
+        certs = ensure_certificates(certs_dir)
+        self.ca_path = certs.ca
+        self._runner = web.ServerRunner(
+            web.Server(self.handle, access_log=None), handle_signals=False, shutdown_timeout=0.1
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=server_ssl_context(certs))
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"https://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+@pytest.fixture
+async def chaos_receiver(receiver_certs_dir: Path) -> AsyncIterator[Callable[..., Awaitable[ChaosReceiver]]]:
+    """An async factory of ChaosReceivers, stopped at teardown."""
+    started: list[ChaosReceiver] = []
+
+    async def factory(*, seed: int = 7, ok_rate: float = 0.4, hang_s: float = 1.5) -> ChaosReceiver:
+        receiver = ChaosReceiver(seed=seed, ok_rate=ok_rate, hang_s=hang_s)
+        await receiver.start(receiver_certs_dir)
+        started.append(receiver)
+        return receiver
+
+    yield factory
+    for receiver in started:
+        await receiver.stop()
