@@ -65,8 +65,18 @@ def test_out_of_band_changes_deletions_and_additions(remote_target: RemoteFactor
 
 
 def test_filter_changes_are_reported_per_element(remote_target: RemoteFactory) -> None:
-    """A filter whose value changed is reported at eventFilters[0].value (as JSON text, like the state)."""
+    """A filter whose value changed is reported at eventFilters[0].value, as the JSON value (not the state's text)."""
     exported = [remote_target("Orders", eventFilters=[{"field": "a", "operator": "equals", "value": 1}])]
     remote = [remote_target("Orders", eventFilters=[{"field": "a", "operator": "equals", "value": 2}])]
     (item,) = detect_drift(_state(exported), remote, source="s").items
-    assert [(c.path, c.before, c.after) for c in item.changes] == [("eventFilters[0].value", "1", "2")]
+    assert [(c.path, c.before, c.after) for c in item.changes] == [("eventFilters[0].value", 1, 2)]
+
+
+def test_pattern_changes_are_one_change_with_the_users_keys(remote_target: RemoteFactory) -> None:
+    """An event pattern is compared whole: its keys are the user's own and are not renamed."""
+    exported = [remote_target("Orders", eventPattern={"detail_type": ["a"]})]
+    remote = [remote_target("Orders", eventPattern={"detail_type": ["b"]})]
+    (item,) = detect_drift(_state(exported), remote, source="s").items
+    assert [(c.path, c.before, c.after) for c in item.changes] == [
+        ("eventPattern", {"detail_type": ["a"]}, {"detail_type": ["b"]})
+    ]

@@ -8,6 +8,7 @@ timestamps) is not drift. Secrets are compared by fingerprint and reported witho
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -89,11 +90,35 @@ def detect_drift(state: Mapping[str, Any], remote: Iterable[IntegrationTarget], 
 def attribute_changes(exported: Mapping[str, Any], current: Mapping[str, Any]) -> list[FieldChange]:
     """Attribute differences as wire-path changes (``retryPolicy.maxRetries``), secrets without values."""
     changes: list[FieldChange] = []
-    for key in sorted(set(exported) | set(current)):
+    before, after = _decoded(exported), _decoded(current)
+    for key in sorted(set(before) | set(after)):
         if key in SERVER_MANAGED_ATTRIBUTES:
             continue
-        _compare(exported.get(key), current.get(key), _wire(key), changes)
+        _compare(before.get(key), after.get(key), _wire(key), changes)
     return changes
+
+
+def _decoded(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes with their JSON-text fields (filter values, the pattern) as JSON values again."""
+    decoded = dict(attributes)
+    if isinstance(pattern := decoded.get("event_pattern"), str):
+        decoded["event_pattern"] = _loads(pattern)
+    filters = decoded.get("event_filters")
+    if isinstance(filters, list):
+        decoded["event_filters"] = [
+            {**item, "value": _loads(item["value"])} if isinstance(item, dict) and "value" in item else item
+            for item in filters
+        ]
+    return decoded
+
+
+def _loads(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a hand-edited state: compare the text as it is
 
 
 def _wire(key: str) -> str:
@@ -105,7 +130,7 @@ def _compare(before: Any, after: Any, path: str, changes: list[FieldChange]) -> 
         return
     if path == "authentication.valueFingerprint":
         changes.append(FieldChange(AUTH_VALUE_PATH, sensitive=True))
-    elif isinstance(before, dict) and isinstance(after, dict):
+    elif isinstance(before, dict) and isinstance(after, dict) and path != "eventPattern":
         for key in sorted(set(before) | set(after)):
             _compare(before.get(key), after.get(key), f"{path}.{_wire(key)}", changes)
     elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):

@@ -179,6 +179,8 @@ def _creation_changes(target: IntegrationTarget, unknown: Sequence[str]) -> list
     wire = target.model_dump(mode="json", by_alias=True, exclude_unset=True)
     changes: list[FieldChange] = []
     for path, value in _leaves(wire, ""):
+        if path == "name":
+            continue  # the plan's row already names the target
         if path in (AUTH_VALUE_PATH, SIGNING_SECRET_PATH):
             if path not in unknown:
                 changes.append(FieldChange(path, sensitive=True))
