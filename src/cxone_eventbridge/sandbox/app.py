@@ -8,10 +8,12 @@ optional injected faults. Bad input gets a 4xx naming what is wrong, never a 500
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 import secrets
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -91,8 +93,12 @@ class SandboxState:
         self.limiter = RateLimiter(config.rate_limit_per_minute, config.bucket_size, config.clock)
         self.faults = FaultInjector(config)
         self.egress = EgressPolicy(allow_all=config.allow_private_endpoints)
-        self.ssl_context = client_ssl_context(str(config.ca_bundle) if config.ca_bundle else None)
         self.resolver = resolver
+
+    @functools.cached_property
+    def ssl_context(self) -> ssl.SSLContext:
+        """Built on first use: loading the system CAs costs tens of milliseconds that most runs never need."""
+        return client_ssl_context(str(self.config.ca_bundle) if self.config.ca_bundle else None)
 
     def register_client(self, client: SandboxClient) -> None:
         """Add a client (a fresh tenant) while the server runs."""
