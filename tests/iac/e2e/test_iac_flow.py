@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +67,7 @@ def api_env(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXONE_TOKEN_URL", settings.resolved_token_url)
     monkeypatch.setenv("CXONE_CLIENT_ID", settings.client_id)
     monkeypatch.setenv("CXONE_CLIENT_SECRET", settings.client_secret.get_secret_value())
-    monkeypatch.setenv("CXONE_RATE_LIMIT_PER_MINUTE", "100000")
+    monkeypatch.setenv("CXONE_RATE_LIMIT_PER_MINUTE", str(settings.rate_limit_per_minute))
     monkeypatch.setenv("ORDERS_TOKEN", ORDERS_TOKEN)
     monkeypatch.setenv("AGENT_KEY", AGENT_KEY)
     monkeypatch.setenv("AGENT_SIGNING", SIGNING)
@@ -81,7 +83,7 @@ def _no_secrets(result: Result) -> None:
 
 
 def _client(sandbox: Any, bus: ObserverBus | None = None) -> CXoneClient:
-    return CXoneClient.from_settings(sandbox.settings(rate_limit_per_minute=100000), bus=bus)
+    return CXoneClient.from_settings(sandbox.settings(), bus=bus)
 
 
 @pytest.mark.usefixtures("api_env")
@@ -115,6 +117,26 @@ def test_plan_apply_plan_then_out_of_band_change_is_drift(sandbox: Any, tmp_path
     assert exported.exit_code == 0, exported.output
     state_path = export_dir / "terraform.tfstate"
     assert _cxeb("drift", "--state", str(state_path)).exit_code == 0
+    if (terraform := shutil.which("terraform")) is not None:
+        listed = subprocess.run(
+            [terraform, "state", "list", f"-state={state_path}"],
+            env={
+                "PATH": os.environ["PATH"],
+                "HOME": str(tmp_path),
+                "CHECKPOINT_DISABLE": "1",
+                "TF_CLI_CONFIG_FILE": "",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.split() == [
+            "cxone_integration_target.agent_events",
+            "cxone_integration_target.orders",
+            "cxone_integration_target.queue_stats",
+        ]
 
     async def change_out_of_band() -> None:
         async with _client(sandbox) as client:
