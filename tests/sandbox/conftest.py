@@ -78,7 +78,8 @@ async def make_api(tmp_path: Path) -> AsyncIterator[ApiFactory]:
 
     async def factory(**overrides: Any) -> Api:
         clock = overrides.pop("clock", None) or FakeClock()
-        config = SandboxConfig(port=0, rate_limit_per_minute=1_000_000, clock=clock, **overrides)
+        options: dict[str, Any] = {"port": 0, "rate_limit_per_minute": 1_000_000, **overrides}
+        config = SandboxConfig(clock=clock, **options)
         app = create_app(config)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test")
         api = Api(app, http, clock)
