@@ -27,3 +27,14 @@ def test_schema_leaves_out_what_the_server_sets() -> None:
     for field in ("createdAt", "updatedAt", "valueFingerprint", '"status"', '"id"'):
         assert field not in text
     assert targets_file_schema()["$defs"]["IntegrationTarget"]["additionalProperties"] is False
+
+
+def test_cxeb_schema_prints_the_schema_as_plain_json() -> None:
+    """`cxeb schema` needs no settings, exits 0 and prints parseable JSON equal to the library's schema."""
+    from typer.testing import CliRunner
+
+    from cxone_eventbridge.cli.main import app
+
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == targets_file_schema()

@@ -116,6 +116,12 @@ def test_plan_apply_plan_then_out_of_band_change_is_drift(sandbox: Any, tmp_path
     exported = _cxeb("export", "terraform", "--out", str(export_dir))
     assert exported.exit_code == 0, exported.output
     state_path = export_dir / "terraform.tfstate"
+    state_bytes = state_path.read_bytes()
+    re_exported = _cxeb("export", "terraform", "--out", str(export_dir))
+    assert re_exported.exit_code == 0, re_exported.output
+    assert "terraform.tfstate unchanged (serial 1" in re_exported.stderr
+    assert state_path.read_bytes() == state_bytes
+    assert sorted(p.name for p in export_dir.iterdir()) == ["main.tf.json", "terraform.tfstate"]
     assert _cxeb("drift", "--state", str(state_path)).exit_code == 0
     if (terraform := shutil.which("terraform")) is not None:
         listed = subprocess.run(
