@@ -291,3 +291,20 @@ def test_apply_refuses_unset_secret_before_any_change(tmp_path: Path, monkeypatc
     assert "Orders: authentication.value" in result.stderr
     plan = _cxeb("plan", "-f", str(targets_file), "--output", "json")
     assert json.loads(plan.stdout)["summary"]["create"] == 3
+
+
+async def test_without_the_routes_scope_signing_secrets_are_unknown(sandbox: Any, tmp_path: Path) -> None:
+    """A client without event:route:read still plans: a declared signing secret is unknown, with a note."""
+    path = tmp_path / "targets.yaml"
+    path.write_text(f"name: Signed\nendpoint: https://hooks.example.com/s\nsigningSecret: {SIGNING}\n")
+    loaded = load_targets_file(path, environ={}, resolution=SecretResolution.AVAILABLE)
+    async with _client(sandbox) as client:
+        await client.targets.create(loaded.targets[0])
+    limited = sandbox.settings(scopes="integration:target:read integration:target:write")
+    async with CXoneClient.from_settings(limited) as client:
+        remote = await read_remote(client, loaded.targets)
+    assert remote.signing_fingerprints is None
+    assert "event:route:read" in remote.notes[0]
+    (item,) = compute_plan(loaded.targets, remote.targets, signing_fingerprints=remote.signing_fingerprints).items
+    assert item.action is Action.UNCHANGED
+    assert item.unknown == ("signingSecret",)
