@@ -318,3 +318,12 @@ async def test_target_test_passed_and_failed(sandbox: Any, https_receiver: Calla
     assert len(failing.records()) == 1  # never retried: one synthetic event each
     tests = [e.details["result"] for e in seen if isinstance(e, TargetChanged) and e.action == "test"]
     assert tests == ["passed", "failed"]
+
+
+async def test_discovery_against_the_sandbox(sandbox: Any) -> None:
+    """With only CXONE_DISCOVERY_URL and CXONE_TENANT_ID, the sandbox's discovery documents lead to its API."""
+    settings = {"base_url": None, "token_url": None, "discovery_url": sandbox.base_url, "tenant_id": "tenant-1"}
+    async with _client(sandbox, settings=settings) as client:
+        assert client.token_url == sandbox.token_url
+        assert client.base_url == sandbox.base_url
+        assert await client.targets.list_all() == []

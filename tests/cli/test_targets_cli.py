@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from cxone_eventbridge.cli.main import app
+from cxone_eventbridge.observe.audit import verify_audit_log
 
 PLAIN_SECRET = "plain-bearer-value-do-not-print"
 
@@ -131,3 +137,148 @@ def test_invalid_setting_names_the_variable() -> None:
     )
     assert result.exit_code == 2
     assert "CXONE_GRANT_TYPE" in result.stderr
+
+
+# -- against the sandbox, over loopback, with only CXONE_* variables set ---------------------------------
+
+CRM_TOKEN = "crm-token-value-never-printed"
+
+
+def _env(sandbox: Any, **extra: str) -> dict[str, str]:
+    env = {
+        "CXONE_BASE_URL": sandbox.base_url,
+        "CXONE_CLIENT_ID": sandbox.client_id,
+        "CXONE_CLIENT_SECRET": sandbox.client_secret,
+    }
+    env.update(extra)
+    return env
+
+
+async def _invoke(args: list[str], env: dict[str, str]) -> Result:
+    # The command runs its own event loop (asyncio.run), so it runs in a thread while this test's loop keeps
+    # the HTTPS receiver serving.
+    return await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+
+
+def _assert_no_secrets(result: Result, sandbox: Any) -> None:
+    assert CRM_TOKEN not in result.output
+    assert sandbox.client_secret not in result.output
+    assert "Traceback" not in result.output
+
+
+async def test_targets_lifecycle_against_the_sandbox(
+    sandbox: Any, https_receiver: Callable[..., Awaitable[Any]], tmp_path: Path
+) -> None:
+    """create, list, get, test, update, delete and get-after-delete, with exit codes and no secret printed."""
+    receiver = await https_receiver()
+    path = _write(tmp_path, "targets.yaml", VALID.replace("https://hooks.example.com/cxone", f"{receiver.url}/hook"))
+    env = _env(sandbox, CRM_TOKEN=CRM_TOKEN)
+
+    created = await _invoke(["targets", "create", "-f", str(path)], env)
+    assert created.exit_code == 0, created.output
+    assert "crm-webhook" in created.stdout
+
+    listed = await _invoke(["targets", "list", "--output", "json"], env)
+    assert listed.exit_code == 0, listed.output
+    (item,) = json.loads(listed.stdout)
+    assert item["name"] == "crm-webhook"
+    assert item["authentication"]["value"] is None
+    assert item["authentication"]["valueFingerprint"].startswith("sha256:")
+    assert item["retryPolicy"]["maxRetries"] == 5
+
+    got = await _invoke(["targets", "get", item["id"], "--output", "json"], env)
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.stdout)["name"] == "crm-webhook"
+
+    tested = await _invoke(["targets", "test", "crm-webhook"], env)
+    assert tested.exit_code == 0, tested.output
+    assert "passed" in tested.stdout
+    (record,) = receiver.records()
+    headers = {name.lower(): value for name, value in record["headers"].items()}
+    assert headers["authorization"] == f"Bearer {CRM_TOKEN}"  # the resolved reference reached the endpoint
+
+    path.write_text(path.read_text().replace("maxRetries: 5", "maxRetries: 2"))
+    updated = await _invoke(["targets", "update", "crm-webhook", "-f", str(path), "--output", "json"], env)
+    assert updated.exit_code == 0, updated.output
+    assert json.loads(updated.stdout)["retryPolicy"]["maxRetries"] == 2
+
+    deleted = await _invoke(["targets", "delete", "crm-webhook"], env)  # not a TTY: no prompt
+    assert deleted.exit_code == 0, deleted.output
+    assert "deleted target 'crm-webhook'" in deleted.stderr
+
+    gone = await _invoke(["targets", "get", "crm-webhook"], env)
+    assert gone.exit_code == 1
+    assert "no target has the id or name 'crm-webhook'" in gone.stderr
+
+    for result in (created, listed, got, tested, updated, deleted, gone):
+        _assert_no_secrets(result, sandbox)
+
+
+async def test_failed_test_exits_1_with_the_result(
+    sandbox: Any, https_receiver: Callable[..., Awaitable[Any]], tmp_path: Path
+) -> None:
+    """A target whose endpoint answers 500 is created, then ``test`` prints the failed result and exits 1."""
+    receiver = await https_receiver(status=500)
+    text = VALID.replace("https://hooks.example.com/cxone", f"{receiver.url}/hook")
+    path = _write(tmp_path, "targets.yaml", text)
+    env = _env(sandbox, CRM_TOKEN=CRM_TOKEN)
+    assert (await _invoke(["targets", "create", "-f", str(path)], env)).exit_code == 0
+    result = await _invoke(["targets", "test", "crm-webhook", "--output", "json"], env)
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert (body["target"], body["result"], body["statusCode"]) == ("crm-webhook", "failed", 500)
+    assert len(receiver.records()) == 1
+
+
+def test_create_with_an_unset_variable_is_an_input_error(sandbox: Any, tmp_path: Path) -> None:
+    """``create`` resolves references: an unset variable names itself, exits 2 and creates nothing."""
+    path = _write(tmp_path, "targets.yaml", VALID)
+    result = CliRunner().invoke(app, ["targets", "create", "-f", str(path)], env=_env(sandbox))
+    assert result.exit_code == 2
+    assert "environment variable CRM_TOKEN is not set" in result.stderr
+    listed = CliRunner().invoke(app, ["targets", "list", "--output", "json"], env=_env(sandbox))
+    assert json.loads(listed.stdout) == []
+
+
+def test_duplicate_create_reports_and_exits_1(sandbox: Any, tmp_path: Path) -> None:
+    """Creating an existing name prints the API's 409 in one line per target and exits 1, no traceback."""
+    path = _write(tmp_path, "targets.yaml", VALID)
+    env = _env(sandbox, CRM_TOKEN=CRM_TOKEN)
+    assert CliRunner().invoke(app, ["targets", "create", "-f", str(path)], env=env).exit_code == 0
+    again = CliRunner().invoke(app, ["targets", "create", "-f", str(path)], env=env)
+    assert again.exit_code == 1
+    assert "crm-webhook:" in again.stderr
+    assert "409" in again.stderr
+    _assert_no_secrets(again, sandbox)
+
+
+def test_create_writes_the_audit_log(sandbox: Any, tmp_path: Path) -> None:
+    """``--audit-log`` appends a verified control record for the create, with no secret in the file."""
+    path = _write(tmp_path, "targets.yaml", VALID)
+    audit_path = tmp_path / "audit.log"
+    env = _env(sandbox, CRM_TOKEN=CRM_TOKEN)
+    result = CliRunner().invoke(app, ["targets", "create", "-f", str(path), "--audit-log", str(audit_path)], env=env)
+    assert result.exit_code == 0, result.output
+    (line,) = audit_path.read_text().splitlines()
+    record = json.loads(line)
+    assert (record["kind"], record["action"], record["target"]) == ("control", "create", "crm-webhook")
+    assert CRM_TOKEN not in line
+    assert verify_audit_log(audit_path).ok
+
+
+def test_unreachable_api_exits_1(tmp_path: Path) -> None:
+    """A closed port is one 'got no answer' message and exit 1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "CXONE_BASE_URL": f"http://127.0.0.1:{port}",
+        "CXONE_CLIENT_ID": "id",
+        "CXONE_CLIENT_SECRET": "secret-not-printed",
+        "CXONE_MAX_ATTEMPTS": "1",
+    }
+    result = CliRunner().invoke(app, ["targets", "list"], env=env)
+    assert result.exit_code == 1
+    assert "got no answer" in result.stderr
+    assert "secret-not-printed" not in result.output
+    assert "Traceback" not in result.output
