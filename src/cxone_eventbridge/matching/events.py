@@ -127,3 +127,78 @@ def collect_wanted(event: dict[str, Any], wanted: dict[str, int]) -> dict[str, l
                     else:
                         values.append(value)
     return out
+
+
+_MISSING = object()
+
+
+def values_at(event: dict[str, Any], path: str) -> list[Any]:
+    """The leaf values of ``event`` at one ``path``, as ``flatten_event(event).get(path, [])`` would give.
+
+    Direct lookups instead of a walk. The common case, a chain of objects ending at a scalar, takes a
+    few dictionary lookups; arrays, and event keys that hold dots themselves (``{"a.b": 1}`` is at
+    ``a.b`` too), take the general route.
+    """
+    node: Any = event
+    rest = path
+    while True:
+        value = node.get(rest, _MISSING)
+        position = rest.find(".")
+        if position == -1:
+            if value is _MISSING:
+                return []
+            kind = type(value)
+            if kind in _SCALARS:
+                return [value]
+            if kind is list or kind is tuple:
+                return _values_at(value, "")
+            return []
+        if value is not _MISSING:
+            return _values_at(node, rest)  # the whole rest is a key and a prefix may be one too
+        child = node.get(rest[:position], _MISSING)
+        following = rest.find(".", position + 1)
+        while following != -1:
+            # A key holding several segments ("a.b") is rare; when one exists, take the general route.
+            if rest[:following] in node:
+                return _values_at(node, rest)
+            following = rest.find(".", following + 1)
+        if child is _MISSING:
+            return []
+        rest = rest[position + 1 :]
+        if type(child) is not dict:
+            return _values_at(child, rest) if type(child) in (list, tuple) else []
+        node = child
+
+
+def _values_at(start: Any, start_rest: str) -> list[Any]:
+    out: list[Any] = []
+    stack: list[tuple[Any, str]] = [(start, start_rest)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, rest = pop()
+        kind = type(node)
+        if kind is dict:
+            value = node.get(rest, _MISSING)
+            if value is not _MISSING:
+                kind = type(value)
+                if kind is list or kind is tuple:
+                    push((value, ""))
+                elif kind in _SCALARS:
+                    out.append(value)
+            position = rest.find(".")
+            while position != -1:
+                child = node.get(rest[:position], _MISSING)
+                if child is not _MISSING:
+                    push((child, rest[position + 1 :]))
+                position = rest.find(".", position + 1)
+        elif kind is list or kind is tuple:
+            for value in node:
+                kind = type(value)
+                if kind is dict:
+                    if rest:
+                        push((value, rest))
+                elif kind is list or kind is tuple:
+                    push((value, rest))
+                elif not rest and kind in _SCALARS:
+                    out.append(value)
+    return out

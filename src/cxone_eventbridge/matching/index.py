@@ -22,11 +22,11 @@ from one thread (the router's event loop), as the router does.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cxone_eventbridge.matching.events import WANT_INNER, WANT_LEAF, collect_wanted, require_object
+from cxone_eventbridge.matching.events import WANT_INNER, WANT_LEAF, collect_wanted, require_object, values_at
 from cxone_eventbridge.matching.ir import (
     AnythingBut,
     EqualsIgnoreCase,
@@ -48,6 +48,8 @@ from cxone_eventbridge.models import IntegrationTarget
 _RANGE_COST = 50
 _SCAN_COST = 100
 _UNSELECTIVE_COST = 100_000
+# Up to this many anchored paths, an event's values are looked up path by path instead of walked.
+_DIRECT_LOOKUP_PATHS = 24
 
 
 @dataclass(slots=True)
@@ -55,6 +57,10 @@ class _Conjunction:
     name: str
     others: tuple[FieldClause, ...]  # the clauses to verify once the anchor holds
     anchor: FieldClause | None
+    checks: tuple[tuple[str, Callable[[list[Any] | None], bool]], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.checks = tuple((clause.path, clause.matches_values) for clause in self.others)
 
 
 @dataclass(slots=True)
@@ -195,6 +201,35 @@ def _stat_keys(clause: FieldClause) -> list[tuple[str, str, object]]:
     return keys
 
 
+def _holds(
+    clauses: tuple[FieldClause, ...], root: dict[str, Any], values: dict[str, list[Any]], complete: bool
+) -> bool:
+    """Whether every clause holds, fetching (and caching in ``values``) the paths not seen yet."""
+    for clause in clauses:
+        path = clause.path
+        found = values.get(path)
+        if found is None and not complete:
+            found = values[path] = values_at(root, path)
+        if not clause.matches_values(found):
+            return False
+    return True
+
+
+def _check_cost(clause: FieldClause) -> int:
+    """How costly a clause is to verify, so that cheap ones (set lookups) are checked first."""
+    cost = 0
+    for test in clause.tests:
+        if isinstance(test, Exact):
+            continue
+        if isinstance(test, Prefix | Suffix | Numeric | Exists):
+            cost += 2
+        elif isinstance(test, EqualsIgnoreCase | AnythingBut):
+            cost += 4
+        else:
+            cost += 10  # cidr parses an address, wildcard and regex run RE2
+    return cost
+
+
 class RoutingTable:
     """Target names by rule, indexed; ``match(event)`` returns the names of the targets that want it."""
 
@@ -251,28 +286,44 @@ class RoutingTable:
 
     def match(self, event: object) -> list[str]:
         """The names (sorted) of the targets whose rule ``event`` matches; InvalidEventError for a non-object."""
-        values = collect_wanted(require_object(event), self._current_wanted())
+        root = require_object(event)
+        values: dict[str, list[Any]]
         candidates: set[int] = set()
         paths = self._paths
-        for path, found in values.items():
-            index = paths.get(path)
-            if index is not None:
-                index.probe(found, candidates)
+        if len(paths) <= _DIRECT_LOOKUP_PATHS:
+            # Few anchored paths: look each up directly and fetch the others lazily, only for candidates.
+            values = {}
+            for path, path_index in paths.items():
+                found = values[path] = values_at(root, path)
+                if found:
+                    path_index.probe(found, candidates)
+            complete = False
+        else:
+            # Many anchored paths: one walk of the event, visiting only the paths some rule names.
+            values = collect_wanted(root, self._current_wanted())
+            for path, collected in values.items():
+                anchored = paths.get(path)
+                if anchored is not None:
+                    anchored.probe(collected, candidates)
+            complete = True
         matched: set[str] = set()
         conjunctions = self._conjunctions
+        # The hot loop, inlined: each candidate's remaining clauses, values fetched once per path.
         for conjunction_id in candidates:
             conjunction = conjunctions[conjunction_id]
-            if conjunction.name in matched:
+            name = conjunction.name
+            if name in matched:
                 continue
-            for clause in conjunction.others:
-                if not clause.matches_values(values.get(clause.path)):
+            for path, check in conjunction.checks:
+                cached = values.get(path)
+                if cached is None and not complete:
+                    cached = values[path] = values_at(root, path)
+                if not check(cached):
                     break
             else:
-                matched.add(conjunction.name)
+                matched.add(name)
         for conjunction in self._always.values():
-            if conjunction.name in matched:
-                continue
-            if all(clause.matches_values(values.get(clause.path)) for clause in conjunction.others):
+            if conjunction.name not in matched and _holds(conjunction.others, root, values, complete):
                 matched.add(conjunction.name)
         return sorted(matched)
 
@@ -315,11 +366,11 @@ class RoutingTable:
             ids.append(conjunction_id)
             anchorable = [clause for clause in clauses if clause.requires_presence]
             if not anchorable:
-                self._always[conjunction_id] = _Conjunction(rule.name, clauses, None)
+                self._always[conjunction_id] = _Conjunction(rule.name, tuple(sorted(clauses, key=_check_cost)), None)
                 continue
             anchor = min(anchorable, key=self._cost)
             position = clauses.index(anchor)
-            others = clauses[:position] + clauses[position + 1 :]
+            others = tuple(sorted(clauses[:position] + clauses[position + 1 :], key=_check_cost))
             self._conjunctions[conjunction_id] = _Conjunction(rule.name, others, anchor)
             self._index(anchor, conjunction_id)
         self._conjunction_ids[rule.name] = ids

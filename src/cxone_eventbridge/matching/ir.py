@@ -11,9 +11,11 @@ numerically, so ``300`` matches ``300.0``), ``true`` never matches ``1`` and ``n
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import re2
 
 Scalar = str | int | float | bool | None
 
@@ -120,27 +122,85 @@ class Cidr:
     """A string holding an IP address inside ``network`` (IPv4 or IPv6)."""
 
     network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    _base: int = field(init=False, repr=False, compare=False)
+    _mask: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_base", int(self.network.network_address))
+        object.__setattr__(self, "_mask", int(self.network.netmask))
 
     def matches(self, value: object) -> bool:
         # An IP address is at most 45 characters; refusing longer strings early bounds the parse.
-        if type(value) is not str or len(value) > 64:
+        if type(value) is not str or len(value) > 45:
             return False
+        if self.network.version == 4:
+            # Dotted quads parsed by hand: ipaddress.ip_address costs several microseconds per call.
+            address = parse_ipv4(value)
+            return address is not None and address & self._mask == self._base
         try:
-            address = ipaddress.ip_address(value)
+            parsed = ipaddress.ip_address(value)
         except ValueError:
             return False
-        return address.version == self.network.version and address in self.network
+        return parsed.version == 6 and int(parsed) & self._mask == self._base
+
+
+def parse_ipv4(text: str) -> int | None:
+    """A dotted-quad IPv4 address as an integer, with ipaddress's rules (no leading zeros), or None."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    address = 0
+    for part in parts:
+        if not (0 < len(part) <= 3 and part.isascii() and part.isdigit()) or (part[0] == "0" and len(part) > 1):
+            return None
+        octet = int(part)
+        if octet > 255:
+            return None
+        address = address << 8 | octet
+    return address
 
 
 @dataclass(frozen=True, slots=True)
 class Wildcard:
-    """A string matching a wildcard (``*`` = any run of characters), compiled to an anchored RE2."""
+    """A string matching a wildcard: literal runs with ``*`` (any run of characters) between them.
+
+    Matched greedily left to right with ``str.find``, which is correct for ``*``-only globs and takes
+    linear time; no regular expression, hence no backtracking, is involved.
+    """
 
     text: str
-    regex: Any = field(compare=False, hash=False)
+    pieces: tuple[str | None, ...]  # literal runs, and None for each ``*`` (never two in a row)
+    _starred: bool = field(init=False, repr=False, compare=False)
+    _head: str = field(init=False, repr=False, compare=False)
+    _middle: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _tail: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pieces = list(self.pieces)
+        starred = None in pieces
+        head = pieces.pop(0) if pieces and pieces[0] is not None else ""
+        tail = pieces.pop() if starred and pieces and pieces[-1] is not None else ""
+        object.__setattr__(self, "_starred", starred)
+        object.__setattr__(self, "_head", head or "")
+        object.__setattr__(self, "_middle", tuple(piece for piece in pieces if piece is not None))
+        object.__setattr__(self, "_tail", tail or "")
 
     def matches(self, value: object) -> bool:
-        return type(value) is str and self.regex.fullmatch(value) is not None
+        if type(value) is not str:
+            return False
+        head = self._head
+        if not self._starred:
+            return value == head
+        if not value.startswith(head):
+            return False
+        position = len(head)
+        for piece in self._middle:
+            found = value.find(piece, position)
+            if found < 0:
+                return False
+            position = found + len(piece)
+        tail = self._tail
+        return len(value) - len(tail) >= position and value.endswith(tail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +219,37 @@ class Regex:
 
     text: str
     regex: Any = field(compare=False, hash=False)
+    _search: Callable[[str], bool] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_search", re2_searcher(self.regex))
 
     def matches(self, value: object) -> bool:
-        return type(value) is str and self.regex.search(value) is not None
+        return type(value) is str and self._search(value)
+
+
+def re2_searcher(compiled: Any) -> Callable[[str], bool]:
+    """A yes/no search with a compiled RE2 expression.
+
+    google-re2's ``search`` builds a match object and maps byte offsets back to characters (about 10 us
+    a call here); a yes/no answer needs neither, so the underlying ``RE2.Match`` is called directly when
+    the installed version exposes it, and ``search`` otherwise.
+    """
+    regexp = getattr(compiled, "_regexp", None)
+    anchor = getattr(getattr(getattr(re2, "_re2", None), "RE2", None), "Anchor", None)
+    if regexp is None or anchor is None or not hasattr(regexp, "Match"):
+        return lambda text: compiled.search(text) is not None
+    unanchored = anchor.UNANCHORED
+    match = regexp.Match
+
+    def search(text: str) -> bool:
+        try:
+            encoded = text.encode("utf-8")
+        except UnicodeEncodeError:
+            return compiled.search(text) is not None  # lone surrogates: let the library decide
+        return bool(match(unanchored, encoded, 0, len(encoded))[0] != (-1, -1))
+
+    return search
 
 
 @dataclass(frozen=True, slots=True)

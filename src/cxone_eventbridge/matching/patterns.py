@@ -31,7 +31,6 @@ from cxone_eventbridge.matching.ir import (
     Wildcard,
     count_conjunctions,
 )
-from cxone_eventbridge.regex import compile_regex
 
 MAX_PATTERN_CHARS = 32_768
 MAX_PATTERN_DEPTH = MAX_PATH_SEGMENTS
@@ -424,15 +423,7 @@ class _Parser:
                 return Prefix(literals[0] if literals else "")
             if stars == [0] and len(pieces) == 2:
                 return Suffix(literals[0])
-        import re2
-
-        expression = "(?s)" + "".join(".*" if piece is None else re2.escape(piece) for piece in pieces)
-        try:
-            regex = compile_regex(expression)
-        except InvalidPatternError as exc:
-            self.fail(where, f"wildcard {text!r} is too complex: {exc.message}")
-            return None
-        return Wildcard(text, regex)
+        return Wildcard(text, tuple(pieces))
 
 
 _ABSENT: Any = object()  # the marker ``_operator`` returns for ``exists: false``
