@@ -1,0 +1,206 @@
+"""Delivery outcomes against real loopback servers: statuses, redirects, 410, SSRF, TLS, circuit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from cxone_eventbridge.models import TargetStatus
+from cxone_eventbridge.observe.events import CircuitStateChanged, DeliveryAttempted, TargetChanged
+from cxone_eventbridge.router.circuit import CircuitPolicy
+from cxone_eventbridge.router.delivery import CheckedResolver, build_request
+from cxone_eventbridge.router.queue import Delivery
+from cxone_eventbridge.ssrf import EgressPolicy
+
+from .conftest import RouterFactory, fast_options, make_target
+
+pytestmark = pytest.mark.e2e
+
+
+def attempts(ledger: Any) -> list[DeliveryAttempted]:
+    return [e for e in ledger.events if isinstance(e, DeliveryAttempted)]
+
+
+def test_webhook_id_is_constant_and_signature_changes_per_attempt() -> None:
+    """The id is the delivery's; timestamp and signature are computed for each attempt."""
+    target = make_target("crm", "https://example.com")
+    delivery = Delivery(1, "msg_abc", "e1", "crm", 5, b'{"a":1}', 0, 0.0, 30.0)
+    first = build_request(target, delivery, timestamp=1_700_000_000)
+    second = build_request(target, delivery, timestamp=1_700_000_060)
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == "msg_abc"
+    assert first.headers["webhook-signature"] != second.headers["webhook-signature"]
+    assert first.body == b'{"a":1}'
+    assert "token-123" not in repr(target)
+
+
+async def test_permanent_4xx_is_dead_lettered_after_one_attempt(
+    https_receiver: Any, make_router: RouterFactory
+) -> None:
+    """A 400 is not retried: one attempt, dead letter with reason permanent and the status."""
+    receiver = await https_receiver(status=400)
+    router, ledger = await make_router([make_target("crm", receiver.url)], ca_path=receiver.ca_path)
+    await router.ingest([{"id": "e1"}])
+    await ledger.wait_for(1)
+    [letter] = await router.dead_letters()
+    assert (letter.reason, letter.last_status, letter.attempts) == ("permanent", 400, 1)
+    assert receiver.request_count == 1
+
+
+async def test_redirects_are_not_followed(https_receiver: Any, make_router: RouterFactory) -> None:
+    """A 307 is a permanent failure; the Location is never requested."""
+    receiver = await https_receiver(status=307)
+    router, ledger = await make_router([make_target("crm", receiver.url)], ca_path=receiver.ca_path)
+    await router.ingest([{"id": "e1"}])
+    await ledger.wait_for(1)
+    assert [a.status_code for a in attempts(ledger)] == [307]
+    assert receiver.request_count == 1
+
+
+async def test_410_dead_letters_and_disables_the_target_until_enabled(
+    https_receiver: Any, make_router: RouterFactory
+) -> None:
+    """Gone: the delivery is dead-lettered, the target disabled (remembered), later events wait."""
+    receiver = await https_receiver(status=410)
+    router, ledger = await make_router([make_target("crm", receiver.url)], ca_path=receiver.ca_path)
+    await router.ingest([{"id": "e1"}])
+    await ledger.wait_for(1)
+    assert [d.reason for d in ledger.dead.values()] == ["gone"]
+    assert router.disabled_targets() == ["crm"]
+    assert any(isinstance(e, TargetChanged) and e.action == "disabled" for e in ledger.events)
+    await router.ingest([{"id": "e2"}])
+    await asyncio.sleep(0.1)  # several dispatcher polls: nothing may be sent to a disabled target
+    assert receiver.request_count == 1
+    assert (await router.stats()).pending == 1
+    assert await router.queue.disabled_targets() == {"crm": "gone"}
+    assert await router.enable_target("crm") is True
+    assert await router.enable_target("nope") is False
+    await ledger.wait_for(2)
+    assert receiver.request_count == 2
+
+
+async def test_control_plane_disabled_status_holds_deliveries(https_receiver: Any, make_router: RouterFactory) -> None:
+    """A target whose status is disabled gets its events queued, not sent."""
+    receiver = await https_receiver()
+    target = make_target("crm", receiver.url, status=TargetStatus.DISABLED)
+    router, _ = await make_router([target], ca_path=receiver.ca_path)
+    await router.ingest([{"id": "e1"}])
+    await asyncio.sleep(0.1)
+    assert receiver.request_count == 0
+    assert (await router.stats()).pending == 1
+
+
+async def test_retry_after_and_exhaustion(https_receiver: Any, make_router: RouterFactory) -> None:
+    """429 is retried (Retry-After honoured within the bound) until maxRetries, then dead-lettered."""
+    receiver = await https_receiver(status=429, retry_after=0)
+    router, ledger = await make_router([make_target("crm", receiver.url, max_retries=2)], ca_path=receiver.ca_path)
+    await router.ingest([{"id": "e1"}])
+    await ledger.wait_for(1)
+    [letter] = await router.dead_letters()
+    assert (letter.reason, letter.last_status, letter.attempts) == ("retries_exhausted", 429, 3)
+    assert receiver.request_count == 3
+
+
+async def test_loopback_refused_without_allow_list(https_receiver: Any, make_router: RouterFactory) -> None:
+    """The SSRF guard refuses 127.0.0.1 unless allowed; nothing is sent and the reason is recorded."""
+    receiver = await https_receiver()
+    router, ledger = await make_router(
+        [make_target("crm", receiver.url)], ca_path=receiver.ca_path, egress=EgressPolicy()
+    )
+    await router.ingest([{"id": "e1"}])
+    await ledger.wait_for(1)
+    [letter] = await router.dead_letters()
+    assert letter.reason == "egress_denied"
+    assert "loopback" in (letter.last_error or "")
+    assert receiver.request_count == 0
+
+
+async def test_hostname_resolution_is_checked_and_pinned(https_receiver: Any, make_router: RouterFactory) -> None:
+    """A name that resolves to a refused address is refused at connect time, whatever DNS says later."""
+    receiver = await https_receiver()
+    lookups: list[str] = []
+
+    async def rebinding_resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["10.0.0.7"]  # a private address the policy does not admit
+
+    url = receiver.url.replace("127.0.0.1", "hooks.example.test")
+    router, ledger = await make_router([make_target("crm", url)], ca_path=receiver.ca_path, resolver=rebinding_resolver)
+    await router.ingest([{"id": "e1"}])
+    await ledger.wait_for(1)
+    [letter] = await router.dead_letters()
+    assert letter.reason == "egress_denied"
+    assert "private" in (letter.last_error or "")
+    assert lookups == ["hooks.example.test"]
+
+
+async def test_checked_resolver_returns_only_admitted_addresses() -> None:
+    """The connector gets exactly the addresses that passed the policy."""
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.2"]
+
+    results = await CheckedResolver(EgressPolicy.from_cidrs(["127.0.0.0/8"]), resolver).resolve("x.test", 443)
+    assert [(r["host"], r["port"]) for r in results] == [("127.0.0.2", 443)]
+
+
+async def test_dns_failure_is_retried_not_refused(make_router: RouterFactory, tmp_path: Any) -> None:
+    """A name that does not resolve is a transient error (retried), not an SSRF refusal."""
+
+    async def failing_resolver(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
+    from .test_event_router import _dummy_ca
+
+    router, ledger = await make_router(
+        [make_target("crm", "https://nowhere.test", max_retries=1)],
+        ca_path=_dummy_ca(tmp_path),
+        resolver=failing_resolver,
+    )
+    await router.ingest([{"id": "e1"}])
+    await ledger.wait_for(1)
+    [letter] = await router.dead_letters()
+    assert letter.reason == "retries_exhausted"
+    assert [a.outcome for a in attempts(ledger)] == ["error", "error"]
+
+
+async def test_untrusted_certificate_is_a_retryable_tls_error(
+    https_receiver: Any, make_router: RouterFactory, tmp_path: Any
+) -> None:
+    """Without the receiver's CA the TLS handshake fails; that is retried and recorded as a TLS error."""
+    from .test_event_router import _dummy_ca
+
+    receiver = await https_receiver()
+    other_ca = _dummy_ca(tmp_path)  # a different CA than the receiver's
+    router, ledger = await make_router([make_target("crm", receiver.url, max_retries=1)], ca_path=other_ca)
+    await router.ingest([{"id": "e1"}])
+    await ledger.wait_for(1)
+    assert all(a.outcome == "error" and (a.error or "").startswith("tls") for a in attempts(ledger))
+    assert receiver.request_count == 0
+
+
+async def test_circuit_opens_and_waiting_spends_no_retries(https_receiver: Any, make_router: RouterFactory) -> None:
+    """With the circuit open, pending deliveries are not attempted; the probe after open_s is a real one."""
+    receiver = await https_receiver(status=503)
+    options = fast_options(circuit=CircuitPolicy(failure_threshold=2, open_s=0.2), per_target_in_flight=1)
+    router, ledger = await make_router(
+        [make_target("crm", receiver.url, max_retries=10)], ca_path=receiver.ca_path, options=options
+    )
+    await router.ingest([{"id": f"e{i}"} for i in range(5)])
+    await ledger.wait_until(
+        lambda: any(isinstance(e, CircuitStateChanged) and e.state == "open" for e in ledger.events)
+    )
+    opened_at = time.monotonic()
+    sent_when_opened = receiver.request_count
+    await ledger.wait_until(
+        lambda: any(isinstance(e, CircuitStateChanged) and e.state == "half_open" for e in ledger.events)
+    )
+    assert time.monotonic() - opened_at >= 0.15
+    await ledger.wait_until(lambda: receiver.request_count > sent_when_opened)
+    assert receiver.request_count == sent_when_opened + 1  # exactly one probe
+    letters = await router.dead_letters()
+    assert letters == []
+    stats = await router.stats()
+    assert stats.pending + stats.leased == 5
