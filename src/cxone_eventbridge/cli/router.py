@@ -7,7 +7,9 @@ The talking commands use the router's HTTP API with the bearer ingest key; their
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import ssl
 import sys
 import time
 import uuid
@@ -24,8 +26,8 @@ from pydantic import SecretStr, ValidationError
 
 from cxone_eventbridge.cli import render
 from cxone_eventbridge.cli.runner import run
-from cxone_eventbridge.config import RouterSettings
-from cxone_eventbridge.exceptions import APIConnectionError, APIStatusError, status_error_class
+from cxone_eventbridge.config import DEFAULT_ROUTER_PORT, RouterSettings
+from cxone_eventbridge.exceptions import APIConnectionError, APIStatusError, ConfigurationError, status_error_class
 from cxone_eventbridge.retry import parse_retry_after
 from cxone_eventbridge.router.service import MAX_EVENT_BYTES
 
@@ -503,6 +505,174 @@ def enable(
 
     run(main())
     render.success(f"target {target} enabled")
+
+
+# -- serve --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """``router serve``'s options, gathered so the composition below reads as one function."""
+
+    host: str
+    port: int
+    db: Path
+    targets: Path | None
+    from_api: bool
+    sync_interval_s: float
+    tls_cert: Path | None
+    tls_key: Path | None
+    ingest_key: SecretStr | None
+    ca_bundle: Path | None
+    allow_private: tuple[str, ...]
+    audit_log: Path | None
+    drain_deadline_s: float
+    max_request_bytes: int
+
+
+def _server_ssl(options: ServeOptions) -> ssl.SSLContext | None:
+    if options.tls_cert is None and options.tls_key is None:
+        return None
+    if options.tls_cert is None or options.tls_key is None:
+        raise ConfigurationError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(options.tls_cert, options.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"--tls-cert/--tls-key cannot be loaded: {exc}") from exc
+    return context
+
+
+def _delivery_ssl(ca_bundle: Path | None) -> ssl.SSLContext | None:
+    if ca_bundle is None:
+        return None
+    from cxone_eventbridge.router.delivery import ssl_context_for
+
+    try:
+        return ssl_context_for(str(ca_bundle))  # the system's CAs and these
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"--ca-bundle {ca_bundle} cannot be loaded: {exc}") from exc
+
+
+async def serve_router(options: ServeOptions) -> None:
+    """Compose the router (queue, targets, observers, HTTP API), serve until a signal, then drain."""
+    from cxone_eventbridge.observe.audit import AuditLog
+    from cxone_eventbridge.observe.events import ObserverBus
+    from cxone_eventbridge.observe.metrics import RouterMetrics
+    from cxone_eventbridge.observe.status import StatusTracker
+    from cxone_eventbridge.router.event_router import EventRouter
+    from cxone_eventbridge.router.service import RouterService, ServiceConfig
+    from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+    from cxone_eventbridge.ssrf import EgressPolicy
+
+    try:
+        egress = EgressPolicy.from_cidrs(options.allow_private)
+    except ValueError as exc:
+        raise ConfigurationError(f"--allow-private: {exc}") from exc
+    config = ServiceConfig(
+        host=options.host,
+        port=options.port,
+        ingest_key=options.ingest_key,
+        ssl_context=_server_ssl(options),
+        max_request_bytes=options.max_request_bytes,
+        drain_deadline_s=options.drain_deadline_s,
+    )
+    config.check()
+    targets = []
+    if options.targets is not None:
+        from cxone_eventbridge.cli.context import all_targets, load_targets
+        from cxone_eventbridge.targets_file import SecretResolution
+
+        targets = all_targets(load_targets([options.targets], resolution=SecretResolution.REQUIRED))
+    bus = ObserverBus()
+    metrics, status = RouterMetrics(), StatusTracker()
+    bus.subscribe(metrics.observe)
+    bus.subscribe(status.observe)
+    audit = AuditLog(options.audit_log) if options.audit_log is not None else None
+    if audit is not None:
+        bus.subscribe(audit.observe)
+    options.db.parent.mkdir(parents=True, exist_ok=True)
+    router = EventRouter(
+        SQLiteQueue(options.db),
+        targets=targets,
+        bus=bus,
+        egress=egress,
+        ssl_context=_delivery_ssl(options.ca_bundle),
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(lambda: audit.close() if audit is not None else None)
+        sync_task: asyncio.Task[None] | None = None
+        if options.from_api:
+            from cxone_eventbridge.api import CXoneClient
+            from cxone_eventbridge.cli.context import require_api_settings
+            from cxone_eventbridge.router.sync import RoutesSync
+
+            client = await stack.enter_async_context(CXoneClient.from_settings(require_api_settings()))
+            sync = RoutesSync(client.routes, router, interval_s=options.sync_interval_s)
+            first = await sync.sync_once()
+            render.info(f"routing table loaded from the API: {len(first.added)} target(s)")
+        await router.start()
+        if options.from_api:
+            sync_task = asyncio.create_task(sync.run(), name="cxeb-routes-sync")
+        service = RouterService(router, config, bus=bus, metrics=metrics, status=status)
+
+        async def drain(deadline_s: float) -> None:
+            if sync_task is not None:
+                sync_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sync_task
+            await router.stop(deadline_s)
+
+        render.info(f"router listening on {config.host}:{config.port} ({len(router.target_names())} target(s))")
+        await service.serve_until_signalled(on_stop=drain)
+        render.info("router stopped")
+
+
+@router_app.command("serve")
+def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
+    host: str = typer.Option("127.0.0.1", "--host", help="Listen address; beyond loopback an ingest key is required."),
+    port: int = typer.Option(DEFAULT_ROUTER_PORT, "--port", min=0, max=65535),
+    db: Path = typer.Option(Path("cxeb-router.db"), "--db", help="The SQLite queue file."),
+    targets: Path | None = typer.Option(None, "--targets", help="A targets file (no control-plane settings needed)."),
+    from_api: bool = typer.Option(False, "--from-api", help="Sync targets from GET /api/v2/events/routes (CXONE_*)."),
+    sync_interval: float = typer.Option(30.0, "--sync-interval", min=1.0, help="Seconds between --from-api syncs."),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="Serve ingest over HTTPS with this certificate."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="The private key of --tls-cert."),
+    ingest_key: str | None = INGEST_KEY,
+    ca_bundle: Path | None = typer.Option(None, "--ca-bundle", help="Extra CA certificates to trust for targets."),
+    allow_private: list[str] | None = typer.Option(
+        None, "--allow-private", help="A CIDR targets may resolve to despite the SSRF guard (repeatable)."
+    ),
+    audit_log: Path = typer.Option(Path("target_audit.log"), "--audit-log", help="The hash-chained audit log."),
+    no_audit_log: bool = typer.Option(False, "--no-audit-log", help="Do not write an audit log."),
+    drain_deadline: float = typer.Option(30.0, "--drain-deadline", min=0.0, help="Seconds to drain on SIGTERM."),
+    max_request_bytes: int = typer.Option(16 << 20, "--max-request-bytes", min=MAX_EVENT_BYTES),
+) -> None:
+    """Run the router: HTTP ingest, durable queue, deliveries, metrics and audit log in one process.
+
+    SIGTERM or SIGINT stops accepting, drains within --drain-deadline and exits 0; anything accepted but
+    not yet delivered stays in the queue for the next start.
+    """
+    if (targets is None) == (not from_api):
+        render.fail("give exactly one of --targets FILE or --from-api", render.EXIT_INVALID_INPUT)
+    key = SecretStr(ingest_key) if ingest_key else _router_settings().ingest_key
+    options = ServeOptions(
+        host=host,
+        port=port,
+        db=db,
+        targets=targets,
+        from_api=from_api,
+        sync_interval_s=sync_interval,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        ingest_key=key,
+        ca_bundle=ca_bundle,
+        allow_private=tuple(allow_private or ()),
+        audit_log=None if no_audit_log else audit_log,
+        drain_deadline_s=drain_deadline,
+        max_request_bytes=max_request_bytes,
+    )
+    run(serve_router(options))
 
 
 def register(app: typer.Typer) -> None:

@@ -58,7 +58,7 @@ _NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "applic
 class IngestRouter(Protocol):
     """What the service needs from the router (``router.event_router.EventRouter`` provides it)."""
 
-    async def ingest(self, events: list[dict[str, Any]], priority: int = DEFAULT_PRIORITY) -> list[str]: ...
+    async def ingest(self, events: Sequence[Any], priority: int = DEFAULT_PRIORITY) -> list[str]: ...
 
     async def stats(self) -> QueueStats: ...
 
@@ -79,12 +79,21 @@ class IngestRouter(Protocol):
 class IngestError(Exception):
     """A request the service refuses; carries the HTTP status, a short code (a metrics label) and field errors."""
 
-    def __init__(self, status: int, code: str, message: str, errors: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        errors: Sequence[tuple[str, str]] = (),
+        *,
+        counted: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.errors = list(errors)
+        self.counted = counted  # the router already published IngestRejected for it
 
     def body(self) -> dict[str, Any]:
         return {
@@ -281,7 +290,8 @@ class RouterService:
         return app
 
     def _reject(self, error: IngestError) -> web.Response:
-        self.bus.publish(IngestRejected(reason=error.code, at=self._clock()))
+        if not error.counted:
+            self.bus.publish(IngestRejected(reason=error.code, at=self._clock()))
         headers = {"WWW-Authenticate": 'Bearer realm="cxeb-router"'} if error.status == 401 else None
         if error.status == 503:
             headers = {"Retry-After": "5"}
@@ -345,7 +355,7 @@ class RouterService:
             raise IngestError(503, "shutting_down", "the router is shutting down; nothing was accepted") from None
         except InputError as exc:
             errors = [(e.field, e.message) for e in exc.errors]
-            raise IngestError(422, "invalid_event", exc.message, errors) from None
+            raise IngestError(422, "invalid_event", exc.message, errors, counted=True) from None
         return web.json_response({"accepted": len(ids), "ids": ids}, status=202)
 
     # -- health, metrics, status --------------------------------------------------------------------

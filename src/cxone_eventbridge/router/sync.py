@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from cxone_eventbridge.exceptions import APIError
+from cxone_eventbridge.exceptions import APIError, InputError
 from cxone_eventbridge.models import IntegrationTarget, RoutesTable
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class TargetSink(Protocol):
 
     def upsert_target(self, target: IntegrationTarget) -> None: ...
 
-    def remove_target(self, name: str) -> None: ...
+    def remove_target(self, name: str) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,7 @@ class SyncResult:
     added: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # targets the router refused (e.g. an unresolved secret); logged
 
     @property
     def changes(self) -> int:
@@ -80,12 +81,20 @@ class RoutesSync:
         current = {t.name: t for t in table.items}
         added: list[str] = []
         changed: list[str] = []
+        skipped: list[str] = []
         for name, target in current.items():
             fingerprint = _fingerprint(target)
             previous = self._applied.get(name)
             if previous == fingerprint:
                 continue
-            self._router.upsert_target(target)
+            try:
+                self._router.upsert_target(target)
+            except InputError as exc:
+                # One target the router cannot use (a bad pattern) must not stop the others from syncing;
+                # its previous version, if any, keeps routing.
+                log.warning("routes sync skipped target %s: %s", name, exc)
+                skipped.append(name)
+                continue
             (added if previous is None else changed).append(name)
             self._applied[name] = fingerprint
         removed = sorted(set(self._applied) - set(current))
@@ -93,7 +102,7 @@ class RoutesSync:
             self._router.remove_target(name)
             del self._applied[name]
         self.syncs += 1
-        result = SyncResult(tuple(sorted(added)), tuple(sorted(changed)), tuple(removed))
+        result = SyncResult(tuple(sorted(added)), tuple(sorted(changed)), tuple(removed), tuple(sorted(skipped)))
         if result.changes:
             log.info(
                 "routes synced: %d added, %d changed, %d removed",
@@ -113,6 +122,3 @@ class RoutesSync:
             except APIError as exc:
                 self.failures += 1
                 log.warning("routes sync failed, keeping the current table: %s", exc)
-            except ValueError as exc:  # a target the router cannot compile: keep the rest of the table
-                self.failures += 1
-                log.warning("routes sync could not apply a target, keeping the current table: %s", exc)
