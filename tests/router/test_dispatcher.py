@@ -1,0 +1,72 @@
+"""Dispatcher lifecycle: graceful shutdown within a deadline, and maximum event age, with real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cxone_eventbridge.models import TargetStatus
+from cxone_eventbridge.observe.events import DeliveryDeadLettered
+from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+
+from .conftest import RouterFactory, fast_options, make_target
+
+
+async def poll_until(predicate: Any, limit_s: float = 10.0) -> None:
+    """Wait for something no observer reports (a receiver's request count), polling every 5 ms."""
+    async with asyncio.timeout(limit_s):
+        while not predicate():  # noqa: ASYNC110 -- the receiver offers no event to wait on
+            await asyncio.sleep(0.005)
+
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_stop_past_deadline_releases_in_flight_work_unspent(
+    https_receiver: Any, make_router: RouterFactory, tmp_path: Path
+) -> None:
+    """Stopping with a short deadline cancels in-flight attempts and gives their leases back, attempts unspent."""
+    receiver = await https_receiver(latency_ms=300)
+    router, ledger = await make_router([make_target("crm", receiver.url)], ca_path=receiver.ca_path, db="stop.db")
+    await router.ingest([{"id": f"e{i}"} for i in range(5)])
+    await poll_until(lambda: receiver.request_count == 5)
+    assert not ledger.delivered
+    await router.stop(deadline_s=0.01)
+    async with SQLiteQueue(tmp_path / "stop.db") as queue:
+        stats = await queue.stats()
+        assert (stats.pending, stats.leased, stats.delivered) == (5, 0, 0)
+        leased = await queue.lease(capacity={"crm": 10}, limit=10, now=time.time(), lease_s=30)
+        assert [d.attempts for d in leased] == [0] * 5
+
+
+async def test_stop_within_deadline_finishes_in_flight_work(https_receiver: Any, make_router: RouterFactory) -> None:
+    """Stopping with room to spare lets the in-flight deliveries complete and be acked."""
+    receiver = await https_receiver(latency_ms=100)
+    router, ledger = await make_router([make_target("crm", receiver.url)], ca_path=receiver.ca_path)
+    await router.ingest([{"id": f"e{i}"} for i in range(5)])
+    await poll_until(lambda: receiver.request_count == 5)
+    assert not ledger.delivered
+    await router.stop(deadline_s=5)
+    assert len(ledger.delivered) == 5
+
+
+async def test_events_older_than_the_maximum_age_are_dead_lettered_expired(
+    https_receiver: Any, make_router: RouterFactory
+) -> None:
+    """A delivery that waited longer than the maximum event age becomes a dead letter 'expired'."""
+    receiver = await https_receiver()
+    clock = [1_700_000_000.0]
+    target = make_target("crm", receiver.url, status=TargetStatus.DISABLED)  # held, so it waits
+    router, ledger = await make_router(
+        [target], ca_path=receiver.ca_path, clock=lambda: clock[0], options=fast_options(max_event_age_s=3600)
+    )
+    await router.ingest([{"id": "old"}])
+    clock[0] += 3601
+    await ledger.wait_for(1)
+    [dead] = [e for e in ledger.events if isinstance(e, DeliveryDeadLettered)]
+    assert (dead.event_id, dead.reason, dead.attempts) == ("old", "expired", 0)
+    assert receiver.request_count == 0
