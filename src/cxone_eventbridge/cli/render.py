@@ -35,11 +35,14 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print a rich table to stdout."""
+def print_table(
+    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, fold: Sequence[str] = ()
+) -> None:
+    """Print a rich table to stdout. Columns named in ``fold`` break long values over lines instead of
+    cutting them short with an ellipsis (ids and URLs must stay whole to be copied)."""
     table = Table(title=title, show_lines=False)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold" if column in fold else "ellipsis")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     stdout.print(table)

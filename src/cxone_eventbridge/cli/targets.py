@@ -57,7 +57,11 @@ def _print_targets(targets: list[IntegrationTarget], output: render.OutputFormat
         )
         for t in targets
     ]
-    render.print_table(title, ["ID", "NAME", "ENDPOINT", "AUTH", "RULES", "STATUS"], rows)
+    if not rows:
+        render.info("no targets")
+        return
+    columns = ["ID", "NAME", "ENDPOINT", "AUTH", "RULES", "STATUS"]
+    render.print_table(title, columns, rows, fold=("ID", "ENDPOINT"))
 
 
 def _print_target(target: IntegrationTarget, output: render.OutputFormat) -> None:
