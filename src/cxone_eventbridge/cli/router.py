@@ -623,8 +623,10 @@ async def serve_router(options: ServeOptions) -> None:
                     await sync_task
             await router.stop(deadline_s)
 
-        render.info(f"router listening on {config.host}:{config.port} ({len(router.target_names())} target(s))")
-        await service.serve_until_signalled(on_stop=drain)
+        def started(url: str) -> None:
+            render.info(f"router listening on {url} ({len(router.target_names())} target(s))")
+
+        await service.serve_until_signalled(on_stop=drain, on_started=started)
         render.info("router stopped")
 
 

@@ -454,7 +454,14 @@ class RouterService:
         self._site = web.TCPSite(
             self._runner, self.config.host, self.config.port, ssl_context=self.config.ssl_context, backlog=1024
         )
-        await self._site.start()
+        try:
+            await self._site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise ConfigurationError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
+            ) from exc
         self.port = int(self._runner.addresses[0][1])
         log.info("router listening on %s", self.url)
 
@@ -471,7 +478,12 @@ class RouterService:
             await self._runner.cleanup()
             self._runner = None
 
-    async def serve_until_signalled(self, *, on_stop: Callable[[float], Awaitable[None]]) -> None:
+    async def serve_until_signalled(
+        self,
+        *,
+        on_stop: Callable[[float], Awaitable[None]],
+        on_started: Callable[[str], None] | None = None,
+    ) -> None:
         """Serve until SIGTERM or SIGINT, then stop accepting and call ``on_stop(deadline_s)`` to drain."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -479,6 +491,8 @@ class RouterService:
             loop.add_signal_handler(signum, stop.set)
         try:
             await self.start()
+            if on_started is not None:
+                on_started(self.url)
             await stop.wait()
             log.info("signal received: draining (deadline %.1fs)", self.config.drain_deadline_s)
         finally:

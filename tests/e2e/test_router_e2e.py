@@ -1,0 +1,139 @@
+"""End to end: `cxeb router serve` as a real process, a real HTTPS receiver, `cxeb router send`, metrics, status, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from cxone_eventbridge.sandbox.receiver import RunningReceiver
+
+pytestmark = pytest.mark.e2e
+
+CXEB = str(Path(sys.executable).with_name("cxeb"))
+KEY = "e2e-ingest-key-0123456789abcdef"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "events.jsonl"
+
+
+async def cxeb(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    """Run one `cxeb` command without blocking the loop (the receiver serves from this loop)."""
+    proc = await asyncio.create_subprocess_exec(
+        CXEB, *args, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def wait_for(predicate: Callable[[], bool], limit_s: float = 30.0) -> None:
+    """Poll a condition every 50 ms (the receiver runs in another task of this loop)."""
+    async with asyncio.timeout(limit_s):
+        while not predicate():  # noqa: ASYNC110 -- the receiver has no event to wait on; poll its counter
+            await asyncio.sleep(0.05)
+
+
+async def test_router_serve_send_metrics_status_audit_and_sigterm(
+    https_receiver: Callable[..., Awaitable[RunningReceiver]], tmp_path: Path
+) -> None:
+    """Events sent with `cxeb router send` reach the receiver; metrics, status and audit agree; SIGTERM exits 0."""
+    receiver = await https_receiver()
+    (tmp_path / "targets.yaml").write_text(
+        f"- name: all events\n  endpoint: {receiver.url}/hooks/all\n"
+        f"- name: voice\n  endpoint: {receiver.url}/hooks/voice\n"
+        "  eventPattern:\n    contact:\n      channel: [voice]\n"
+    )
+    events = [json.loads(line) for line in EXAMPLES.read_text().splitlines()[:200]]
+    voice = sum(1 for e in events if e["contact"]["channel"] == "voice")
+    assert 0 < voice < 200
+    lines = [json.dumps(e) for e in events[:100]] + ["{not json", "[1, 2]"] + [json.dumps(e) for e in events[100:]]
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+
+    env = {**os.environ, "CXEB_INGEST_KEY": KEY, "NO_COLOR": "1", "COLUMNS": "200"}
+    server = await asyncio.create_subprocess_exec(
+        CXEB,
+        *("router", "serve", "--port", "0", "--targets", "targets.yaml", "--db", "queue.db"),
+        *("--ca-bundle", str(receiver.ca_path), "--allow-private", "127.0.0.0/8", "--audit-log", "audit.log"),
+        env=env,
+        cwd=tmp_path,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert server.stderr is not None
+        async with asyncio.timeout(30):
+            banner = (await server.stderr.readline()).decode()
+        assert banner.startswith("router listening on http://127.0.0.1:"), banner
+        url = banner.split()[3]
+
+        code, out, err = await cxeb("router", "send", "events.jsonl", "--url", url, env=env, cwd=tmp_path)
+        assert code == 1, err  # two lines were rejected
+        assert "line 101: not valid JSON" in err
+        assert "line 102: not a JSON object" in err
+        assert "200 accepted, 2 rejected" in err
+        await wait_for(lambda: receiver.request_count >= 200 + voice)
+
+        async with httpx.AsyncClient(base_url=url) as client:
+            bad = await client.post("/v1/events", content=b"{oops", headers={"Authorization": f"Bearer {KEY}"})
+            assert bad.status_code == 400
+            assert bad.json()["error"] == "malformed_json"
+            unauthorized = await client.post("/v1/events", json={"a": 1})
+            assert unauthorized.status_code == 401
+            metrics = (await client.get("/metrics")).text
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(metrics)
+            for s in family.samples
+        }
+        assert samples["cxeb_deliveries_total", (("outcome", "delivered"), ("target", "all events"))] == 200
+        assert samples["cxeb_deliveries_total", (("outcome", "delivered"), ("target", "voice"))] == voice
+        assert samples["cxeb_ingest_rejections_total", (("reason", "malformed_json"),)] == 1
+        assert samples["cxeb_ingest_rejections_total", (("reason", "unauthorized"),)] == 1
+        assert samples["cxeb_queue_depth", (("state", "delivered"),)] == 200 + voice
+
+        code, out, err = await cxeb("router", "status", "--url", url, "--output", "json", env=env, cwd=tmp_path)
+        assert code == 0, err
+        status = json.loads(out)
+        by_target = {row["target"]: row for row in status["targets"]}
+        assert (by_target["all events"]["delivered"], by_target["voice"]["delivered"]) == (200, voice)
+        assert by_target["voice"]["p99Ms"] >= by_target["voice"]["p50Ms"] > 0
+        code, out, err = await cxeb("router", "status", "--url", url, env=env, cwd=tmp_path)
+        assert code == 0, err
+        assert "all events" in out
+        assert "closed" in out
+        code, out, err = await cxeb(
+            "router", "status", "--url", url, env={**env, "CXEB_INGEST_KEY": "x" * 20}, cwd=tmp_path
+        )
+        assert code == 1
+        assert "401" in err
+
+        server.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            rest = (await server.stderr.read()).decode()
+            assert await server.wait() == 0, rest
+        assert "router stopped" in rest
+        assert "Traceback" not in rest
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+
+    audit = tmp_path / "audit.log"
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert len(records) == 200 + voice
+    assert all(r["success"] for r in records)
+    assert KEY not in audit.read_text()
+    code, _, err = await cxeb("audit", "verify", "audit.log", env=env, cwd=tmp_path)
+    assert code == 0, err
+    text = audit.read_text().splitlines(keepends=True)
+    text[10] = text[10].replace('"success":true', '"success":false')
+    audit.write_text("".join(text))
+    code, _, err = await cxeb("audit", "verify", "audit.log", env=env, cwd=tmp_path)
+    assert code == 1
+    assert "line 11" in err
