@@ -1,0 +1,165 @@
+"""`cxeb router send/status/dlq/enable` against a router service on loopback (the CLI runs in a worker thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from click.testing import Result
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from cxone_eventbridge.cli.main import app
+from cxone_eventbridge.cli.router import RouterAPI, check_line, send_events
+
+from .conftest import INGEST_KEY, StackFactory
+
+runner = CliRunner()
+
+
+async def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run the CLI in a thread: it has its own event loop, and the service keeps serving from this one."""
+    environment = {"CXEB_INGEST_KEY": INGEST_KEY, **(env or {})}
+    return await asyncio.to_thread(runner.invoke, app, list(args), env=environment)
+
+
+async def test_send_checks_lines_locally_reports_them_and_exits_1(router_stack: StackFactory, tmp_path: Path) -> None:
+    """Good lines are delivered; bad lines are reported by number and skipped; the exit code is 1."""
+    stack = await router_stack()
+    lines = ['{"id": "a"}', "", "{broken", '{"id": "b"}', "[1]", '{"id": 7}', '{"id": "c"}']
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    result = await invoke("router", "send", str(tmp_path / "events.jsonl"), "--url", stack.url, "--output", "json")
+    assert result.exit_code == 1, result.output
+    assert "line 3: not valid JSON" in result.stderr
+    assert "line 5: not a JSON object" in result.stderr
+    assert "line 6: id must be a non-empty string" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["accepted"] == 3
+    assert [r["line"] for r in summary["rejectedLocally"]] == [3, 5, 6]
+    await stack.outcomes.wait(delivered=3)
+    assert sorted(json.loads(r["body"])["id"] for r in stack.receiver.records()) == ["a", "b", "c"]
+
+
+async def test_send_of_only_good_lines_exits_0_and_adds_ids(router_stack: StackFactory, tmp_path: Path) -> None:
+    """All lines accepted: exit 0, and events without an id got one (so a retried POST cannot duplicate)."""
+    stack = await router_stack()
+    (tmp_path / "events.jsonl").write_text('{"n": 1}\n{"n": 2}\n')
+    result = await invoke("router", "send", str(tmp_path / "events.jsonl"), "--url", stack.url, "--priority", "1")
+    assert result.exit_code == 0, result.output
+    assert "2 accepted, 0 rejected" in result.stderr
+    await stack.outcomes.wait(delivered=2)
+    bodies = [json.loads(r["body"]) for r in stack.receiver.records()]
+    assert all(isinstance(b["id"], str) and b["id"] for b in bodies)
+
+
+async def test_send_with_a_wrong_key_fails_with_401(router_stack: StackFactory, tmp_path: Path) -> None:
+    """A refused ingest key is an error naming 401 (exit 1), not a retry loop."""
+    stack = await router_stack()
+    (tmp_path / "events.jsonl").write_text('{"n": 1}\n')
+    result = await invoke(
+        "router", "send", str(tmp_path / "events.jsonl"), "--url", stack.url, "--ingest-key", "w" * 20
+    )
+    assert result.exit_code == 1
+    assert "401" in result.stderr
+
+
+async def test_send_of_a_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    """A FILE that cannot be read exits 2 naming it."""
+    result = await invoke("router", "send", str(tmp_path / "nope.jsonl"))
+    assert result.exit_code == 2
+    assert "nope.jsonl" in result.stderr
+
+
+async def test_send_events_retries_503_and_drops_items_the_router_names() -> None:
+    """A 503 is retried; a 422 naming a line is reported with its file line number and the rest is resent."""
+    calls: list[list[dict[str, Any]]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        events = [json.loads(line) for line in (await request.read()).splitlines() if line]
+        calls.append(events)
+        if len(calls) == 1:
+            return web.json_response({"error": "queue_full"}, status=503, headers={"Retry-After": "0"})
+        bad = [n for n, e in enumerate(events, start=1) if e.get("poison")]
+        if bad:
+            errors = [{"field": f"line {n}", "message": "refused by a filter"} for n in bad]
+            return web.json_response({"error": "invalid_event", "message": "bad", "errors": errors}, status=422)
+        return web.json_response({"accepted": len(events), "ids": [e["id"] for e in events]}, status=202)
+
+    server_app = web.Application()
+    server_app.router.add_post("/v1/events", handler)
+    runner_ = web.AppRunner(server_app)
+    await runner_.setup()
+    site = web.TCPSite(runner_, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner_.addresses[0][1]}"
+    try:
+        stream = io.StringIO('{"id": "a"}\n{"id": "b", "poison": true}\n{"id": "c"}\n')
+        async with RouterAPI(url, SecretStr(INGEST_KEY)) as api:
+            summary = await send_events(api, stream, priority=5)
+    finally:
+        await runner_.cleanup()
+    assert summary.retries == 1
+    assert summary.accepted == 2
+    assert summary.rejected_by_router == [(2, "refused by a filter")]
+    assert [e["id"] for e in calls[-1]] == ["a", "c"]
+
+
+async def test_status_table_and_json(router_stack: StackFactory) -> None:
+    """`router status` shows each target with its counts, as a table and as JSON."""
+    stack = await router_stack(targets=["crm", "bi"])
+    await stack.call("POST", "/v1/events", json=[{"n": 1}, {"n": 2}])
+    await stack.outcomes.wait(delivered=4)
+    result = await invoke("router", "status", "--url", stack.url, "--output", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {row["target"]: row["delivered"] for row in data["targets"]} == {"bi": 2, "crm": 2}
+    table = await invoke("router", "status", "--url", stack.url, env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "crm" in table.stdout
+    assert "closed" in table.stdout
+
+
+async def test_dlq_list_replay_purge_and_enable(router_stack: StackFactory) -> None:
+    """The dlq commands list, replay and purge dead letters; enable answers for known and unknown targets."""
+    stack = await router_stack(receiver_status=400)
+    await stack.call("POST", "/v1/events", json=[{"id": "x1"}, {"id": "x2"}])
+    await stack.outcomes.wait(dead=2)
+    listed = await invoke("router", "dlq", "list", "--url", stack.url, "--output", "json")
+    assert listed.exit_code == 0, listed.output
+    items = json.loads(listed.stdout)
+    assert sorted(i["eventId"] for i in items) == ["x1", "x2"]
+    table = await invoke("router", "dlq", "list", "--url", stack.url, "--target", "crm", env={"COLUMNS": "200"})
+    assert "permanent" in table.stdout
+    replayed = await invoke("router", "dlq", "replay", "--url", stack.url, "--id", items[0]["deliveryId"])
+    assert replayed.exit_code == 0, replayed.output
+    assert "1 dead letter(s) replayed" in replayed.stderr
+    await stack.outcomes.wait(dead=3)
+    purged = await invoke("router", "dlq", "purge", "--url", stack.url, "--yes", "--output", "json")
+    assert json.loads(purged.stdout) == {"purged": 2}
+    enabled = await invoke("router", "enable", "crm", "--url", stack.url)
+    assert enabled.exit_code == 0, enabled.output
+    unknown = await invoke("router", "enable", "nobody here", "--url", stack.url)
+    assert unknown.exit_code == 1
+    assert "no target named 'nobody here'" in unknown.stderr
+
+
+async def test_an_unreachable_router_is_exit_1_with_the_url() -> None:
+    """Talking to a router that is not running is a clear error (exit 1) naming its URL."""
+    result = await invoke("router", "status", "--url", "http://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert "cannot reach the router at http://127.0.0.1:9" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [("{", "not valid JSON"), ("[]", "not a JSON object"), ('{"a": NaN}', "NaN"), ('{"id": ""}', "id must be")],
+)
+def test_check_line_names_the_problem(line: str, problem: str) -> None:
+    """check_line refuses what the router would refuse, saying why."""
+    with pytest.raises(ValueError, match=problem):
+        check_line(line)
