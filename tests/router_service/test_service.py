@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
+from pathlib import Path
 
+import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cxone_eventbridge.observe.audit import verify_audit_log
 from cxone_eventbridge.observe.events import ObservedEvent
 
-from .conftest import StackFactory
+from .conftest import INGEST_KEY, StackFactory
 
 
 def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -227,3 +230,30 @@ async def test_stop_refuses_new_work_and_keeps_what_was_accepted(router_stack: S
         await stack.call("POST", "/v1/events", json={"late": True})
     stats = await stack.router.stats()
     assert stats.pending + stats.delivered == 50
+
+
+async def test_ingest_over_https_with_tls_cert_and_key(router_stack: StackFactory, receiver_certs_dir: Path) -> None:
+    """With a server certificate the API is HTTPS only: a verifying client gets 202, plain HTTP gets nothing."""
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(receiver_certs_dir / "cert.pem", receiver_certs_dir / "key.pem")
+    stack = await router_stack(config={"ssl_context": server_ssl})
+    assert stack.url.startswith("https://127.0.0.1:")
+    client_ssl = ssl.create_default_context(cafile=str(receiver_certs_dir / "ca.pem"))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            stack.url + "/v1/events",
+            json={"secure": True},
+            headers={"Authorization": f"Bearer {INGEST_KEY}"},
+            ssl=client_ssl,
+        ) as response,
+    ):
+        assert response.status == 202
+    await stack.outcomes.wait(delivered=1)
+    with pytest.raises(aiohttp.ClientError):
+        await _plain_http(stack.url)
+
+
+async def _plain_http(url: str) -> None:
+    async with aiohttp.ClientSession() as session, session.get(url.replace("https://", "http://") + "/healthz") as r:
+        await r.read()
