@@ -6,6 +6,7 @@ The orchestration lives in ``cxone_eventbridge.demo``; this module only renders 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.rule import Rule
 
 from cxone_eventbridge.cli import render, runner
 from cxone_eventbridge.cli.iac import summary_line
+from cxone_eventbridge.cli.logs import log_delivery_outcomes
 from cxone_eventbridge.demo import DemoListener, DemoOptions, DemoResult, run_demo
 from cxone_eventbridge.demo import results as demo_results
 from cxone_eventbridge.demo.services import ServiceUrls
@@ -246,6 +248,11 @@ def demo_command(
             output_dir=output_dir,
             max_events=events,
             terraform_binary=None if no_terraform else shutil.which("terraform"),
+            # With -v, each retry and dead letter is logged (with its event and delivery ids); without, the
+            # tables say it all and the progress bar stays clean.
+            observers=[log_delivery_outcomes]
+            if logging.getLogger("cxone_eventbridge").isEnabledFor(logging.INFO)
+            else [],
         )
     except ValueError as exc:
         render.fail(str(exc), render.EXIT_INVALID_INPUT)

@@ -7,9 +7,11 @@ variables itself, without touching the process environment.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cxone_eventbridge.observe.events import Observer
 
 HEALTHY_PORT = 8743
 FLAKY_PORT = 8744
@@ -53,6 +55,7 @@ class DemoOptions:
     seed: int | None = 7  # the flaky receiver's failures, reproducible for a given order of requests
     terraform_binary: str | None = None  # run ``terraform state list`` on the export when given
     secrets: Mapping[str, str] = field(default_factory=lambda: dict(DEMO_SECRETS))
+    observers: Sequence[Observer] = ()  # more observers on the router's and the client's bus (e.g. logging)
 
     def __post_init__(self) -> None:
         if self.max_events is not None and self.max_events < 1:

@@ -49,6 +49,8 @@ LOOPBACK = "127.0.0.1"
 # The demo makes a few dozen API calls; the sandbox's default 100/minute would pace them for no reason.
 DEMO_RATE_LIMIT_PER_MINUTE = 60_000.0
 ROUTER_DRAIN_DEADLINE_S = 5.0
+DEMO_MAX_IN_FLIGHT = 96
+DEMO_PER_TARGET_IN_FLIGHT = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,8 @@ class DemoServices:
         self.bus.subscribe(self.audit.observe)
         self.bus.subscribe(self.status.observe)
         self.bus.subscribe(self.metrics.observe)
+        for observer in options.observers:
+            self.bus.subscribe(observer)
 
         sandbox_app = create_app(
             SandboxConfig(
@@ -172,6 +176,10 @@ class DemoServices:
         self._stack.push_async_callback(self.flaky.stop)
 
         dispatcher = DispatcherOptions(
+            # Receivers and router share this process: fewer requests in flight keep latency honest
+            # (Little's law) at the same throughput.
+            max_in_flight=DEMO_MAX_IN_FLIGHT,
+            per_target_in_flight=DEMO_PER_TARGET_IN_FLIGHT,
             retry_base_s=options.retry_base_s,
             retry_cap_s=options.retry_cap_s,
             max_retry_after_s=max(options.flaky_retry_after_s, options.retry_cap_s),

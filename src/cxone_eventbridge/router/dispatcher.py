@@ -253,7 +253,12 @@ class Dispatcher:
                 breaker.cancelled()
                 raise
             except Exception as exc:  # the dispatcher boundary: any failure is a recorded attempt
-                log.exception("delivery %s to %s failed unexpectedly", delivery.delivery_id, name)
+                log.exception(
+                    "delivery %s to %s failed unexpectedly",
+                    delivery.delivery_id,
+                    name,
+                    extra={"event_id": delivery.event_id, "delivery_id": delivery.delivery_id, "target": name},
+                )
                 result = AttemptResult(AttemptOutcome.ERROR, None, 0.0, error=f"{type(exc).__name__}: {exc}")
             self._free_slot(name)
             slot_held = False
@@ -262,7 +267,11 @@ class Dispatcher:
             cancelled = True  # shutdown: stop() finds the entry in _in_flight and releases the lease
             raise
         except Exception:  # the dispatcher boundary: a failed record leaves the lease to expire
-            log.exception("recording delivery %s failed; its lease will expire and it will be retried", delivery.key)
+            log.exception(
+                "recording delivery %s failed; its lease will expire and it will be retried",
+                delivery.key,
+                extra={"event_id": delivery.event_id, "delivery_id": delivery.delivery_id, "target": name},
+            )
         finally:
             if slot_held:
                 self._free_slot(name)
