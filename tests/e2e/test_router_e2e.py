@@ -9,13 +9,16 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
+from cxone_eventbridge.api import CXoneClient
 from cxone_eventbridge.cli.main import app
+from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 
 pytestmark = pytest.mark.e2e
@@ -131,3 +134,59 @@ async def test_router_serve_send_metrics_status_audit_and_sigterm(
     tampered = CliRunner().invoke(app, ["audit", "verify", str(audit)])
     assert tampered.exit_code == 1
     assert "line 11" in tampered.stderr
+
+
+async def test_router_serve_from_api_picks_up_new_targets_without_restart(
+    sandbox: Any, https_receiver: Callable[..., Awaitable[RunningReceiver]], tmp_path: Path
+) -> None:
+    """`serve --from-api` loads the routes table at start and a target created later receives events."""
+    receiver = await https_receiver()
+    settings = sandbox.settings()
+    async with CXoneClient.from_settings(settings) as client:
+        await client.targets.create(IntegrationTarget(name="first", endpoint=f"{receiver.url}/hooks/first"))
+        env = {
+            **os.environ,
+            "CXEB_INGEST_KEY": KEY,
+            "CXONE_BASE_URL": settings.base_url or "",
+            "CXONE_TOKEN_URL": settings.resolved_token_url or "",
+            "CXONE_CLIENT_ID": settings.client_id or "",
+            "CXONE_CLIENT_SECRET": sandbox.client_secret,
+        }
+        server = await asyncio.create_subprocess_exec(
+            CXEB,
+            *("router", "serve", "--port", "0", "--from-api", "--sync-interval", "1", "--db", "queue.db"),
+            *("--ca-bundle", str(receiver.ca_path), "--allow-private", "127.0.0.0/8", "--no-audit-log"),
+            env=env,
+            cwd=tmp_path,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert server.stderr is not None
+            async with asyncio.timeout(30):
+                while not (line := (await server.stderr.readline()).decode()).startswith("router listening"):
+                    assert line, "the router exited before listening"
+            url = line.split()[3]
+            headers = {"Authorization": f"Bearer {KEY}"}
+            async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+                assert (await http.post("/v1/events", json={"id": "e1"})).status_code == 202
+                await wait_for(lambda: receiver.request_count == 1)
+                await client.targets.create(IntegrationTarget(name="second", endpoint=f"{receiver.url}/hooks/second"))
+
+                async def second_is_routed() -> bool:
+                    status = (await http.get("/v1/status")).json()
+                    return "second" in {row["target"] for row in status["targets"]}
+
+                async with asyncio.timeout(15):
+                    while not await second_is_routed():  # noqa: ASYNC110 -- the next sync is up to 1 s away
+                        await asyncio.sleep(0.1)
+                assert (await http.post("/v1/events", json={"id": "e2"})).status_code == 202
+                await wait_for(lambda: receiver.request_count == 3)
+            paths = sorted(r["path"] for r in receiver.records())
+            assert paths == ["/hooks/first", "/hooks/first", "/hooks/second"]
+            server.send_signal(signal.SIGINT)
+            async with asyncio.timeout(30):
+                assert await server.wait() == 0
+        finally:
+            if server.returncode is None:
+                server.kill()
+                await server.wait()
