@@ -48,8 +48,6 @@ from cxone_eventbridge.models import IntegrationTarget
 _RANGE_COST = 50
 _SCAN_COST = 100
 _UNSELECTIVE_COST = 100_000
-# Up to this many anchored paths, an event's values are looked up path by path instead of walked.
-_DIRECT_LOOKUP_PATHS = 24
 
 
 @dataclass(slots=True)
@@ -233,7 +231,10 @@ def _check_cost(clause: FieldClause) -> int:
 class RoutingTable:
     """Target names by rule, indexed; ``match(event)`` returns the names of the targets that want it."""
 
-    def __init__(self, targets: Iterable[IntegrationTarget] = ()) -> None:
+    def __init__(self, targets: Iterable[IntegrationTarget] = (), *, direct_lookup_paths: int = 24) -> None:
+        """Index ``targets``; up to ``direct_lookup_paths`` anchored paths are looked up one by one, beyond
+        that an event is walked once (both give the same answers; tests run both)."""
+        self._direct_lookup_paths = direct_lookup_paths
         self._rules: dict[str, CompiledRule] = {}
         self._conjunction_ids: dict[str, list[int]] = {}
         self._conjunctions: dict[int, _Conjunction] = {}
@@ -290,7 +291,7 @@ class RoutingTable:
         values: dict[str, list[Any]]
         candidates: set[int] = set()
         paths = self._paths
-        if len(paths) <= _DIRECT_LOOKUP_PATHS:
+        if len(paths) <= self._direct_lookup_paths:
             # Few anchored paths: look each up directly and fetch the others lazily, only for candidates.
             values = {}
             for path, path_index in paths.items():

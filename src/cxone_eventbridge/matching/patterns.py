@@ -182,7 +182,7 @@ class _Parser:
                     self.fail(here, "must not be an empty object")
                     continue
                 if depth + 1 > MAX_PATTERN_DEPTH:
-                    self.fail(here, f"is nested more than {MAX_PATTERN_DEPTH} levels deep")
+                    self.fail(here, f"is nested {depth + 1} levels deep; the limit is {MAX_PATTERN_DEPTH}")
                     continue
                 child = self._object(value, path, here, depth + 1)
                 clauses.extend(child.clauses)
@@ -200,7 +200,7 @@ class _Parser:
             self.fail(where, "must be an array of at least two objects")
             return ()
         if depth + 1 > MAX_PATTERN_DEPTH:
-            self.fail(where, f"is nested more than {MAX_PATTERN_DEPTH} levels deep")
+            self.fail(where, f"is nested {depth + 1} levels deep; the limit is {MAX_PATTERN_DEPTH}")
             return ()
         alternatives: list[Node] = []
         for index, alternative in enumerate(value):
