@@ -163,3 +163,28 @@ def test_check_line_names_the_problem(line: str, problem: str) -> None:
     """check_line refuses what the router would refuse, saying why."""
     with pytest.raises(ValueError, match=problem):
         check_line(line)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--host", "0.0.0.0", "--targets", "t.yaml"], "without an ingest key"),
+        ([], "exactly one of --targets FILE or --from-api"),
+        (["--targets", "t.yaml", "--from-api"], "exactly one of --targets FILE or --from-api"),
+        (["--targets", "missing.yaml"], "cannot read missing.yaml"),
+        (["--targets", "t.yaml", "--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
+        (["--targets", "t.yaml", "--allow-private", "not-a-cidr"], "--allow-private"),
+    ],
+)
+def test_serve_refuses_bad_options_with_exit_2(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Serving beyond loopback without a key, a missing or doubled source, bad TLS or CIDR options: exit 2, no start."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.yaml").write_text("- name: a\n  endpoint: https://127.0.0.1:9/x\n")
+    result = runner.invoke(
+        app, ["router", "serve", *args, "--no-audit-log", "--db", "q.db"], env={"CXEB_INGEST_KEY": None}
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert not (tmp_path / "q.db").exists()
