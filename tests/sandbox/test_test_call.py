@@ -168,3 +168,40 @@ async def test_unresolved_secret_reference_fails_without_sending(https_receiver,
     assert outcome.http_status == 502
     assert "reference" in (outcome.result.error or "")
     assert receiver.records() == []
+
+
+async def test_hostname_endpoint_is_pinned_to_the_checked_address(https_receiver, receiver_certs_dir) -> None:
+    """The request goes to the address the SSRF check saw, with the URL's host for Host, SNI and certificate."""
+    receiver = await https_receiver()
+    seen: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        seen.append(host)
+        return ["127.0.0.1"]
+
+    target = IntegrationTarget(name="pinned", endpoint=f"https://localhost:{receiver.port}/p", signing_secret=SECRET)
+    outcome = await send_test_event(
+        target,
+        policy=EgressPolicy.from_cidrs(["127.0.0.0/8"]),
+        ssl_context=client_ssl_context(str(receiver_certs_dir / "ca.pem")),
+        resolver=resolver,
+    )
+    assert outcome.http_status == 200, outcome.result.error
+    assert seen == ["localhost"]
+    assert receiver.records()[0]["headers"]["Host"] == f"localhost:{receiver.port}"
+
+
+async def test_hostname_resolving_to_a_refused_address_is_not_contacted(https_receiver, receiver_certs_dir) -> None:
+    """When the resolver answers a loopback address outside the allow-list, nothing is sent."""
+    receiver = await https_receiver()
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    target = IntegrationTarget(name="rebind", endpoint=f"https://localhost:{receiver.port}/", signing_secret=SECRET)
+    outcome = await send_test_event(
+        target, policy=EgressPolicy(), ssl_context=client_ssl_context(None), resolver=resolver
+    )
+    assert outcome.http_status == 502
+    assert "loopback" in (outcome.result.error or "")
+    assert receiver.records() == []
