@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cxone_eventbridge.exceptions import InputError
-from cxone_eventbridge.matching import InvalidEventError, InvalidPatternError, RoutingTable, compile_pattern
+from cxone_eventbridge.matching import InvalidEventError, RoutingTable, compile_pattern
 from cxone_eventbridge.models import IntegrationTarget
 
 # The sample event of the EventBridge and Event Ruler documentation.

@@ -3,17 +3,21 @@
 How an event is matched:
 
 1. Each rule is expanded into AND-only conjunctions (its ``$or`` groups multiplied out, bounded when
-   compiled). Each conjunction picks one *anchor*: the clause, among those only a present field can
+   compiled). Each conjunction picks an *anchor*: the clause, among those only a present field can
    satisfy, that the fewest other rules share (exact values that many rules name, ``anything-but`` and
-   ``exists`` make poor anchors). Only anchors are indexed.
-2. The event is walked once, visiting only the paths some rule names (``events.collect_wanted``).
-3. For every collected (path, value), the path's index yields the conjunctions whose anchor the value
-   satisfies: a hash lookup for exact values (typed: ``"1"``, ``1`` and ``true`` are distinct keys), for
-   case-folded values, and for each distinct prefix or suffix length; a short scan for numeric ranges and
-   the rare operators (cidr, wildcard, regex, contains, anything-but) anchored on that path.
-4. Each candidate's remaining clauses are checked against the collected values. Conjunctions with no
-   clause that needs a present field (only ``exists: false``, or no clause at all) sit in a small set
-   checked for every event.
+   ``exists`` make poor anchors). When the anchor is an exact-value clause and another hashable clause
+   exists, that one becomes a *second anchor*, indexed under the first one's value: a two-level index,
+   so that "tenant X and event type Y" finds only the rules naming both. Only anchors are indexed.
+2. The values at the anchored paths are looked up directly (or, when very many paths are anchored, the
+   event is walked once, visiting only the paths some rule names: ``events.collect_wanted``).
+3. For each value, the path's index yields the conjunctions whose anchor the value satisfies: a hash
+   lookup for exact values (typed: ``"1"``, ``1`` and ``true`` are distinct keys), for case-folded values
+   and for each distinct prefix or suffix length; a short scan for numeric ranges and the rare operators
+   (cidr, wildcard, regex, contains, anything-but) anchored on that path; and, under an exact value,
+   the second-level indexes of the paths its rules' second anchors name.
+4. Each candidate's remaining clauses are checked against the event, each path fetched once. Conjunctions
+   with no clause that needs a present field (only ``exists: false``, or no clause at all) sit in a small
+   set checked for every event.
 
 The table is mutable while in use (``upsert``, ``remove``); it is not thread-safe: change and match it
 from one thread (the router's event loop), as the router does.
@@ -55,6 +59,7 @@ class _Conjunction:
     name: str
     others: tuple[FieldClause, ...]  # the clauses to verify once the anchor holds
     anchor: FieldClause | None
+    second: FieldClause | None = None  # indexed under the anchor's exact value
     checks: tuple[tuple[str, Callable[[list[Any] | None], bool]], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +84,8 @@ class _PathIndex:
     folded_suffix_lengths: Counter[int] = field(default_factory=Counter)
     present: set[int] = field(default_factory=set)
     scans: list[tuple[ValueTest, int]] = field(default_factory=list)
+    # Second-level indexes under an exact value (keyed by ``_typed``): path -> index of second anchors.
+    nested: dict[object, dict[str, _PathIndex]] = field(default_factory=dict)
     # Derived, rebuilt by ``refresh`` after every change: sorted lengths and whether folding is needed.
     p_lengths: tuple[int, ...] = ()
     fp_lengths: tuple[int, ...] = ()
@@ -94,11 +101,11 @@ class _PathIndex:
         self.fs_lengths = tuple(sorted(self.folded_suffix_lengths))
         self.needs_fold = bool(self.folded or self.folded_prefixes or self.folded_suffixes)
 
-    def probe(self, values: list[Any], out: set[int]) -> None:
-        """Add to ``out`` the conjunctions whose anchor on this path some value satisfies."""
+    def probe(self, values: list[Any], out: set[int], fetch: Callable[[str], list[Any]]) -> None:
+        """Add to ``out`` the conjunctions whose anchors on this path hold; ``fetch`` gives other paths' values."""
         if self.present:
             out.update(self.present)
-        strings, numbers, scans = self.strings, self.numbers, self.scans
+        strings, numbers, scans, nested = self.strings, self.numbers, self.scans, self.nested
         for value in values:
             kind = type(value)
             if kind is str:
@@ -106,6 +113,13 @@ class _PathIndex:
                     hit = strings.get(value)
                     if hit:
                         out.update(hit)
+                if nested:
+                    subs = nested.get(value)
+                    if subs:
+                        for path, sub in subs.items():
+                            found = fetch(path)
+                            if found:
+                                sub.probe(found, out, fetch)
                 size = len(value)
                 for length in self.p_lengths:
                     if length > size:
@@ -126,13 +140,26 @@ class _PathIndex:
                     hit = numbers.get(value)
                     if hit:
                         out.update(hit)
-            elif (kind is bool or value is None) and self.literals:
-                hit = self.literals.get(value)
-                if hit:
-                    out.update(hit)
+                if nested:
+                    self._probe_nested(("number", value), out, fetch)
+            elif kind is bool or value is None:
+                if self.literals:
+                    hit = self.literals.get(value)
+                    if hit:
+                        out.update(hit)
+                if nested:
+                    self._probe_nested(("literal", value), out, fetch)
             for test, conjunction in scans:
                 if test.matches(value):
                     out.add(conjunction)
+
+    def _probe_nested(self, key: object, out: set[int], fetch: Callable[[str], list[Any]]) -> None:
+        subs = self.nested.get(key)
+        if subs:
+            for path, sub in subs.items():
+                found = fetch(path)
+                if found:
+                    sub.probe(found, out, fetch)
 
     def _probe_folded(self, folded: str, out: set[int]) -> None:
         hit = self.folded.get(folded)
@@ -176,6 +203,28 @@ def _bucket(test: ValueTest) -> tuple[str, object] | None:
         return ("present", None)
     return None
 
+
+def _typed(value: object) -> object:
+    """A key under which an exact value is distinct from values of other JSON types (1, 1.0 vs true)."""
+    if type(value) is str:
+        return value
+    if is_number(value):
+        return ("number", value)
+    return ("literal", value)
+
+
+def _exact_only(clause: FieldClause) -> bool:
+    return clause.requires_presence and all(isinstance(test, Exact) for test in clause.tests)
+
+
+def _hashable(clause: FieldClause) -> bool:
+    """Whether every test of a clause lives in a hash bucket (so it can be a second anchor)."""
+    return clause.requires_presence and all(
+        _bucket(test) is not None and not isinstance(test, Exists) for test in clause.tests
+    )
+
+
+_MAX_SECOND_LEVEL_ENTRIES = 64
 
 _LENGTHS = {
     "prefixes": "prefix_lengths",
@@ -281,7 +330,7 @@ class RoutingTable:
         for conjunction_id in self._conjunction_ids.pop(name):
             conjunction = self._conjunctions.pop(conjunction_id, None) or self._always.pop(conjunction_id)
             if conjunction.anchor is not None:
-                self._unindex(conjunction.anchor, conjunction_id)
+                self._unindex(conjunction.anchor, conjunction.second, conjunction_id)
         self._count(rule, -1)
         return True
 
@@ -294,18 +343,29 @@ class RoutingTable:
         if len(paths) <= self._direct_lookup_paths:
             # Few anchored paths: look each up directly and fetch the others lazily, only for candidates.
             values = {}
+
+            def fetch(path: str) -> list[Any]:
+                found = values.get(path)
+                if found is None:
+                    found = values[path] = values_at(root, path)
+                return found
+
             for path, path_index in paths.items():
                 found = values[path] = values_at(root, path)
                 if found:
-                    path_index.probe(found, candidates)
+                    path_index.probe(found, candidates, fetch)
             complete = False
         else:
             # Many anchored paths: one walk of the event, visiting only the paths some rule names.
             values = collect_wanted(root, self._current_wanted())
+
+            def fetch(path: str) -> list[Any]:
+                return values.get(path) or []
+
             for path, collected in values.items():
                 anchored = paths.get(path)
                 if anchored is not None:
-                    anchored.probe(collected, candidates)
+                    anchored.probe(collected, candidates, fetch)
             complete = True
         matched: set[str] = set()
         conjunctions = self._conjunctions
@@ -370,59 +430,58 @@ class RoutingTable:
                 self._always[conjunction_id] = _Conjunction(rule.name, tuple(sorted(clauses, key=_check_cost)), None)
                 continue
             anchor = min(anchorable, key=self._cost)
-            position = clauses.index(anchor)
-            others = tuple(sorted(clauses[:position] + clauses[position + 1 :], key=_check_cost))
-            self._conjunctions[conjunction_id] = _Conjunction(rule.name, others, anchor)
-            self._index(anchor, conjunction_id)
+            second = None
+            exact = [clause for clause in anchorable if _exact_only(clause)]
+            if exact:
+                anchor = min(exact, key=self._cost)
+                seconds = [
+                    clause
+                    for clause in anchorable
+                    if clause is not anchor
+                    and _hashable(clause)
+                    and len(anchor.tests) * len(clause.tests) <= _MAX_SECOND_LEVEL_ENTRIES
+                ]
+                second = min(seconds, key=self._cost) if seconds else None
+            others = [clause for clause in clauses if clause is not anchor and clause is not second]
+            conjunction = _Conjunction(rule.name, tuple(sorted(others, key=_check_cost)), anchor, second)
+            self._conjunctions[conjunction_id] = conjunction
+            self._index(anchor, second, conjunction_id)
         self._conjunction_ids[rule.name] = ids
 
-    def _index(self, anchor: FieldClause, conjunction_id: int) -> None:
+    def _index(self, anchor: FieldClause, second: FieldClause | None, conjunction_id: int) -> None:
         index = self._paths.get(anchor.path)
         if index is None:
             index = self._paths[anchor.path] = _PathIndex()
+        if second is None:
+            _register(index, anchor, conjunction_id)
+            return
         for test in anchor.tests:
-            bucket = _bucket(test)
-            if bucket is None:
-                index.scans.append((test, conjunction_id))
-            elif bucket[0] == "present":
-                index.present.add(conjunction_id)
-            else:
-                kind, key = bucket
-                table: dict[Any, set[int]] = getattr(index, kind)
-                table.setdefault(key, set()).add(conjunction_id)
-                if kind in _LENGTHS:
-                    assert isinstance(key, str)
-                    getattr(index, _LENGTHS[kind])[len(key)] += 1
+            assert isinstance(test, Exact)
+            subs = index.nested.setdefault(_typed(test.value), {})
+            sub = subs.get(second.path)
+            if sub is None:
+                sub = subs[second.path] = _PathIndex()
+            _register(sub, second, conjunction_id)
             index.size += 1
-        index.refresh()
 
-    def _unindex(self, anchor: FieldClause, conjunction_id: int) -> None:
+    def _unindex(self, anchor: FieldClause, second: FieldClause | None, conjunction_id: int) -> None:
         index = self._paths[anchor.path]
-        for test in anchor.tests:
-            bucket = _bucket(test)
-            if bucket is None:
-                index.scans = [(t, c) for t, c in index.scans if c != conjunction_id]
-            elif bucket[0] == "present":
-                index.present.discard(conjunction_id)
-            else:
-                kind, key = bucket
-                table: dict[Any, set[int]] = getattr(index, kind)
-                members = table.get(key)
-                if members is not None:
-                    members.discard(conjunction_id)
-                    if not members:
-                        del table[key]
-                if kind in _LENGTHS:
-                    assert isinstance(key, str)
-                    lengths: Counter[int] = getattr(index, _LENGTHS[kind])
-                    lengths[len(key)] -= 1
-                    if lengths[len(key)] <= 0:
-                        del lengths[len(key)]
-            index.size -= 1
+        if second is None:
+            _unregister(index, anchor, conjunction_id)
+        else:
+            for test in anchor.tests:
+                assert isinstance(test, Exact)
+                key = _typed(test.value)
+                subs = index.nested[key]
+                sub = subs[second.path]
+                _unregister(sub, second, conjunction_id)
+                if sub.size <= 0:
+                    del subs[second.path]
+                    if not subs:
+                        del index.nested[key]
+                index.size -= 1
         if index.size <= 0:
             del self._paths[anchor.path]
-        else:
-            index.refresh()
 
     def _current_wanted(self) -> dict[str, int]:
         if self._wanted_stale:
@@ -438,3 +497,46 @@ class RoutingTable:
             self._wanted = wanted
             self._wanted_stale = False
         return self._wanted
+
+
+def _register(index: _PathIndex, clause: FieldClause, conjunction_id: int) -> None:
+    for test in clause.tests:
+        bucket = _bucket(test)
+        if bucket is None:
+            index.scans.append((test, conjunction_id))
+        elif bucket[0] == "present":
+            index.present.add(conjunction_id)
+        else:
+            kind, key = bucket
+            table: dict[Any, set[int]] = getattr(index, kind)
+            table.setdefault(key, set()).add(conjunction_id)
+            if kind in _LENGTHS:
+                assert isinstance(key, str)
+                getattr(index, _LENGTHS[kind])[len(key)] += 1
+        index.size += 1
+    index.refresh()
+
+
+def _unregister(index: _PathIndex, clause: FieldClause, conjunction_id: int) -> None:
+    for test in clause.tests:
+        bucket = _bucket(test)
+        if bucket is None:
+            index.scans = [(t, c) for t, c in index.scans if c != conjunction_id]
+        elif bucket[0] == "present":
+            index.present.discard(conjunction_id)
+        else:
+            kind, key = bucket
+            table: dict[Any, set[int]] = getattr(index, kind)
+            members = table.get(key)
+            if members is not None:
+                members.discard(conjunction_id)
+                if not members:
+                    del table[key]
+            if kind in _LENGTHS:
+                assert isinstance(key, str)
+                lengths: Counter[int] = getattr(index, _LENGTHS[kind])
+                lengths[len(key)] -= 1
+                if lengths[len(key)] <= 0:
+                    del lengths[len(key)]
+        index.size -= 1
+    index.refresh()
