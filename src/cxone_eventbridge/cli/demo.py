@@ -13,8 +13,11 @@ from pathlib import Path
 from types import TracebackType
 
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
 
 from cxone_eventbridge.cli import render, runner
 from cxone_eventbridge.cli.iac import summary_line
@@ -131,23 +134,24 @@ class RichDemoListener(DemoListener):
             f"{ingest.deliveries:,} deliveries delivered or dead-lettered "
             f"{ingest.settle_s:.1f} s after the first ingest."
         )
-        render.print_table(
-            "Per target (GET /v1/status)",
-            ["TARGET", "RECEIVER", "QUEUED", "DELIVERED", "RETRIED", "DEAD-LETTERED", "P50 MS", "P99 MS"],
-            [
-                (
-                    d.target,
-                    d.endpoint,
-                    f"{d.queued:,}",
-                    f"{d.delivered:,}",
-                    f"{d.retried:,}",
-                    f"{d.dead_lettered:,}",
-                    _ms(d.p50_ms),
-                    _ms(d.p99_ms),
-                )
-                for d in deliveries
-            ],
-        )
+        table = Table(title="Per target (the router's GET /v1/status)", box=box.SIMPLE_HEAD)
+        table.add_column("TARGET")
+        table.add_column("RECEIVER")
+        for column in ("QUEUED", "DELIVERED", "RETRIED", "DEAD", "P50 MS", "P99 MS"):
+            table.add_column(column, justify="right", no_wrap=True)
+        for d in deliveries:
+            table.add_row(
+                d.target,
+                d.endpoint,
+                f"{d.queued:,}",
+                f"{d.delivered:,}",
+                f"{d.retried:,}",
+                f"{d.dead_lettered:,}",
+                _ms(d.p50_ms),
+                _ms(d.p99_ms),
+            )
+        render.stdout.print(table)
+        self._line("RETRIED counts retries scheduled; DEAD counts deliveries dead-lettered; latency is per attempt.")
 
     def replayed(self, replay: demo_results.ReplayOutcome) -> None:
         self._heading("Dead letters and a replay")
@@ -155,14 +159,15 @@ class RichDemoListener(DemoListener):
         if not letters:
             self._line("No dead letters this run (the flaky receiver was lucky).")
             return
-        render.print_table(
-            f"Dead letters ({len(letters)}; the first {min(len(letters), DEAD_LETTERS_SHOWN)} shown)",
-            ["DELIVERY", "EVENT", "TARGET", "ATTEMPTS", "REASON", "LAST STATUS"],
-            [
-                (d["deliveryId"], d["eventId"], d["target"], d["attempts"], d["reason"], d["lastStatus"])
-                for d in letters[:DEAD_LETTERS_SHOWN]
-            ],
+        table = Table(
+            title=f"Dead letters ({len(letters)}; the first {min(len(letters), DEAD_LETTERS_SHOWN)} shown)",
+            box=box.SIMPLE_HEAD,
         )
+        for column in ("EVENT", "TARGET", "ATTEMPTS", "REASON", "LAST STATUS"):
+            table.add_column(column, no_wrap=column != "TARGET")
+        for d in letters[:DEAD_LETTERS_SHOWN]:
+            table.add_row(d["eventId"], d["target"], str(d["attempts"]), d["reason"], str(d["lastStatus"]))
+        render.stdout.print(table)
         self._line(
             f"Replayed {replay.replayed}: {replay.delivered} delivered this time, "
             f"{replay.dead_again} dead-lettered again."
@@ -224,11 +229,12 @@ def _summary(result: DemoResult, output_dir: Path) -> None:
     delivered = sum(d.delivered for d in result.deliveries)
     dead = sum(d.dead_lettered for d in result.deliveries)
     render.stdout.print(Rule("[bold]Done[/bold]", align="left"))
-    render.success(
+    message = (
         f"Demo finished in {result.elapsed_s:.1f} s: {result.ingest.events:,} events, {delivered:,} deliveries "
         f"delivered, {dead:,} dead-lettered ({result.replay.delivered} recovered by the replay). "
         f"Artifacts are in {output_dir}/."
     )
+    render.stdout.print(Text(message, style="green"))
 
 
 def demo_command(
