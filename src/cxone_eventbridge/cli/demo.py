@@ -57,7 +57,7 @@ class RichDemoListener(DemoListener):
     # -- steps ----------------------------------------------------------------------------------
 
     def started(self, urls: ServiceUrls) -> None:
-        self._heading("Start the sandbox, two HTTPS receivers and the router (loopback, ephemeral ports)")
+        self._heading("Start the sandbox, two HTTPS receivers and the router on loopback")
         render.print_table(
             None,
             ["SERVER", "URL"],
