@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cxone_eventbridge.matching import RoutingTable, compile_pattern, flatten_event
-from cxone_eventbridge.matching.events import MAX_PATH_SEGMENTS, values_at
+from cxone_eventbridge.matching.events import MAX_PATH_SEGMENTS, path_reader, values_at
 from cxone_eventbridge.models import IntegrationTarget
 
 # Generous: each case takes milliseconds; the bound only catches quadratic or exponential blow-ups.
@@ -35,6 +35,7 @@ def test_values_at_agrees_with_flatten() -> None:
     flat = flatten_event(event)
     for path in ["a.b.c", "a.b", "a", "l.m", "l", "x", "a.b.c.d"]:
         assert sorted(values_at(event, path)) == sorted(flat.get(path, [])), path
+        assert sorted(path_reader(path)(event)) == sorted(flat.get(path, [])), path
 
 
 def test_non_json_values_and_keys_are_skipped() -> None:

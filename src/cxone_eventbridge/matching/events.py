@@ -10,6 +10,8 @@ such a path, since a pattern's paths are limited to that many segments. Values t
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from cxone_eventbridge.exceptions import InvalidEventError
@@ -202,3 +204,60 @@ def _values_at(start: Any, start_rest: str) -> list[Any]:
                 elif not rest and kind in _SCALARS:
                     out.append(value)
     return out
+
+
+PathReader = Callable[[dict[str, Any]], list[Any]]
+
+
+@functools.lru_cache(maxsize=65_536)
+def path_reader(path: str) -> PathReader:
+    """A function giving ``values_at(event, path)``, with the path's segments and dotted keys worked out once.
+
+    The routing table calls one per anchored path per event: precomputing what ``values_at`` finds with
+    ``str.find`` and slicing leaves only dictionary lookups on the common route.
+    """
+    segments = path.split(".")
+    if len(segments) == 1:
+
+        def read_one(event: dict[str, Any]) -> list[Any]:
+            value = event.get(path, _MISSING)
+            if value is _MISSING:
+                return []
+            kind = type(value)
+            if kind in _SCALARS:
+                return [value]
+            if kind is list or kind is tuple:
+                return _values_at(value, "")
+            return []
+
+        return read_one
+    # Per level: the segment to descend by, and the longer dotted keys that would need the general route.
+    levels = tuple(
+        (segments[i], tuple(".".join(segments[i:j]) for j in range(i + 2, len(segments) + 1)))
+        for i in range(len(segments) - 1)
+    )
+    last = segments[-1]
+
+    def read(event: dict[str, Any]) -> list[Any]:
+        node: Any = event
+        for depth, (segment, dotted) in enumerate(levels, start=1):
+            for key in dotted:
+                if key in node:
+                    return _values_at(node, ".".join(segments[depth - 1 :]))
+            node = node.get(segment, _MISSING)
+            kind = type(node)
+            if kind is not dict:
+                if kind is list or kind is tuple:
+                    return _values_at(node, ".".join(segments[depth:]))
+                return []
+        value = node.get(last, _MISSING)
+        if value is _MISSING:
+            return []
+        kind = type(value)
+        if kind in _SCALARS:
+            return [value]
+        if kind is list or kind is tuple:
+            return _values_at(value, "")
+        return []
+
+    return read

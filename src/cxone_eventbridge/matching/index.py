@@ -30,7 +30,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cxone_eventbridge.matching.events import WANT_INNER, WANT_LEAF, collect_wanted, require_object, values_at
+from cxone_eventbridge.matching.events import (
+    WANT_INNER,
+    WANT_LEAF,
+    PathReader,
+    collect_wanted,
+    path_reader,
+    require_object,
+)
 from cxone_eventbridge.matching.ir import (
     AnythingBut,
     EqualsIgnoreCase,
@@ -60,10 +67,14 @@ class _Conjunction:
     others: tuple[FieldClause, ...]  # the clauses to verify once the anchor holds
     anchor: FieldClause | None
     second: FieldClause | None = None  # indexed under the anchor's exact value
-    checks: tuple[tuple[str, Callable[[list[Any] | None], bool]], ...] = field(init=False, repr=False)
+    checks: tuple[tuple[str, PathReader, Callable[[list[Any] | None], bool]], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.checks = tuple((clause.path, clause.matches_values) for clause in self.others)
+        self.checks = tuple((c.path, path_reader(c.path), c.matches_values) for c in self.others)
+
+
+def _absent(event: dict[str, Any]) -> list[Any]:
+    return []
 
 
 @dataclass(slots=True)
@@ -92,7 +103,9 @@ class _PathIndex:
     s_lengths: tuple[int, ...] = ()
     fs_lengths: tuple[int, ...] = ()
     needs_fold: bool = False
+    strings_only: bool = False  # only exact strings: probed by a tight loop (most second anchors)
     size: int = 0
+    reader: PathReader = _absent
 
     def refresh(self) -> None:
         self.p_lengths = tuple(sorted(self.prefix_lengths))
@@ -100,6 +113,16 @@ class _PathIndex:
         self.s_lengths = tuple(sorted(self.suffix_lengths))
         self.fs_lengths = tuple(sorted(self.folded_suffix_lengths))
         self.needs_fold = bool(self.folded or self.folded_prefixes or self.folded_suffixes)
+        self.strings_only = bool(self.strings) and not (
+            self.numbers
+            or self.literals
+            or self.needs_fold
+            or self.prefixes
+            or self.suffixes
+            or self.present
+            or self.scans
+            or self.nested
+        )
 
     def probe(self, values: list[Any], out: set[int], fetch: Callable[[str], list[Any]]) -> None:
         """Add to ``out`` the conjunctions whose anchors on this path hold; ``fetch`` gives other paths' values."""
@@ -116,10 +139,7 @@ class _PathIndex:
                 if nested:
                     subs = nested.get(value)
                     if subs:
-                        for path, sub in subs.items():
-                            found = fetch(path)
-                            if found:
-                                sub.probe(found, out, fetch)
+                        _probe_subs(subs, out, fetch)
                 size = len(value)
                 for length in self.p_lengths:
                     if length > size:
@@ -156,10 +176,7 @@ class _PathIndex:
     def _probe_nested(self, key: object, out: set[int], fetch: Callable[[str], list[Any]]) -> None:
         subs = self.nested.get(key)
         if subs:
-            for path, sub in subs.items():
-                found = fetch(path)
-                if found:
-                    sub.probe(found, out, fetch)
+            _probe_subs(subs, out, fetch)
 
     def _probe_folded(self, folded: str, out: set[int]) -> None:
         hit = self.folded.get(folded)
@@ -178,6 +195,23 @@ class _PathIndex:
             hit = self.folded_suffixes.get(folded[size - length :])
             if hit:
                 out.update(hit)
+
+
+def _probe_subs(subs: dict[str, _PathIndex], out: set[int], fetch: Callable[[str], list[Any]]) -> None:
+    """Probe the second-level indexes under one exact value, each with its own path's values."""
+    for path, sub in subs.items():
+        found = fetch(path)
+        if not found:
+            continue
+        if sub.strings_only:
+            strings = sub.strings
+            for value in found:
+                if type(value) is str:
+                    hit = strings.get(value)
+                    if hit:
+                        out.update(hit)
+        else:
+            sub.probe(found, out, fetch)
 
 
 def _bucket(test: ValueTest) -> tuple[str, object] | None:
@@ -246,20 +280,6 @@ def _stat_keys(clause: FieldClause) -> list[tuple[str, str, object]]:
             # Numbers and literals get distinct key spaces, so 1 and True never share a count.
             keys.append((clause.path, kind, (type(key).__name__, key)))
     return keys
-
-
-def _holds(
-    clauses: tuple[FieldClause, ...], root: dict[str, Any], values: dict[str, list[Any]], complete: bool
-) -> bool:
-    """Whether every clause holds, fetching (and caching in ``values``) the paths not seen yet."""
-    for clause in clauses:
-        path = clause.path
-        found = values.get(path)
-        if found is None and not complete:
-            found = values[path] = values_at(root, path)
-        if not clause.matches_values(found):
-            return False
-    return True
 
 
 def _check_cost(clause: FieldClause) -> int:
@@ -347,11 +367,11 @@ class RoutingTable:
             def fetch(path: str) -> list[Any]:
                 found = values.get(path)
                 if found is None:
-                    found = values[path] = values_at(root, path)
+                    found = values[path] = path_reader(path)(root)
                 return found
 
             for path, path_index in paths.items():
-                found = values[path] = values_at(root, path)
+                found = values[path] = path_index.reader(root)
                 if found:
                     path_index.probe(found, candidates, fetch)
             complete = False
@@ -370,22 +390,21 @@ class RoutingTable:
         matched: set[str] = set()
         conjunctions = self._conjunctions
         # The hot loop, inlined: each candidate's remaining clauses, values fetched once per path.
-        for conjunction_id in candidates:
-            conjunction = conjunctions[conjunction_id]
+        todo = [conjunctions[i] for i in candidates] if candidates else []
+        if self._always:
+            todo.extend(self._always.values())
+        for conjunction in todo:
             name = conjunction.name
             if name in matched:
                 continue
-            for path, check in conjunction.checks:
+            for path, reader, check in conjunction.checks:
                 cached = values.get(path)
                 if cached is None and not complete:
-                    cached = values[path] = values_at(root, path)
+                    cached = values[path] = reader(root)
                 if not check(cached):
                     break
             else:
                 matched.add(name)
-        for conjunction in self._always.values():
-            if conjunction.name not in matched and _holds(conjunction.others, root, values, complete):
-                matched.add(conjunction.name)
         return sorted(matched)
 
     # -- maintenance -------------------------------------------------------------------------------
@@ -451,7 +470,7 @@ class RoutingTable:
     def _index(self, anchor: FieldClause, second: FieldClause | None, conjunction_id: int) -> None:
         index = self._paths.get(anchor.path)
         if index is None:
-            index = self._paths[anchor.path] = _PathIndex()
+            index = self._paths[anchor.path] = _PathIndex(reader=path_reader(anchor.path))
         if second is None:
             _register(index, anchor, conjunction_id)
             return
