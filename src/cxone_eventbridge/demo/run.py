@@ -305,7 +305,9 @@ async def _route(
         done_sending.set()
         final = await monitor
     finally:
+        # On an ingest error or Ctrl-C: stop reporting, and collect the task so no exception goes unretrieved.
         monitor.cancel()
+        await asyncio.gather(monitor, return_exceptions=True)
     return IngestSummary(
         events=sent,
         deliveries=final.deliveries_queued,
