@@ -124,8 +124,12 @@ class _PathIndex:
             or self.nested
         )
 
-    def probe(self, values: list[Any], out: set[int], fetch: Callable[[str], list[Any]]) -> None:
-        """Add to ``out`` the conjunctions whose anchors on this path hold; ``fetch`` gives other paths' values."""
+    def probe(self, values: list[Any], out: set[int], cache: dict[str, list[Any]], root: dict[str, Any]) -> None:
+        """Add to ``out`` the conjunctions whose anchors on this path hold.
+
+        Second-level indexes read their own paths from ``root``, through ``cache`` (values by path, filled in
+        as paths are read).
+        """
         if self.present:
             out.update(self.present)
         strings, numbers, scans, nested = self.strings, self.numbers, self.scans, self.nested
@@ -139,7 +143,7 @@ class _PathIndex:
                 if nested:
                     subs = nested.get(value)
                     if subs:
-                        _probe_subs(subs, out, fetch)
+                        _probe_subs(subs, out, cache, root)
                 size = len(value)
                 for length in self.p_lengths:
                     if length > size:
@@ -161,22 +165,22 @@ class _PathIndex:
                     if hit:
                         out.update(hit)
                 if nested:
-                    self._probe_nested(("number", value), out, fetch)
+                    self._probe_nested(("number", value), out, cache, root)
             elif kind is bool or value is None:
                 if self.literals:
                     hit = self.literals.get(value)
                     if hit:
                         out.update(hit)
                 if nested:
-                    self._probe_nested(("literal", value), out, fetch)
+                    self._probe_nested(("literal", value), out, cache, root)
             for test, conjunction in scans:
                 if test.matches(value):
                     out.add(conjunction)
 
-    def _probe_nested(self, key: object, out: set[int], fetch: Callable[[str], list[Any]]) -> None:
+    def _probe_nested(self, key: object, out: set[int], cache: dict[str, list[Any]], root: dict[str, Any]) -> None:
         subs = self.nested.get(key)
         if subs:
-            _probe_subs(subs, out, fetch)
+            _probe_subs(subs, out, cache, root)
 
     def _probe_folded(self, folded: str, out: set[int]) -> None:
         hit = self.folded.get(folded)
@@ -197,10 +201,12 @@ class _PathIndex:
                 out.update(hit)
 
 
-def _probe_subs(subs: dict[str, _PathIndex], out: set[int], fetch: Callable[[str], list[Any]]) -> None:
+def _probe_subs(subs: dict[str, _PathIndex], out: set[int], cache: dict[str, list[Any]], root: dict[str, Any]) -> None:
     """Probe the second-level indexes under one exact value, each with its own path's values."""
     for path, sub in subs.items():
-        found = fetch(path)
+        found = cache.get(path)
+        if found is None:
+            found = cache[path] = sub.reader(root)
         if not found:
             continue
         if sub.strings_only:
@@ -211,7 +217,7 @@ def _probe_subs(subs: dict[str, _PathIndex], out: set[int], fetch: Callable[[str
                     if hit:
                         out.update(hit)
         else:
-            sub.probe(found, out, fetch)
+            sub.probe(found, out, cache, root)
 
 
 def _bucket(test: ValueTest) -> tuple[str, object] | None:
@@ -363,29 +369,19 @@ class RoutingTable:
         if len(paths) <= self._direct_lookup_paths:
             # Few anchored paths: look each up directly and fetch the others lazily, only for candidates.
             values = {}
-
-            def fetch(path: str) -> list[Any]:
-                found = values.get(path)
-                if found is None:
-                    found = values[path] = path_reader(path)(root)
-                return found
-
             for path, path_index in paths.items():
                 found = values[path] = path_index.reader(root)
                 if found:
-                    path_index.probe(found, candidates, fetch)
+                    path_index.probe(found, candidates, values, root)
             complete = False
         else:
             # Many anchored paths: one walk of the event, visiting only the paths some rule names.
             values = collect_wanted(root, self._current_wanted())
-
-            def fetch(path: str) -> list[Any]:
-                return values.get(path) or []
-
-            for path, collected in values.items():
+            # A snapshot: second-level probes add the (absent) paths the walk did not find to ``values``.
+            for path, collected in list(values.items()):
                 anchored = paths.get(path)
                 if anchored is not None:
-                    anchored.probe(collected, candidates, fetch)
+                    anchored.probe(collected, candidates, values, root)
             complete = True
         matched: set[str] = set()
         conjunctions = self._conjunctions
@@ -479,7 +475,7 @@ class RoutingTable:
             subs = index.nested.setdefault(_typed(test.value), {})
             sub = subs.get(second.path)
             if sub is None:
-                sub = subs[second.path] = _PathIndex()
+                sub = subs[second.path] = _PathIndex(reader=path_reader(second.path))
             _register(sub, second, conjunction_id)
             index.size += 1
 
