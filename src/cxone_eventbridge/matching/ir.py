@@ -257,9 +257,32 @@ class AnythingBut:
     """A present value that passes none of ``excluded`` (``anything-but``, ``not_equals``)."""
 
     excluded: tuple[ValueTest, ...]
+    # Excluded exact strings and numbers as sets (one lookup), the other tests called one by one.
+    _strings: frozenset[str] = field(init=False, repr=False, compare=False)
+    _numbers: frozenset[int | float] = field(init=False, repr=False, compare=False)
+    _others: tuple[ValueTest, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        strings = {t.value for t in self.excluded if isinstance(t, Exact) and type(t.value) is str}
+        numbers = {t.value for t in self.excluded if isinstance(t, Exact) and is_number(t.value)}
+        others = tuple(
+            t for t in self.excluded if not (isinstance(t, Exact) and (type(t.value) is str or is_number(t.value)))
+        )
+        object.__setattr__(self, "_strings", frozenset(strings))
+        object.__setattr__(self, "_numbers", frozenset(numbers))
+        object.__setattr__(self, "_others", others)
 
     def matches(self, value: object) -> bool:
-        return not any(test.matches(value) for test in self.excluded)
+        kind = type(value)
+        if kind is str:
+            if value in self._strings:
+                return False
+        elif (kind is int or kind is float) and value in self._numbers:
+            return False
+        for test in self._others:  # noqa: SIM110 - a loop avoids a generator per call on the hot path
+            if test.matches(value):
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
