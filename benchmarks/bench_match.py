@@ -58,14 +58,14 @@ def tenant(number: int) -> str:
     return f"tenant-{number:04d}"
 
 
-def make_event(rng: random.Random, number: int) -> dict[str, Any]:
+def make_event(rng: random.Random, number: int, tenants: int = TENANTS) -> dict[str, Any]:
     """A nested contact-center event with 18 leaf fields, like examples/events.jsonl."""
     skill_id, skill_name = rng.choice(SKILLS)
     return {
         "id": f"evt-{number:07d}",
         "eventType": rng.choice(EVENT_TYPES),
         "timestamp": f"2026-11-29T09:{number % 60:02d}:{rng.randrange(60):02d}Z",
-        "tenantId": tenant(rng.randrange(TENANTS)),
+        "tenantId": tenant(rng.randrange(tenants)),
         "priority": rng.randrange(1, 10),
         "contact": {
             "id": f"c-{rng.randrange(10**9):09d}",
@@ -94,9 +94,9 @@ class Subscription:
     filters: list[dict[str, Any]]
 
 
-def make_subscription(rng: random.Random) -> Subscription:
+def make_subscription(rng: random.Random, tenants: int = TENANTS) -> Subscription:
     """A realistic mixed pattern scoped to one tenant (exact, prefix, suffix, anything-but, numeric, ...)."""
-    t = tenant(rng.randrange(TENANTS))
+    t = tenant(rng.randrange(tenants))
     scope = {"field": "tenantId", "operator": "contains", "value": t}
     kind = rng.randrange(8)
     if kind == 0:
@@ -210,9 +210,11 @@ def moto_matcher(patterns: Sequence[dict[str, Any]]) -> Callable[[dict[str, Any]
     return match
 
 
-def measure(size: int, events: list[dict[str, Any]], seed: int, *, with_moto: bool) -> dict[str, Any]:
+def measure(
+    size: int, events: list[dict[str, Any]], seed: int, *, with_moto: bool, tenants: int = TENANTS
+) -> dict[str, Any]:
     rng = random.Random(seed + size)
-    subscriptions = [make_subscription(rng) for _ in range(size)]
+    subscriptions = [make_subscription(rng, tenants) for _ in range(size)]
     targets = [
         IntegrationTarget(name=f"target-{i:05d}", endpoint="https://hooks.example.com/cx", event_pattern=s.pattern)
         for i, s in enumerate(subscriptions)
@@ -265,18 +267,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated target counts")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-moto", action="store_true", help="skip the moto baseline")
+    parser.add_argument(
+        "--targets-per-tenant",
+        type=int,
+        default=0,
+        help="scale the tenants with the targets (default: 2,000 tenants at every size)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",") if size]
-    rng = random.Random(args.seed)
-    events = [make_event(rng, n) for n in range(EVENT_COUNT)]
     rows = []
     for size in sizes:
-        row = measure(size, events, args.seed, with_moto=not args.no_moto)
+        # By default every size sees the same 2,000 tenants; --targets-per-tenant keeps the number of
+        # targets an event concerns constant instead, to show what the table's size alone costs.
+        tenants = max(1, size // args.targets_per_tenant) if args.targets_per_tenant else TENANTS
+        rng = random.Random(args.seed)
+        events = [make_event(rng, n, tenants) for n in range(EVENT_COUNT)]
+        row = measure(size, events, args.seed, with_moto=not args.no_moto, tenants=tenants)
         rows.append(row)
         if args.json:
             print(json.dumps(row, separators=(",", ":")), flush=True)
     if not args.json:
-        print(f"{EVENT_COUNT:,} events, {len(events[0])} top-level keys, 18 leaf fields; medians of runs")
+        scope = f"{args.targets_per_tenant} targets per tenant" if args.targets_per_tenant else f"{TENANTS:,} tenants"
+        print(f"{EVENT_COUNT:,} events of 18 leaf fields, {scope}; events per CPU second, medians of runs")
         print(render(rows))
     return 0
 
