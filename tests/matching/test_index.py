@@ -264,7 +264,7 @@ def near_event(data: st.DataObject, paths: list[str]) -> dict[str, Any]:
     return event
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rules, st.lists(events, max_size=2), st.data())
 def test_index_agrees_with_reference_evaluator(
     rule_specs: Any, sample: list[dict[str, Any]], data: st.DataObject
@@ -280,7 +280,7 @@ def test_index_agrees_with_reference_evaluator(
         assert walking.match(event) == expected
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rules, rules, st.lists(events, min_size=1, max_size=4), st.data())
 def test_index_agrees_after_live_changes(
     first: Any, second: Any, sample: list[dict[str, Any]], data: st.DataObject
