@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cxone_eventbridge.matching.buckets import PathIndex, bucket_of, register, typed_key, unregister
 from cxone_eventbridge.matching.events import (
     WANT_INNER,
     WANT_LEAF,
@@ -47,9 +48,7 @@ from cxone_eventbridge.matching.ir import (
     Numeric,
     Prefix,
     Suffix,
-    ValueTest,
     expand,
-    is_number,
 )
 from cxone_eventbridge.matching.rules import CompiledRule, compile_target_rule
 from cxone_eventbridge.models import IntegrationTarget
@@ -73,186 +72,6 @@ class _Conjunction:
         self.checks = tuple((c.path, path_reader(c.path), c.matches_values) for c in self.others)
 
 
-def _absent(event: dict[str, Any]) -> list[Any]:
-    return []
-
-
-@dataclass(slots=True)
-class _PathIndex:
-    """The anchors on one path, by the kind of lookup that finds them."""
-
-    strings: dict[str, set[int]] = field(default_factory=dict)
-    numbers: dict[int | float, set[int]] = field(default_factory=dict)
-    literals: dict[object, set[int]] = field(default_factory=dict)  # keyed by True, False and None only
-    folded: dict[str, set[int]] = field(default_factory=dict)
-    prefixes: dict[str, set[int]] = field(default_factory=dict)
-    prefix_lengths: Counter[int] = field(default_factory=Counter)
-    folded_prefixes: dict[str, set[int]] = field(default_factory=dict)
-    folded_prefix_lengths: Counter[int] = field(default_factory=Counter)
-    suffixes: dict[str, set[int]] = field(default_factory=dict)
-    suffix_lengths: Counter[int] = field(default_factory=Counter)
-    folded_suffixes: dict[str, set[int]] = field(default_factory=dict)
-    folded_suffix_lengths: Counter[int] = field(default_factory=Counter)
-    present: set[int] = field(default_factory=set)
-    scans: list[tuple[ValueTest, int]] = field(default_factory=list)
-    # Second-level indexes under an exact value (keyed by ``_typed``): path -> index of second anchors.
-    nested: dict[object, dict[str, _PathIndex]] = field(default_factory=dict)
-    # Derived, rebuilt by ``refresh`` after every change: sorted lengths and whether folding is needed.
-    p_lengths: tuple[int, ...] = ()
-    fp_lengths: tuple[int, ...] = ()
-    s_lengths: tuple[int, ...] = ()
-    fs_lengths: tuple[int, ...] = ()
-    needs_fold: bool = False
-    strings_only: bool = False  # only exact strings: probed by a tight loop (most second anchors)
-    size: int = 0
-    reader: PathReader = _absent
-
-    def refresh(self) -> None:
-        self.p_lengths = tuple(sorted(self.prefix_lengths))
-        self.fp_lengths = tuple(sorted(self.folded_prefix_lengths))
-        self.s_lengths = tuple(sorted(self.suffix_lengths))
-        self.fs_lengths = tuple(sorted(self.folded_suffix_lengths))
-        self.needs_fold = bool(self.folded or self.folded_prefixes or self.folded_suffixes)
-        self.strings_only = bool(self.strings) and not (
-            self.numbers
-            or self.literals
-            or self.needs_fold
-            or self.prefixes
-            or self.suffixes
-            or self.present
-            or self.scans
-            or self.nested
-        )
-
-    def probe(self, values: list[Any], out: set[int], cache: dict[str, list[Any]], root: dict[str, Any]) -> None:
-        """Add to ``out`` the conjunctions whose anchors on this path hold.
-
-        Second-level indexes read their own paths from ``root``, through ``cache`` (values by path, filled in
-        as paths are read).
-        """
-        if self.present:
-            out.update(self.present)
-        strings, numbers, scans, nested = self.strings, self.numbers, self.scans, self.nested
-        for value in values:
-            kind = type(value)
-            if kind is str:
-                if strings:
-                    hit = strings.get(value)
-                    if hit:
-                        out.update(hit)
-                if nested:
-                    subs = nested.get(value)
-                    if subs:
-                        _probe_subs(subs, out, cache, root)
-                size = len(value)
-                for length in self.p_lengths:
-                    if length > size:
-                        break
-                    hit = self.prefixes.get(value[:length])
-                    if hit:
-                        out.update(hit)
-                for length in self.s_lengths:
-                    if length > size:
-                        break
-                    hit = self.suffixes.get(value[size - length :])
-                    if hit:
-                        out.update(hit)
-                if self.needs_fold:
-                    self._probe_folded(value.casefold(), out)
-            elif kind is int or kind is float:
-                if numbers:
-                    hit = numbers.get(value)
-                    if hit:
-                        out.update(hit)
-                if nested:
-                    self._probe_nested(("number", value), out, cache, root)
-            elif kind is bool or value is None:
-                if self.literals:
-                    hit = self.literals.get(value)
-                    if hit:
-                        out.update(hit)
-                if nested:
-                    self._probe_nested(("literal", value), out, cache, root)
-            for test, conjunction in scans:
-                if test.matches(value):
-                    out.add(conjunction)
-
-    def _probe_nested(self, key: object, out: set[int], cache: dict[str, list[Any]], root: dict[str, Any]) -> None:
-        subs = self.nested.get(key)
-        if subs:
-            _probe_subs(subs, out, cache, root)
-
-    def _probe_folded(self, folded: str, out: set[int]) -> None:
-        hit = self.folded.get(folded)
-        if hit:
-            out.update(hit)
-        size = len(folded)
-        for length in self.fp_lengths:
-            if length > size:
-                break
-            hit = self.folded_prefixes.get(folded[:length])
-            if hit:
-                out.update(hit)
-        for length in self.fs_lengths:
-            if length > size:
-                break
-            hit = self.folded_suffixes.get(folded[size - length :])
-            if hit:
-                out.update(hit)
-
-
-def _probe_subs(subs: dict[str, _PathIndex], out: set[int], cache: dict[str, list[Any]], root: dict[str, Any]) -> None:
-    """Probe the second-level indexes under one exact value, each with its own path's values."""
-    for path, sub in subs.items():
-        found = cache.get(path)
-        if found is None:
-            found = cache[path] = sub.reader(root)
-        if not found:
-            continue
-        if sub.strings_only:
-            strings = sub.strings
-            for value in found:
-                if type(value) is str:
-                    hit = strings.get(value)
-                    if hit:
-                        out.update(hit)
-        else:
-            sub.probe(found, out, cache, root)
-
-
-def _bucket(test: ValueTest) -> tuple[str, object] | None:
-    """The hash bucket an anchor test lives in (kind, key), or None when it is scanned."""
-    if isinstance(test, Exact):
-        value = test.value
-        if type(value) is str:
-            return ("strings", value)
-        if is_number(value):
-            return ("numbers", value)
-        return ("literals", value)
-    if isinstance(test, Numeric) and test.lower is not None and test.lower == test.upper:
-        if test.lower_inclusive and test.upper_inclusive:
-            return ("numbers", test.lower)  # "= x"
-        return None
-    if isinstance(test, EqualsIgnoreCase):
-        return ("folded", test.text)
-    if isinstance(test, Prefix):
-        return ("folded_prefixes" if test.ignore_case else "prefixes", test.text)
-    if isinstance(test, Suffix):
-        return ("folded_suffixes" if test.ignore_case else "suffixes", test.text)
-    if isinstance(test, Exists):
-        return ("present", None)
-    return None
-
-
-def _typed(value: object) -> object:
-    """A key under which an exact value is distinct from values of other JSON types (1, 1.0 vs true)."""
-    if type(value) is str:
-        return value
-    if is_number(value):
-        return ("number", value)
-    return ("literal", value)
-
-
 def _exact_only(clause: FieldClause) -> bool:
     return clause.requires_presence and all(isinstance(test, Exact) for test in clause.tests)
 
@@ -260,25 +79,18 @@ def _exact_only(clause: FieldClause) -> bool:
 def _hashable(clause: FieldClause) -> bool:
     """Whether every test of a clause lives in a hash bucket (so it can be a second anchor)."""
     return clause.requires_presence and all(
-        _bucket(test) is not None and not isinstance(test, Exists) for test in clause.tests
+        bucket_of(test) is not None and not isinstance(test, Exists) for test in clause.tests
     )
 
 
 _MAX_SECOND_LEVEL_ENTRIES = 64
-
-_LENGTHS = {
-    "prefixes": "prefix_lengths",
-    "folded_prefixes": "folded_prefix_lengths",
-    "suffixes": "suffix_lengths",
-    "folded_suffixes": "folded_suffix_lengths",
-}
 
 
 def _stat_keys(clause: FieldClause) -> list[tuple[str, str, object]]:
     """The keys by which the table counts how many clauses share a test (the anchor's selectivity)."""
     keys: list[tuple[str, str, object]] = []
     for test in clause.tests:
-        bucket = _bucket(test)
+        bucket = bucket_of(test)
         if bucket is None:
             keys.append((clause.path, type(test).__name__, None))
         else:
@@ -299,7 +111,7 @@ def _check_cost(clause: FieldClause) -> int:
         elif isinstance(test, EqualsIgnoreCase | AnythingBut):
             cost += 4
         else:
-            cost += 10  # cidr parses an address, wildcard and regex run RE2
+            cost += 10  # cidr parses an address, wildcard and contains scan, regex runs RE2
     return cost
 
 
@@ -314,7 +126,7 @@ class RoutingTable:
         self._conjunction_ids: dict[str, list[int]] = {}
         self._conjunctions: dict[int, _Conjunction] = {}
         self._always: dict[int, _Conjunction] = {}
-        self._paths: dict[str, _PathIndex] = {}
+        self._paths: dict[str, PathIndex] = {}
         self._stats: Counter[tuple[str, str, object]] = Counter()
         self._path_refs: Counter[str] = Counter()
         self._wanted: dict[str, int] = {}
@@ -427,7 +239,7 @@ class RoutingTable:
                 cost += _UNSELECTIVE_COST + shared
             elif isinstance(test, Numeric) and key[1] != "numbers":
                 cost += _RANGE_COST + shared
-            elif _bucket(test) is None:
+            elif bucket_of(test) is None:
                 cost += _SCAN_COST + shared
             else:
                 cost += shared
@@ -466,30 +278,30 @@ class RoutingTable:
     def _index(self, anchor: FieldClause, second: FieldClause | None, conjunction_id: int) -> None:
         index = self._paths.get(anchor.path)
         if index is None:
-            index = self._paths[anchor.path] = _PathIndex(reader=path_reader(anchor.path))
+            index = self._paths[anchor.path] = PathIndex(reader=path_reader(anchor.path))
         if second is None:
-            _register(index, anchor, conjunction_id)
+            register(index, anchor, conjunction_id)
             return
         for test in anchor.tests:
             assert isinstance(test, Exact)
-            subs = index.nested.setdefault(_typed(test.value), {})
+            subs = index.nested.setdefault(typed_key(test.value), {})
             sub = subs.get(second.path)
             if sub is None:
-                sub = subs[second.path] = _PathIndex(reader=path_reader(second.path))
-            _register(sub, second, conjunction_id)
+                sub = subs[second.path] = PathIndex(reader=path_reader(second.path))
+            register(sub, second, conjunction_id)
             index.size += 1
 
     def _unindex(self, anchor: FieldClause, second: FieldClause | None, conjunction_id: int) -> None:
         index = self._paths[anchor.path]
         if second is None:
-            _unregister(index, anchor, conjunction_id)
+            unregister(index, anchor, conjunction_id)
         else:
             for test in anchor.tests:
                 assert isinstance(test, Exact)
-                key = _typed(test.value)
+                key = typed_key(test.value)
                 subs = index.nested[key]
                 sub = subs[second.path]
-                _unregister(sub, second, conjunction_id)
+                unregister(sub, second, conjunction_id)
                 if sub.size <= 0:
                     del subs[second.path]
                     if not subs:
@@ -512,46 +324,3 @@ class RoutingTable:
             self._wanted = wanted
             self._wanted_stale = False
         return self._wanted
-
-
-def _register(index: _PathIndex, clause: FieldClause, conjunction_id: int) -> None:
-    for test in clause.tests:
-        bucket = _bucket(test)
-        if bucket is None:
-            index.scans.append((test, conjunction_id))
-        elif bucket[0] == "present":
-            index.present.add(conjunction_id)
-        else:
-            kind, key = bucket
-            table: dict[Any, set[int]] = getattr(index, kind)
-            table.setdefault(key, set()).add(conjunction_id)
-            if kind in _LENGTHS:
-                assert isinstance(key, str)
-                getattr(index, _LENGTHS[kind])[len(key)] += 1
-        index.size += 1
-    index.refresh()
-
-
-def _unregister(index: _PathIndex, clause: FieldClause, conjunction_id: int) -> None:
-    for test in clause.tests:
-        bucket = _bucket(test)
-        if bucket is None:
-            index.scans = [(t, c) for t, c in index.scans if c != conjunction_id]
-        elif bucket[0] == "present":
-            index.present.discard(conjunction_id)
-        else:
-            kind, key = bucket
-            table: dict[Any, set[int]] = getattr(index, kind)
-            members = table.get(key)
-            if members is not None:
-                members.discard(conjunction_id)
-                if not members:
-                    del table[key]
-            if kind in _LENGTHS:
-                assert isinstance(key, str)
-                lengths: Counter[int] = getattr(index, _LENGTHS[kind])
-                lengths[len(key)] -= 1
-                if lengths[len(key)] <= 0:
-                    del lengths[len(key)]
-        index.size -= 1
-    index.refresh()
