@@ -27,6 +27,7 @@ from cxone_eventbridge.matching.ir import (
 
 
 def _absent(event: dict[str, Any]) -> list[Any]:
+    """The reader of an index not bound to a path (never called: the table binds every index it makes)."""
     return []
 
 
@@ -215,6 +216,7 @@ _LENGTHS = {
 
 
 def register(index: PathIndex, clause: FieldClause, conjunction_id: int) -> None:
+    """Index ``clause`` (an anchor) on ``index`` for ``conjunction_id``: one entry per test."""
     for test in clause.tests:
         bucket = bucket_of(test)
         if bucket is None:
@@ -233,6 +235,7 @@ def register(index: PathIndex, clause: FieldClause, conjunction_id: int) -> None
 
 
 def unregister(index: PathIndex, clause: FieldClause, conjunction_id: int) -> None:
+    """Undo ``register``: drop the entries, and the buckets and lengths that become empty."""
     for test in clause.tests:
         bucket = bucket_of(test)
         if bucket is None:
