@@ -24,7 +24,9 @@ INVALID: list[tuple[str, Any, str]] = [
     ("JSON but not an object", "[1]", "must be a JSON object, not an array"),
     ("a number", 5, "must be a JSON object, not a number"),
     ("None", None, "must be a JSON object, not null"),
-    ("NaN in JSON", '{"a": [NaN]}', "NaN is not a JSON number"),
+    ("NaN in JSON", '{"a": [NaN]}', "an event pattern is not valid JSON: NaN is not a JSON number"),
+    ("integer too long to read", '{"a": [' + "9" * 5000 + "]}", "not valid JSON: Exceeds the limit"),
+    ("not UTF-8", b'{"a": ["\xff"]}', "it is not UTF-8 text"),
     ("empty pattern", {}, "must not be empty"),
     # Structure.
     (
@@ -109,6 +111,15 @@ def test_invalid_pattern_is_refused_with_a_reason(pattern: Any, reason: str) -> 
         compile_pattern(pattern)
     assert reason in str(caught.value)
     assert isinstance(caught.value, ValueError)
+
+
+def test_integers_beyond_float_range_are_numbers() -> None:
+    """An integer too large for a float is still a finite number: accepted, and compared exactly."""
+    big = 10**400
+    assert compile_pattern({"a": [big]}).matches({"a": big}) is True
+    assert compile_pattern({"a": [big]}).matches({"a": big + 1}) is False
+    assert compile_pattern({"a": [{"anything-but": [big]}]}).matches({"a": 1}) is True
+    assert compile_pattern({"a": [{"numeric": [">", big]}]}).matches({"a": big * 10}) is True
 
 
 def test_every_problem_is_reported_at_once() -> None:

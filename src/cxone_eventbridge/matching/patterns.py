@@ -47,6 +47,11 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_finite_number(value: object) -> bool:
+    # Integers are always finite; math.isfinite would raise OverflowError on one beyond a float's range.
+    return _is_number(value) and (isinstance(value, int) or math.isfinite(value))  # type: ignore[arg-type]
+
+
 def _describe(value: object) -> str:
     if value is None:
         return "null"
@@ -114,6 +119,10 @@ def _load_json(text: str | bytes) -> Any:
         ) from exc
     except UnicodeDecodeError as exc:
         raise InvalidPatternError("an event pattern is not valid JSON: it is not UTF-8 text") from exc
+    except InvalidPatternError:
+        raise  # from refuse_constant (it is a ValueError too)
+    except ValueError as exc:  # e.g. an integer longer than Python's 4,300-digit conversion limit
+        raise InvalidPatternError(f"an event pattern is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise InvalidPatternError(
             f"an event pattern is nested too deeply; the limit is {MAX_PATTERN_DEPTH} levels"
@@ -228,7 +237,7 @@ class _Parser:
             if item is None or isinstance(item, str | bool):
                 tests.append(Exact(item))
             elif _is_number(item):
-                if not math.isfinite(item):
+                if not _is_finite_number(item):
                     self.fail(here, "numbers must be finite")
                 else:
                     tests.append(Exact(item))
@@ -296,7 +305,7 @@ class _Parser:
         return None
 
     def _anything_but(self, argument: object, where: str) -> ValueTest | None:
-        if isinstance(argument, str) or (_is_number(argument) and math.isfinite(argument)):  # type: ignore[arg-type]
+        if isinstance(argument, str) or _is_finite_number(argument):
             return AnythingBut((Exact(argument),))  # type: ignore[arg-type]
         if isinstance(argument, list | tuple):
             if not argument:
@@ -307,7 +316,7 @@ class _Parser:
                 return None
             self._spend(len(argument))
             all_strings = all(isinstance(value, str) for value in argument)
-            all_numbers = all(_is_number(value) and math.isfinite(value) for value in argument)
+            all_numbers = all(_is_finite_number(value) for value in argument)
             if not (all_strings or all_numbers):
                 self.fail(where, "an anything-but list must hold only strings or only (finite) numbers")
                 return None
@@ -365,7 +374,7 @@ class _Parser:
         upper: tuple[float | int, bool] | None = None
         for index in range(0, len(argument), 2):
             operator, number = argument[index], argument[index + 1]
-            if not _is_number(number) or not math.isfinite(number):
+            if not _is_finite_number(number):
                 self.fail(f"{where}[{index + 1}]", f"must be a finite number, not {_describe(number)}")
                 return None
             if operator == "=":
