@@ -213,6 +213,9 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = [
     ("numeric equals, other value", {"detail": {"x-limit": [{"numeric": ["=", 300]}]}}, EC2_EVENT, False),
     ("numeric only on numbers", {"a": [{"numeric": [">", 0]}]}, {"a": "5"}, False),
     ("numeric never on booleans", {"a": [{"numeric": [">", 0]}]}, {"a": True}, False),
+    ("numeric never on NaN", {"a": [{"numeric": [">", 0]}]}, {"a": float("nan")}, False),
+    ("numeric upper bound, NaN", {"a": [{"numeric": ["<", 0]}]}, {"a": float("nan")}, False),
+    ("numeric on infinity", {"a": [{"numeric": [">", 0]}]}, {"a": float("inf")}, True),
     # IP addresses.
     ("cidr", {"detail": {"source-ip": [{"cidr": "10.0.0.0/24"}]}}, EC2_EVENT, True),
     ("cidr, outside", {"detail": {"source-ip": [{"cidr": "10.0.1.0/24"}]}}, EC2_EVENT, False),

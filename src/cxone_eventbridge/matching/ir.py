@@ -11,6 +11,7 @@ numerically, so ``300`` matches ``300.0``), ``true`` never matches ``1`` and ``n
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -103,6 +104,8 @@ class Numeric:
         if not is_number(value):
             return False
         assert isinstance(value, int | float)
+        if type(value) is float and math.isnan(value):
+            return False  # NaN (which json.loads accepts) is in no range
         lower, upper = self.lower, self.upper
         if lower is not None and (value < lower or (value == lower and not self.lower_inclusive)):
             return False
