@@ -83,6 +83,7 @@ def test_tutorial_payload_with_snake_case_and_nulls_is_accepted() -> None:
             "invalid regex",
         ),
         ({"eventFilters": [{"field": "a", "operator": "gt", "value": "5"}]}, "eventFilters[0].value", "number"),
+        ({"eventFilters": [{"field": "a", "operator": "gt", "value": 10**400}]}, "eventFilters[0].value", "finite"),
         ({"eventFilters": [{"field": "a", "operator": "in", "value": []}]}, "eventFilters[0].value", "non-empty list"),
         ({"eventFilters": [{"field": "a", "operator": "exists", "value": "yes"}]}, "eventFilters[0].value", "true or"),
         ({"eventFilters": [{"field": "a..b", "operator": "exists"}]}, "eventFilters[0].field", "empty segment"),

@@ -191,7 +191,12 @@ class RetryPolicy(WireModel):
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range (10**400) cannot be compared as a JSON number
+        return False
 
 
 class EventFilter(WireModel):
