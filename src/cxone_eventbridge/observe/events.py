@@ -134,5 +134,5 @@ class ObserverBus:
         for observer in self._observers:
             try:
                 observer(event)
-            except Exception:
+            except Exception:  # the observer boundary: metrics or audit must never break a delivery
                 log.exception("observer %r failed on %s", observer, type(event).__name__)
