@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 
 from cxone_eventbridge import __version__
 from cxone_eventbridge.api import CXoneClient
-from cxone_eventbridge.cli.logs import JsonLinesFormatter, log_delivery_outcomes
+from cxone_eventbridge.cli.logs import JsonLinesFormatter
 from cxone_eventbridge.cli.main import app
+from cxone_eventbridge.observe.delivery_log import log_delivery_outcomes
 from cxone_eventbridge.observe.events import DeliveryDeadLettered, DeliveryRetryScheduled
 from cxone_eventbridge.sandbox.certs import ensure_certificates
 from cxone_eventbridge.sandbox.server import uvicorn_config

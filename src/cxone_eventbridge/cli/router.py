@@ -557,6 +557,7 @@ def _delivery_ssl(ca_bundle: Path | None) -> ssl.SSLContext | None:
 async def serve_router(options: ServeOptions) -> None:
     """Compose the router (queue, targets, observers, HTTP API), serve until a signal, then drain."""
     from cxone_eventbridge.observe.audit import AuditLog
+    from cxone_eventbridge.observe.delivery_log import log_delivery_outcomes
     from cxone_eventbridge.observe.events import ObserverBus
     from cxone_eventbridge.observe.metrics import RouterMetrics
     from cxone_eventbridge.observe.status import StatusTracker
@@ -588,6 +589,7 @@ async def serve_router(options: ServeOptions) -> None:
     metrics, status = RouterMetrics(), StatusTracker()
     bus.subscribe(metrics.observe)
     bus.subscribe(status.observe)
+    bus.subscribe(log_delivery_outcomes)  # retries at -v, dead letters always, each with its ids
     audit = AuditLog(options.audit_log) if options.audit_log is not None else None
     if audit is not None:
         bus.subscribe(audit.observe)

@@ -1,6 +1,7 @@
 """Run a command's coroutine at the CLI's edge, turning expected errors into one message and an exit code.
 
-Input errors exit 2; API, network and runtime errors exit 1. No traceback for anything expected.
+Input errors exit 2, including the server's 422 (the input it was sent is invalid); API, network and runtime
+errors exit 1. No traceback for anything expected.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 import typer
 
 from cxone_eventbridge.cli import render
-from cxone_eventbridge.exceptions import APIError, CxebError, InputError
+from cxone_eventbridge.exceptions import APIError, CxebError, InputError, UnprocessableEntityError
 
 T = TypeVar("T")
 
@@ -21,7 +22,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` with the CLI's error handling."""
     try:
         return asyncio.run(coro)
-    except InputError as exc:
+    except (InputError, UnprocessableEntityError) as exc:
         render.fail(str(exc), render.EXIT_INVALID_INPUT)
     except APIError as exc:
         render.fail(str(exc), render.EXIT_ERROR)
