@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import subprocess
@@ -353,3 +354,50 @@ def test_max_bytes_must_be_sane(tmp_path: Path) -> None:
     """A rotation size below 1 KiB is refused."""
     with pytest.raises(ValueError, match="max_bytes"):
         AuditLog(tmp_path / "a.log", max_bytes=10)
+
+
+async def test_delivery_lines_are_batched_inside_an_event_loop(tmp_path: Path) -> None:
+    """In a running loop, delivery lines wait for their batch; a control change flushes them first, in order."""
+    path = tmp_path / "audit.log"
+    audit = AuditLog(path, batch_delay_s=0.01)
+    flushed = asyncio.Event()
+    for number in range(5):
+        audit.observe(
+            DeliverySucceeded(
+                event_id=f"e{number}", delivery_id=f"d{number}", target="crm", attempts=1, end_to_end_s=0.0, at=1.0
+            )
+        )
+    assert not path.exists() or path.read_text() == ""
+    asyncio.get_running_loop().call_later(0.05, flushed.set)
+    await flushed.wait()
+    assert len(path.read_text().splitlines()) == 5
+    audit.observe(
+        DeliverySucceeded(event_id="e5", delivery_id="d5", target="crm", attempts=2, end_to_end_s=0.0, at=2.0)
+    )
+    audit.observe(TargetChanged(action="delete", target="crm", target_id="tgt_1", at=3.0))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["delivery"] * 6 + ["control"]
+    assert records[5]["event_id"] == "e5"
+    audit.close()
+    assert verify_audit_log(path).ok
+
+
+async def test_close_writes_what_is_waiting(tmp_path: Path) -> None:
+    """close() writes the delivery lines still waiting for their batch."""
+    path = tmp_path / "audit.log"
+    audit = AuditLog(path, batch_delay_s=60)
+    audit.observe(
+        DeliveryDeadLettered(
+            event_id="e1",
+            delivery_id="d1",
+            target="crm",
+            attempts=4,
+            reason="retries_exhausted",
+            last_status=503,
+            at=1.0,
+        )
+    )
+    audit.close()
+    (record,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert record["success"] is False
+    assert verify_audit_log(path).ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,12 @@ class Stack:
     audit_path: Path
     session: aiohttp.ClientSession
     bus: ObserverBus
+    audit: AuditLog
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        """The audit log's records, after writing the delivery lines still waiting for their batch."""
+        self.audit.flush()
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
 
     @property
     def url(self) -> str:
@@ -147,7 +154,7 @@ async def router_stack(
         service = RouterService(router, service_config, bus=bus, metrics=metrics, status=status)
         await service.start()
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False))
-        stack = Stack(service, router, receiver, metrics, outcomes, audit_path, session, bus)
+        stack = Stack(service, router, receiver, metrics, outcomes, audit_path, session, bus, audit)
         stacks.append(stack)
         return stack
 

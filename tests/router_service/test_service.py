@@ -53,7 +53,7 @@ async def test_one_event_is_accepted_after_commit_and_delivered(router_stack: St
     assert row["p50Ms"] is not None
     assert data["queue"]["delivered"] == 1
 
-    audit = [json.loads(line) for line in stack.audit_path.read_text().splitlines()]
+    audit = stack.audit_records()
     assert [(a["target"], a["success"], a["event_id"]) for a in audit] == [("crm", True, event_id)]
     assert verify_audit_log(stack.audit_path).ok
 
@@ -187,7 +187,7 @@ async def test_dead_letters_can_be_listed_replayed_and_purged(router_stack: Stac
     assert (status, body["error"]) == (400, "invalid_limit")
     status, body, _ = await stack.call("POST", "/v1/dead-letters/replay", json={"deliveryIds": "x"})
     assert (status, body["errors"][0]["field"]) == (422, "deliveryIds")
-    audit = [json.loads(line) for line in stack.audit_path.read_text().splitlines()]
+    audit = stack.audit_records()
     assert [a["success"] for a in audit] == [False, False, False]
     assert audit[-1]["metrics_snapshot"]["failure"] == 3
 

@@ -162,6 +162,8 @@ async def _run_steps(
         drift = await _drift(client, remote, terraform)
         listener.drifted(drift)
 
+    if services.audit is not None:
+        services.audit.flush()  # delivery lines wait for their batch; verify the whole log
     audit = await asyncio.to_thread(verify_audit_log, services.audit_path)
     listener.verified(audit)
     if not audit.ok:

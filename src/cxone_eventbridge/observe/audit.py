@@ -17,6 +17,13 @@ chain stays linear. A writer that crashed mid-line leaves a torn tail; the next 
 (under the lock) and continues after the last complete line. When the file reaches ``max_bytes`` it is
 renamed ``<path>.<n>`` (n = 1, 2, ...) and a new file continues the chain. Nothing is ever deleted.
 
+Delivery outcomes arrive thousands per second; written one by one, each costs a lock, a hash and a write
+(about 70 us here, against 24 us in batches of 100). Inside a running event loop, ``observe`` therefore
+collects them and writes them together ``batch_delay_s`` later (or at once when ``max_batch`` are
+waiting); control-plane changes flush what is waiting and are written at once, so lines stay in order.
+``flush()`` and ``close()`` write what is waiting; a killed process loses at most ``batch_delay_s`` of
+delivery lines (the queue, not the audit log, is what makes deliveries durable).
+
 What the chain proves and what it does not: without a key anybody able to write the file can rewrite it
 from the edited line to the end with fresh hashes; ship lines off the host (a SIEM) to pin the chain.
 Secrets are never written: records carry no secret fields, and :func:`redact` scrubs anything that looks
@@ -25,6 +32,7 @@ like one defensively.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -52,6 +60,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_AUDIT_PATH = Path("target_audit.log")
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_BATCH_DELAY_S = 0.05
+DEFAULT_MAX_BATCH = 256
 GENESIS = "0" * 64
 REDACTED = "[redacted]"
 
@@ -210,9 +220,16 @@ class AuditLog:
         max_bytes: int = DEFAULT_MAX_BYTES,
         fsync: bool = False,
         clock: Callable[[], float] | None = None,
+        batch_delay_s: float = DEFAULT_BATCH_DELAY_S,
+        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         if max_bytes < 1024:
             raise ValueError("max_bytes must be at least 1024")
+        self.batch_delay_s = batch_delay_s
+        self.max_batch = max(1, max_batch)
+        self._pending: list[Mapping[str, Any]] = []
+        self._pending_lock = threading.Lock()
+        self._flush_scheduled = False
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.fsync = fsync
@@ -229,6 +246,7 @@ class AuditLog:
     def observe(self, event: ObservedEvent) -> None:
         """Write control-plane changes and delivery outcomes; ignore every other record."""
         if isinstance(event, TargetChanged):
+            self.flush()
             self.record(
                 event.action,
                 target=event.target,
@@ -277,17 +295,37 @@ class AuditLog:
         snapshot: dict[str, int],
         **extra: Any,
     ) -> None:
-        self.append(
-            {
-                "kind": "delivery",
-                "timestamp": self._timestamp(at),
-                "target": target,
-                "success": success,
-                "retries": max(0, attempts - 1),
-                **extra,
-                "metrics_snapshot": snapshot,
-            }
-        )
+        record = {
+            "kind": "delivery",
+            "timestamp": self._timestamp(at),
+            "target": target,
+            "success": success,
+            "retries": max(0, attempts - 1),
+            **extra,
+            "metrics_snapshot": snapshot,
+        }
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script, a thread): nothing will flush later, write now
+            self.append(record)
+            return
+        with self._pending_lock:
+            self._pending.append(record)
+            full = len(self._pending) >= self.max_batch
+            schedule = not full and not self._flush_scheduled
+            if schedule:
+                self._flush_scheduled = True
+        if full:
+            self.flush()
+        elif schedule:
+            loop.call_later(self.batch_delay_s, self.flush)
+
+    def flush(self) -> None:
+        """Write the delivery lines that are waiting for their batch."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+            self._flush_scheduled = False
+        self.append_many(pending)
 
     def record(self, action: str, *, at: float | None = None, **fields: Any) -> None:
         """Write one control-plane change (``create``, ``update``, ``delete``, ``test``, ``apply``, ...)."""
@@ -429,7 +467,8 @@ class AuditLog:
         self._head = _ChainHead(inode=stat.st_ino, size=0, seq=self._head.seq, hash=self._head.hash)
 
     def close(self) -> None:
-        """Close the file descriptors; a later append reopens them."""
+        """Write what is waiting, then close the file descriptors; a later append reopens them."""
+        self.flush()
         with self._thread_lock:
             for fd in (self._fd, self._lock_fd):
                 if fd is not None:
