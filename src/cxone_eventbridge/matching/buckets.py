@@ -4,15 +4,22 @@
 one for the case-folded value, one per distinct prefix or suffix length, a scan of the few tests that no
 hash can answer (numeric ranges, cidr, wildcard, contains, regex, anything-but) and, under an exact
 value, the second-level indexes of the paths that its conjunctions' second anchors name.
+
+``probe`` is not a method but a closure that ``refresh`` rebuilds after every change, specialised to the
+kinds of buckets the index holds: most indexes hold exact values only (a tenant, an event type), and
+their probe is then one or two dictionary lookups per value, with no attribute lookups and no tests of
+empty buckets.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cxone_eventbridge.matching.events import PathReader
+from cxone_eventbridge.matching.checks import ClauseCheck, clause_check
+from cxone_eventbridge.matching.events import PathReader, path_reader
 from cxone_eventbridge.matching.ir import (
     EqualsIgnoreCase,
     Exact,
@@ -25,153 +32,235 @@ from cxone_eventbridge.matching.ir import (
     is_number,
 )
 
-
-def _absent(event: dict[str, Any]) -> list[Any]:
-    """The reader of an index not bound to a path (never called: the table binds every index it makes)."""
-    return []
+Cache = dict[str, list[Any]]
+Probe = Callable[[list[Any], "set[Conjunction]", Cache, dict[str, Any]], None]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
+class Conjunction:
+    """One AND-only rule of a target, as indexed: found through its anchors, then its other clauses checked.
+
+    Buckets hold conjunctions themselves (hashed by identity), so that a candidate needs no lookup.
+    """
+
+    name: str
+    others: tuple[FieldClause, ...]  # the clauses to verify once the anchors hold, cheapest first
+    anchor: FieldClause | None
+    second: FieldClause | None = None  # indexed under the anchor's exact value
+    checks: tuple[tuple[str, PathReader, ClauseCheck], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.checks = tuple((c.path, path_reader(c.path), clause_check(c)) for c in self.others)
+
+
+def _no_probe(values: list[Any], out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
+    """The probe of an index before its first ``refresh`` (never called: ``register`` refreshes)."""
+
+
+@dataclass(slots=True, eq=False)
+class Group:
+    """The second-level indexes under one exact value of an anchor path, by the path they read."""
+
+    subs: dict[str, PathIndex] = field(default_factory=dict)
+    # Derived by ``refresh``: (path, reader, probe) per second-level index, for the probe loop.
+    entries: tuple[tuple[str, PathReader, Probe], ...] = ()
+
+    def refresh(self) -> None:
+        self.entries = tuple((path, sub.reader, sub.probe) for path, sub in self.subs.items())
+
+
+def _probe_group(group: Group, out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
+    """Probe the second-level indexes under one exact value, each with its own path's values (read once)."""
+    for path, reader, probe in group.entries:
+        found = cache.get(path)
+        if found is None:
+            found = cache[path] = reader(root)
+        if found:
+            probe(found, out, cache, root)
+
+
+@dataclass(slots=True, eq=False)
 class PathIndex:
     """The anchors on one path, by the kind of lookup that finds them."""
 
-    strings: dict[str, set[int]] = field(default_factory=dict)
-    numbers: dict[int | float, set[int]] = field(default_factory=dict)
-    literals: dict[object, set[int]] = field(default_factory=dict)  # keyed by True, False and None only
-    folded: dict[str, set[int]] = field(default_factory=dict)
-    prefixes: dict[str, set[int]] = field(default_factory=dict)
+    reader: PathReader
+    strings: dict[str, set[Conjunction]] = field(default_factory=dict)
+    numbers: dict[int | float, set[Conjunction]] = field(default_factory=dict)
+    literals: dict[object, set[Conjunction]] = field(default_factory=dict)  # keyed by True, False and None only
+    folded: dict[str, set[Conjunction]] = field(default_factory=dict)
+    prefixes: dict[str, set[Conjunction]] = field(default_factory=dict)
     prefix_lengths: Counter[int] = field(default_factory=Counter)
-    folded_prefixes: dict[str, set[int]] = field(default_factory=dict)
+    folded_prefixes: dict[str, set[Conjunction]] = field(default_factory=dict)
     folded_prefix_lengths: Counter[int] = field(default_factory=Counter)
-    suffixes: dict[str, set[int]] = field(default_factory=dict)
+    suffixes: dict[str, set[Conjunction]] = field(default_factory=dict)
     suffix_lengths: Counter[int] = field(default_factory=Counter)
-    folded_suffixes: dict[str, set[int]] = field(default_factory=dict)
+    folded_suffixes: dict[str, set[Conjunction]] = field(default_factory=dict)
     folded_suffix_lengths: Counter[int] = field(default_factory=Counter)
-    present: set[int] = field(default_factory=set)
-    scans: list[tuple[ValueTest, int]] = field(default_factory=list)
-    # Second-level indexes under an exact value (keyed by ``_typed``): path -> index of second anchors.
-    nested: dict[object, dict[str, PathIndex]] = field(default_factory=dict)
-    # Derived, rebuilt by ``refresh`` after every change: sorted lengths and whether folding is needed.
-    p_lengths: tuple[int, ...] = ()
-    fp_lengths: tuple[int, ...] = ()
-    s_lengths: tuple[int, ...] = ()
-    fs_lengths: tuple[int, ...] = ()
-    needs_fold: bool = False
-    strings_only: bool = False  # only exact strings: probed by a tight loop (most second anchors)
+    present: set[Conjunction] = field(default_factory=set)
+    scans: list[tuple[ValueTest, Conjunction]] = field(default_factory=list)
+    # Second-level indexes under an exact value (keyed by ``typed_key``).
+    nested: dict[object, Group] = field(default_factory=dict)
+    typed_groups: int = 0  # how many keys of ``nested`` are numbers or literals (not strings)
     size: int = 0
-    reader: PathReader = _absent
+    probe: Probe = _no_probe  # rebuilt by ``refresh``
 
     def refresh(self) -> None:
-        self.p_lengths = tuple(sorted(self.prefix_lengths))
-        self.fp_lengths = tuple(sorted(self.folded_prefix_lengths))
-        self.s_lengths = tuple(sorted(self.suffix_lengths))
-        self.fs_lengths = tuple(sorted(self.folded_suffix_lengths))
-        self.needs_fold = bool(self.folded or self.folded_prefixes or self.folded_suffixes)
-        self.strings_only = bool(self.strings) and not (
-            self.numbers
-            or self.literals
-            or self.needs_fold
-            or self.prefixes
+        """Rebuild ``probe`` for the buckets now in use (after every change)."""
+        general = bool(
+            self.prefixes
             or self.suffixes
+            or self.folded
+            or self.folded_prefixes
+            or self.folded_suffixes
             or self.present
             or self.scans
-            or self.nested
         )
+        self.probe = _general_probe(self) if general else _exact_probe(self)
 
-    def probe(self, values: list[Any], out: set[int], cache: dict[str, list[Any]], root: dict[str, Any]) -> None:
-        """Add to ``out`` the conjunctions whose anchors on this path hold.
 
-        Second-level indexes read their own paths from ``root``, through ``cache`` (values by path, filled in
-        as paths are read).
-        """
-        if self.present:
-            out.update(self.present)
-        strings, numbers, scans, nested = self.strings, self.numbers, self.scans, self.nested
+def _exact_probe(index: PathIndex) -> Probe:
+    """The probe of an index holding exact values (and second-level groups under them) only."""
+    strings, numbers, literals, nested = index.strings, index.numbers, index.literals, index.nested
+    if not (numbers or literals or index.typed_groups):
+        # Strings only, the common case: anything else cannot hit.
+        if not nested:
+
+            def probe_strings(values: list[Any], out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
+                for value in values:
+                    if type(value) is str:
+                        hit = strings.get(value)
+                        if hit:
+                            out.update(hit)
+
+            return probe_strings
+        if not strings:
+
+            def probe_groups(values: list[Any], out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
+                for value in values:
+                    if type(value) is str:
+                        group = nested.get(value)
+                        if group is not None:
+                            _probe_group(group, out, cache, root)
+
+            return probe_groups
+
+    def probe_exact(values: list[Any], out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
         for value in values:
             kind = type(value)
             if kind is str:
-                if strings:
-                    hit = strings.get(value)
-                    if hit:
-                        out.update(hit)
-                if nested:
-                    subs = nested.get(value)
-                    if subs:
-                        _probe_subs(subs, out, cache, root)
-                size = len(value)
-                for length in self.p_lengths:
-                    if length > size:
-                        break
-                    hit = self.prefixes.get(value[:length])
-                    if hit:
-                        out.update(hit)
-                for length in self.s_lengths:
-                    if length > size:
-                        break
-                    hit = self.suffixes.get(value[size - length :])
-                    if hit:
-                        out.update(hit)
-                if self.needs_fold:
-                    self._probe_folded(value.casefold(), out)
+                hit = strings.get(value)
+                group = nested.get(value)
             elif kind is int or kind is float:
-                if numbers:
-                    hit = numbers.get(value)
+                hit = numbers.get(value)
+                group = nested.get(("number", value)) if nested else None
+            else:  # True, False, None
+                hit = literals.get(value)
+                group = nested.get(("literal", value)) if nested else None
+            if hit:
+                out.update(hit)
+            if group is not None:
+                _probe_group(group, out, cache, root)
+
+    return probe_exact
+
+
+def _general_probe(index: PathIndex) -> Probe:
+    """The probe of an index holding any kinds of anchors."""
+    strings, numbers, literals, nested = index.strings, index.numbers, index.literals, index.nested
+    prefixes, suffixes, present, scans = index.prefixes, index.suffixes, index.present, index.scans
+    folded, folded_prefixes, folded_suffixes = index.folded, index.folded_prefixes, index.folded_suffixes
+    p_lengths = tuple(sorted(index.prefix_lengths))
+    s_lengths = tuple(sorted(index.suffix_lengths))
+    fp_lengths = tuple(sorted(index.folded_prefix_lengths))
+    fs_lengths = tuple(sorted(index.folded_suffix_lengths))
+    needs_fold = bool(folded or folded_prefixes or folded_suffixes)
+
+    def probe(values: list[Any], out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
+        if present:
+            out.update(present)
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                hit = strings.get(value)
+                if hit:
+                    out.update(hit)
+                if nested:
+                    group = nested.get(value)
+                    if group is not None:
+                        _probe_group(group, out, cache, root)
+                size = len(value)
+                for length in p_lengths:
+                    if length > size:
+                        break
+                    hit = prefixes.get(value[:length])
                     if hit:
                         out.update(hit)
-                if nested:
-                    self._probe_nested(("number", value), out, cache, root)
-            elif kind is bool or value is None:
-                if self.literals:
-                    hit = self.literals.get(value)
+                for length in s_lengths:
+                    if length > size:
+                        break
+                    hit = suffixes.get(value[size - length :])
                     if hit:
                         out.update(hit)
+                if needs_fold:
+                    text = value.casefold()
+                    hit = folded.get(text)
+                    if hit:
+                        out.update(hit)
+                    size = len(text)
+                    for length in fp_lengths:
+                        if length > size:
+                            break
+                        hit = folded_prefixes.get(text[:length])
+                        if hit:
+                            out.update(hit)
+                    for length in fs_lengths:
+                        if length > size:
+                            break
+                        hit = folded_suffixes.get(text[size - length :])
+                        if hit:
+                            out.update(hit)
+            elif kind is int or kind is float:
+                hit = numbers.get(value)
+                if hit:
+                    out.update(hit)
                 if nested:
-                    self._probe_nested(("literal", value), out, cache, root)
+                    group = nested.get(("number", value))
+                    if group is not None:
+                        _probe_group(group, out, cache, root)
+            else:  # True, False, None
+                hit = literals.get(value)
+                if hit:
+                    out.update(hit)
+                if nested:
+                    group = nested.get(("literal", value))
+                    if group is not None:
+                        _probe_group(group, out, cache, root)
             for test, conjunction in scans:
                 if test.matches(value):
                     out.add(conjunction)
 
-    def _probe_nested(self, key: object, out: set[int], cache: dict[str, list[Any]], root: dict[str, Any]) -> None:
-        subs = self.nested.get(key)
-        if subs:
-            _probe_subs(subs, out, cache, root)
-
-    def _probe_folded(self, folded: str, out: set[int]) -> None:
-        hit = self.folded.get(folded)
-        if hit:
-            out.update(hit)
-        size = len(folded)
-        for length in self.fp_lengths:
-            if length > size:
-                break
-            hit = self.folded_prefixes.get(folded[:length])
-            if hit:
-                out.update(hit)
-        for length in self.fs_lengths:
-            if length > size:
-                break
-            hit = self.folded_suffixes.get(folded[size - length :])
-            if hit:
-                out.update(hit)
+    return probe
 
 
-def _probe_subs(subs: dict[str, PathIndex], out: set[int], cache: dict[str, list[Any]], root: dict[str, Any]) -> None:
-    """Probe the second-level indexes under one exact value, each with its own path's values."""
-    for path, sub in subs.items():
-        found = cache.get(path)
-        if found is None:
-            found = cache[path] = sub.reader(root)
-        if not found:
-            continue
-        if sub.strings_only:
-            strings = sub.strings
-            for value in found:
-                if type(value) is str:
-                    hit = strings.get(value)
-                    if hit:
-                        out.update(hit)
-        else:
-            sub.probe(found, out, cache, root)
+def group_under(index: PathIndex, key: object) -> Group:
+    """The second-level group under exact value ``key`` (a ``typed_key``), made if need be."""
+    group = index.nested.get(key)
+    if group is None:
+        group = index.nested[key] = Group()
+        if type(key) is not str:
+            index.typed_groups += 1
+        index.refresh()
+    return group
+
+
+def drop_group_if_empty(index: PathIndex, key: object) -> None:
+    """Remove the group under ``key`` once its last second-level index is gone."""
+    group = index.nested[key]
+    if not group.subs:
+        del index.nested[key]
+        if type(key) is not str:
+            index.typed_groups -= 1
+        index.refresh()
 
 
 def bucket_of(test: ValueTest) -> tuple[str, object] | None:
@@ -215,18 +304,18 @@ _LENGTHS = {
 }
 
 
-def register(index: PathIndex, clause: FieldClause, conjunction_id: int) -> None:
-    """Index ``clause`` (an anchor) on ``index`` for ``conjunction_id``: one entry per test."""
+def register(index: PathIndex, clause: FieldClause, conjunction: Conjunction) -> None:
+    """Index ``clause`` (an anchor) on ``index`` for ``conjunction``: one entry per test."""
     for test in clause.tests:
         bucket = bucket_of(test)
         if bucket is None:
-            index.scans.append((test, conjunction_id))
+            index.scans.append((test, conjunction))
         elif bucket[0] == "present":
-            index.present.add(conjunction_id)
+            index.present.add(conjunction)
         else:
             kind, key = bucket
-            table: dict[Any, set[int]] = getattr(index, kind)
-            table.setdefault(key, set()).add(conjunction_id)
+            table: dict[Any, set[Conjunction]] = getattr(index, kind)
+            table.setdefault(key, set()).add(conjunction)
             if kind in _LENGTHS:
                 assert isinstance(key, str)
                 getattr(index, _LENGTHS[kind])[len(key)] += 1
@@ -234,20 +323,20 @@ def register(index: PathIndex, clause: FieldClause, conjunction_id: int) -> None
     index.refresh()
 
 
-def unregister(index: PathIndex, clause: FieldClause, conjunction_id: int) -> None:
+def unregister(index: PathIndex, clause: FieldClause, conjunction: Conjunction) -> None:
     """Undo ``register``: drop the entries, and the buckets and lengths that become empty."""
     for test in clause.tests:
         bucket = bucket_of(test)
         if bucket is None:
-            index.scans = [(t, c) for t, c in index.scans if c != conjunction_id]
+            index.scans[:] = [(t, c) for t, c in index.scans if c is not conjunction]
         elif bucket[0] == "present":
-            index.present.discard(conjunction_id)
+            index.present.discard(conjunction)
         else:
             kind, key = bucket
-            table: dict[Any, set[int]] = getattr(index, kind)
+            table: dict[Any, set[Conjunction]] = getattr(index, kind)
             members = table.get(key)
             if members is not None:
-                members.discard(conjunction_id)
+                members.discard(conjunction)
                 if not members:
                     del table[key]
             if kind in _LENGTHS:

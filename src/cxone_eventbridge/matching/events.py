@@ -218,19 +218,78 @@ def path_reader(path: str) -> PathReader:
     """
     segments = path.split(".")
     if len(segments) == 1:
+        return _reader_1(path)
+    if len(segments) == 2:
+        return _reader_2(path, *segments)
+    if len(segments) == 3:
+        return _reader_3(path, *segments)
+    return _reader_n(segments)
 
-        def read_one(event: dict[str, Any]) -> list[Any]:
-            value = event.get(path, _MISSING)
-            if value is _MISSING:
-                return []
-            kind = type(value)
-            if kind in _SCALARS:
-                return [value]
-            if kind is list or kind is tuple:
-                return _values_at(value, "")
-            return []
 
-        return read_one
+# The readers below share one shape: first the dotted event keys that would make the path reachable
+# another way (then the general route), then the chain of objects by plain lookups, ending at a scalar
+# (the common case: one value) or at an array (the general route from there). Paths of one to three
+# segments, nearly all of them, get unrolled readers.
+
+
+def _leaf(value: Any) -> list[Any]:
+    kind = type(value)
+    if kind in _SCALARS:
+        return [value]
+    if kind is list or kind is tuple:
+        return _values_at(value, "")
+    return []
+
+
+def _reader_1(key: str) -> PathReader:
+    def read_1(event: dict[str, Any]) -> list[Any]:
+        value = event.get(key, _MISSING)
+        if type(value) is str:
+            return [value]
+        return [] if value is _MISSING else _leaf(value)
+
+    return read_1
+
+
+def _reader_2(path: str, first: str, last: str) -> PathReader:
+    def read_2(event: dict[str, Any]) -> list[Any]:
+        if path in event:
+            return _values_at(event, path)
+        node = event.get(first)
+        if type(node) is not dict:
+            return _values_at(node, last) if type(node) in (list, tuple) else []
+        value = node.get(last, _MISSING)
+        if type(value) is str:
+            return [value]
+        return [] if value is _MISSING else _leaf(value)
+
+    return read_2
+
+
+def _reader_3(path: str, first: str, second: str, last: str) -> PathReader:
+    head = f"{first}.{second}"
+    tail = f"{second}.{last}"
+
+    def read_3(event: dict[str, Any]) -> list[Any]:
+        if head in event or path in event:
+            return _values_at(event, path)
+        node = event.get(first)
+        if type(node) is not dict:
+            return _values_at(node, tail) if type(node) in (list, tuple) else []
+        if tail in node:
+            return _values_at(node, tail)
+        node = node.get(second)
+        if type(node) is not dict:
+            return _values_at(node, last) if type(node) in (list, tuple) else []
+        value = node.get(last, _MISSING)
+        if type(value) is str:
+            return [value]
+        return [] if value is _MISSING else _leaf(value)
+
+    return read_3
+
+
+def _reader_n(segments: list[str]) -> PathReader:
     # Per level: the segment to descend by, and the longer dotted keys that would need the general route.
     levels = tuple(
         (segments[i], tuple(".".join(segments[i:j]) for j in range(i + 2, len(segments) + 1)))
@@ -251,13 +310,6 @@ def path_reader(path: str) -> PathReader:
                     return _values_at(node, ".".join(segments[depth:]))
                 return []
         value = node.get(last, _MISSING)
-        if value is _MISSING:
-            return []
-        kind = type(value)
-        if kind in _SCALARS:
-            return [value]
-        if kind is list or kind is tuple:
-            return _values_at(value, "")
-        return []
+        return [] if value is _MISSING else _leaf(value)
 
     return read

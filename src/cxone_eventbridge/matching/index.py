@@ -26,11 +26,20 @@ from one thread (the router's event loop), as the router does.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
-from cxone_eventbridge.matching.buckets import PathIndex, bucket_of, register, typed_key, unregister
+from cxone_eventbridge.matching.buckets import (
+    Conjunction,
+    PathIndex,
+    Probe,
+    bucket_of,
+    drop_group_if_empty,
+    group_under,
+    register,
+    typed_key,
+    unregister,
+)
 from cxone_eventbridge.matching.events import (
     WANT_INNER,
     WANT_LEAF,
@@ -58,18 +67,6 @@ from cxone_eventbridge.models import IntegrationTarget
 _RANGE_COST = 50
 _SCAN_COST = 100
 _UNSELECTIVE_COST = 100_000
-
-
-@dataclass(slots=True)
-class _Conjunction:
-    name: str
-    others: tuple[FieldClause, ...]  # the clauses to verify once the anchor holds
-    anchor: FieldClause | None
-    second: FieldClause | None = None  # indexed under the anchor's exact value
-    checks: tuple[tuple[str, PathReader, Callable[[list[Any] | None], bool]], ...] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.checks = tuple((c.path, path_reader(c.path), c.matches_values) for c in self.others)
 
 
 def _exact_only(clause: FieldClause) -> bool:
@@ -123,15 +120,18 @@ class RoutingTable:
         that an event is walked once (both give the same answers; tests run both)."""
         self._direct_lookup_paths = direct_lookup_paths
         self._rules: dict[str, CompiledRule] = {}
-        self._conjunction_ids: dict[str, list[int]] = {}
-        self._conjunctions: dict[int, _Conjunction] = {}
-        self._always: dict[int, _Conjunction] = {}
+        self._rule_conjunctions: dict[str, list[Conjunction]] = {}
+        self._always: dict[Conjunction, None] = {}  # an ordered set
         self._paths: dict[str, PathIndex] = {}
         self._stats: Counter[tuple[str, str, object]] = Counter()
         self._path_refs: Counter[str] = Counter()
         self._wanted: dict[str, int] = {}
         self._wanted_stale = False
-        self._next_id = 0
+        # Derived from the above by ``_refresh_plan`` when ``_plan`` is None (after a change): per anchored
+        # path, (path, reader, probe); the conjunctions checked for every event; whether to walk events.
+        self._plan: tuple[tuple[str, PathReader, Probe], ...] | None = None
+        self._always_checked: tuple[Conjunction, ...] = ()
+        self._walk = False
         rules = [compile_target_rule(target) for target in targets]
         # Count every rule's clauses first, so that anchors are chosen with the whole table in view.
         unique = {rule.name: rule for rule in rules}
@@ -165,57 +165,66 @@ class RoutingTable:
         rule = self._rules.pop(name, None)
         if rule is None:
             return False
-        for conjunction_id in self._conjunction_ids.pop(name):
-            conjunction = self._conjunctions.pop(conjunction_id, None) or self._always.pop(conjunction_id)
-            if conjunction.anchor is not None:
-                self._unindex(conjunction.anchor, conjunction.second, conjunction_id)
+        for conjunction in self._rule_conjunctions.pop(name):
+            if conjunction.anchor is None:
+                del self._always[conjunction]
+            else:
+                self._unindex(conjunction)
         self._count(rule, -1)
+        self._plan = None
         return True
 
     def match(self, event: object) -> list[str]:
         """The names (sorted) of the targets whose rule ``event`` matches; InvalidEventError for a non-object."""
-        root = require_object(event)
-        values: dict[str, list[Any]]
-        candidates: set[int] = set()
-        paths = self._paths
-        if len(paths) <= self._direct_lookup_paths:
-            # Few anchored paths: look each up directly and fetch the others lazily, only for candidates.
-            values = {}
-            for path, path_index in paths.items():
-                found = values[path] = path_index.reader(root)
+        if type(event) is not dict:
+            require_object(event)  # raises InvalidEventError
+        root: dict[str, Any] = event  # type: ignore[assignment]
+        plan = self._plan
+        if plan is None:
+            plan = self._refresh_plan()
+        candidates: set[Conjunction] = set()
+        cache: dict[str, list[Any]] = {}  # the values at each path read so far
+        if not self._walk:
+            # Few anchored paths: look each up directly; other paths are read when a candidate needs them.
+            for path, reader, probe in plan:
+                found = cache[path] = reader(root)
                 if found:
-                    path_index.probe(found, candidates, values, root)
-            complete = False
+                    probe(found, candidates, cache, root)
         else:
             # Many anchored paths: one walk of the event, visiting only the paths some rule names.
-            values = collect_wanted(root, self._current_wanted())
-            # A snapshot: second-level probes add the (absent) paths the walk did not find to ``values``.
-            for path, collected in list(values.items()):
-                anchored = paths.get(path)
+            walked = collect_wanted(root, self._current_wanted())
+            cache.update(walked)
+            for path, collected in walked.items():
+                anchored = self._paths.get(path)
                 if anchored is not None:
-                    anchored.probe(collected, candidates, values, root)
-            complete = True
-        matched: set[str] = set()
-        conjunctions = self._conjunctions
-        # The hot loop, inlined: each candidate's remaining clauses, values fetched once per path.
-        todo = [conjunctions[i] for i in candidates] if candidates else []
-        if self._always:
-            todo.extend(self._always.values())
-        for conjunction in todo:
-            name = conjunction.name
-            if name in matched:
-                continue
+                    anchored.probe(collected, candidates, cache, root)
+        if self._always_checked:
+            candidates.update(self._always_checked)
+        if not candidates:
+            return []
+        # The hot loop: each candidate's remaining clauses (cheapest first), each path read once per event.
+        matched: list[str] = []
+        for conjunction in candidates:
             for path, reader, check in conjunction.checks:
-                cached = values.get(path)
-                if cached is None and not complete:
-                    cached = values[path] = reader(root)
-                if not check(cached):
+                values = cache.get(path)
+                if values is None:
+                    values = cache[path] = reader(root)
+                if not check(values):
                     break
             else:
-                matched.add(name)
-        return sorted(matched)
+                matched.append(conjunction.name)
+        if len(matched) > 1:
+            # Several conjunctions of one rule ($or) may match: each name once, sorted.
+            return sorted(set(matched))
+        return matched
 
     # -- maintenance -------------------------------------------------------------------------------
+
+    def _refresh_plan(self) -> tuple[tuple[str, PathReader, Probe], ...]:
+        self._walk = len(self._paths) > self._direct_lookup_paths
+        self._always_checked = tuple(self._always)
+        plan = self._plan = tuple((path, index.reader, index.probe) for path, index in self._paths.items())
+        return plan
 
     def _count(self, rule: CompiledRule, delta: int) -> None:
         for conjunction in expand(rule.node):
@@ -247,14 +256,13 @@ class RoutingTable:
 
     def _insert(self, rule: CompiledRule) -> None:
         self._rules[rule.name] = rule
-        ids: list[int] = []
+        conjunctions: list[Conjunction] = []
         for clauses in expand(rule.node):
-            conjunction_id = self._next_id
-            self._next_id += 1
-            ids.append(conjunction_id)
             anchorable = [clause for clause in clauses if clause.requires_presence]
             if not anchorable:
-                self._always[conjunction_id] = _Conjunction(rule.name, tuple(sorted(clauses, key=_check_cost)), None)
+                conjunction = Conjunction(rule.name, tuple(sorted(clauses, key=_check_cost)), None)
+                self._always[conjunction] = None
+                conjunctions.append(conjunction)
                 continue
             anchor = min(anchorable, key=self._cost)
             second = None
@@ -270,42 +278,48 @@ class RoutingTable:
                 ]
                 second = min(seconds, key=self._cost) if seconds else None
             others = [clause for clause in clauses if clause is not anchor and clause is not second]
-            conjunction = _Conjunction(rule.name, tuple(sorted(others, key=_check_cost)), anchor, second)
-            self._conjunctions[conjunction_id] = conjunction
-            self._index(anchor, second, conjunction_id)
-        self._conjunction_ids[rule.name] = ids
+            conjunction = Conjunction(rule.name, tuple(sorted(others, key=_check_cost)), anchor, second)
+            self._index(conjunction)
+            conjunctions.append(conjunction)
+        self._rule_conjunctions[rule.name] = conjunctions
+        self._plan = None
 
-    def _index(self, anchor: FieldClause, second: FieldClause | None, conjunction_id: int) -> None:
+    def _index(self, conjunction: Conjunction) -> None:
+        anchor, second = conjunction.anchor, conjunction.second
+        assert anchor is not None
         index = self._paths.get(anchor.path)
         if index is None:
-            index = self._paths[anchor.path] = PathIndex(reader=path_reader(anchor.path))
+            index = self._paths[anchor.path] = PathIndex(path_reader(anchor.path))
         if second is None:
-            register(index, anchor, conjunction_id)
+            register(index, anchor, conjunction)
             return
         for test in anchor.tests:
             assert isinstance(test, Exact)
-            subs = index.nested.setdefault(typed_key(test.value), {})
-            sub = subs.get(second.path)
+            group = group_under(index, typed_key(test.value))
+            sub = group.subs.get(second.path)
             if sub is None:
-                sub = subs[second.path] = PathIndex(reader=path_reader(second.path))
-            register(sub, second, conjunction_id)
+                sub = group.subs[second.path] = PathIndex(path_reader(second.path))
+            register(sub, second, conjunction)
+            group.refresh()
             index.size += 1
 
-    def _unindex(self, anchor: FieldClause, second: FieldClause | None, conjunction_id: int) -> None:
+    def _unindex(self, conjunction: Conjunction) -> None:
+        anchor, second = conjunction.anchor, conjunction.second
+        assert anchor is not None
         index = self._paths[anchor.path]
         if second is None:
-            unregister(index, anchor, conjunction_id)
+            unregister(index, anchor, conjunction)
         else:
             for test in anchor.tests:
                 assert isinstance(test, Exact)
                 key = typed_key(test.value)
-                subs = index.nested[key]
-                sub = subs[second.path]
-                unregister(sub, second, conjunction_id)
+                group = index.nested[key]
+                sub = group.subs[second.path]
+                unregister(sub, second, conjunction)
                 if sub.size <= 0:
-                    del subs[second.path]
-                    if not subs:
-                        del index.nested[key]
+                    del group.subs[second.path]
+                group.refresh()
+                drop_group_if_empty(index, key)
                 index.size -= 1
         if index.size <= 0:
             del self._paths[anchor.path]
