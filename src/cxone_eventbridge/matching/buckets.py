@@ -5,10 +5,10 @@ one for the case-folded value, one per distinct prefix or suffix length, a scan 
 hash can answer (numeric ranges, cidr, wildcard, contains, regex, anything-but) and, under an exact
 value, the second-level indexes of the paths that its conjunctions' second anchors name.
 
-``probe`` is not a method but a closure that ``refresh`` rebuilds after every change, specialised to the
-kinds of buckets the index holds: most indexes hold exact values only (a tenant, an event type), and
-their probe is then one or two dictionary lookups per value, with no attribute lookups and no tests of
-empty buckets.
+``probe`` is not a method but a function that ``refresh`` rebuilds after every change, generated for the
+kinds of buckets the index holds (``probes.probe_factory``): most indexes hold exact values only (a
+tenant, an event type), and their probe is then one or two dictionary lookups per value, with no
+attribute lookups, no tests of empty buckets and no loops over lengths.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from cxone_eventbridge.matching.ir import (
     ValueTest,
     is_number,
 )
+from cxone_eventbridge.matching.probes import probe_factory
 
 Cache = dict[str, list[Any]]
 Probe = Callable[[list[Any], "set[Conjunction]", Cache, dict[str, Any]], None]
@@ -106,140 +107,38 @@ class PathIndex:
 
     def refresh(self) -> None:
         """Rebuild ``probe`` for the buckets now in use (after every change)."""
-        general = bool(
-            self.prefixes
-            or self.suffixes
-            or self.folded
-            or self.folded_prefixes
-            or self.folded_suffixes
-            or self.present
-            or self.scans
+        factory = probe_factory(
+            strings=bool(self.strings),
+            numbers=bool(self.numbers),
+            literals=bool(self.literals),
+            string_groups=len(self.nested) > self.typed_groups,
+            typed_groups=self.typed_groups > 0,
+            p_lengths=tuple(sorted(self.prefix_lengths)),
+            s_lengths=tuple(sorted(self.suffix_lengths)),
+            folded=bool(self.folded),
+            fp_lengths=tuple(sorted(self.folded_prefix_lengths)),
+            fs_lengths=tuple(sorted(self.folded_suffix_lengths)),
+            present=bool(self.present),
+            scans=bool(self.scans),
         )
-        self.probe = _general_probe(self) if general else _exact_probe(self)
-
-
-def _exact_probe(index: PathIndex) -> Probe:
-    """The probe of an index holding exact values (and second-level groups under them) only."""
-    strings, numbers, literals, nested = index.strings, index.numbers, index.literals, index.nested
-    if not (numbers or literals or index.typed_groups):
-        # Strings only, the common case: anything else cannot hit.
-        if not nested:
-
-            def probe_strings(values: list[Any], out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
-                for value in values:
-                    if type(value) is str:
-                        hit = strings.get(value)
-                        if hit:
-                            out.update(hit)
-
-            return probe_strings
-        if not strings:
-
-            def probe_groups(values: list[Any], out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
-                for value in values:
-                    if type(value) is str:
-                        group = nested.get(value)
-                        if group is not None:
-                            _probe_group(group, out, cache, root)
-
-            return probe_groups
-
-    def probe_exact(values: list[Any], out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
-        for value in values:
-            kind = type(value)
-            if kind is str:
-                hit = strings.get(value)
-                group = nested.get(value)
-            elif kind is int or kind is float:
-                hit = numbers.get(value)
-                group = nested.get(("number", value)) if nested else None
-            else:  # True, False, None
-                hit = literals.get(value)
-                group = nested.get(("literal", value)) if nested else None
-            if hit:
-                out.update(hit)
-            if group is not None:
-                _probe_group(group, out, cache, root)
-
-    return probe_exact
-
-
-def _general_probe(index: PathIndex) -> Probe:
-    """The probe of an index holding any kinds of anchors."""
-    strings, numbers, literals, nested = index.strings, index.numbers, index.literals, index.nested
-    prefixes, suffixes, present, scans = index.prefixes, index.suffixes, index.present, index.scans
-    folded, folded_prefixes, folded_suffixes = index.folded, index.folded_prefixes, index.folded_suffixes
-    p_lengths = tuple(sorted(index.prefix_lengths))
-    s_lengths = tuple(sorted(index.suffix_lengths))
-    fp_lengths = tuple(sorted(index.folded_prefix_lengths))
-    fs_lengths = tuple(sorted(index.folded_suffix_lengths))
-    needs_fold = bool(folded or folded_prefixes or folded_suffixes)
-
-    def probe(values: list[Any], out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
-        if present:
-            out.update(present)
-        for value in values:
-            kind = type(value)
-            if kind is str:
-                hit = strings.get(value)
-                if hit:
-                    out.update(hit)
-                if nested:
-                    group = nested.get(value)
-                    if group is not None:
-                        _probe_group(group, out, cache, root)
-                size = len(value)
-                for length in p_lengths:
-                    if length > size:
-                        break
-                    hit = prefixes.get(value[:length])
-                    if hit:
-                        out.update(hit)
-                for length in s_lengths:
-                    if length > size:
-                        break
-                    hit = suffixes.get(value[size - length :])
-                    if hit:
-                        out.update(hit)
-                if needs_fold:
-                    text = value.casefold()
-                    hit = folded.get(text)
-                    if hit:
-                        out.update(hit)
-                    size = len(text)
-                    for length in fp_lengths:
-                        if length > size:
-                            break
-                        hit = folded_prefixes.get(text[:length])
-                        if hit:
-                            out.update(hit)
-                    for length in fs_lengths:
-                        if length > size:
-                            break
-                        hit = folded_suffixes.get(text[size - length :])
-                        if hit:
-                            out.update(hit)
-            elif kind is int or kind is float:
-                hit = numbers.get(value)
-                if hit:
-                    out.update(hit)
-                if nested:
-                    group = nested.get(("number", value))
-                    if group is not None:
-                        _probe_group(group, out, cache, root)
-            else:  # True, False, None
-                hit = literals.get(value)
-                if hit:
-                    out.update(hit)
-                if nested:
-                    group = nested.get(("literal", value))
-                    if group is not None:
-                        _probe_group(group, out, cache, root)
-            for test, conjunction in scans:
-                if test.matches(value):
-                    out.add(conjunction)
-
-    return probe
+        self.probe = factory(
+            self.strings,
+            self.numbers,
+            self.literals,
+            self.nested,
+            self.prefixes,
+            self.suffixes,
+            self.folded,
+            self.folded_prefixes,
+            self.folded_suffixes,
+            self.present,
+            self.scans,
+            _probe_group,
+            tuple(sorted(self.prefix_lengths)),
+            tuple(sorted(self.suffix_lengths)),
+            tuple(sorted(self.folded_prefix_lengths)),
+            tuple(sorted(self.folded_suffix_lengths)),
+        )
 
 
 def group_under(index: PathIndex, key: object) -> Group:

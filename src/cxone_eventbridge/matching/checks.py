@@ -18,6 +18,7 @@ from typing import Any
 
 from cxone_eventbridge.matching.ir import (
     AnythingBut,
+    Cidr,
     EqualsIgnoreCase,
     Exact,
     Exists,
@@ -26,6 +27,7 @@ from cxone_eventbridge.matching.ir import (
     Prefix,
     Suffix,
     is_number,
+    parse_ipv4,
 )
 
 ClauseCheck = Callable[[list[Any]], bool]
@@ -50,6 +52,9 @@ def clause_check(clause: FieldClause) -> ClauseCheck:
             return _folded_check(test.text)
         if isinstance(test, AnythingBut):
             return _anything_but_check(test)
+        if isinstance(test, Cidr) and test.network.version == 4:
+            return _ipv4_check(test)
+        return _one_test_check(test.matches)
     return clause.matches_values
 
 
@@ -118,13 +123,13 @@ def _numeric_check(test: Numeric) -> ClauseCheck:
             return False
 
         return between
-    return lambda found: any(test.matches(value) for value in found)
+    return _one_test_check(test.matches)
 
 
 def _affix_check(test: Prefix | Suffix) -> ClauseCheck:
     text = test.text
     if test.ignore_case:
-        return lambda found: any(test.matches(value) for value in found)
+        return _one_test_check(test.matches)
     if isinstance(test, Prefix):
 
         def prefix(found: list[Any]) -> bool:
@@ -157,8 +162,7 @@ def _folded_check(text: str) -> ClauseCheck:
 def _anything_but_check(test: AnythingBut) -> ClauseCheck:
     excluded = test.excluded
     if not all(isinstance(t, Exact) and (type(t.value) is str or is_number(t.value)) for t in excluded):
-        matches = test.matches
-        return lambda found: any(matches(value) for value in found)
+        return _one_test_check(test.matches)
     strings = frozenset(t.value for t in excluded if isinstance(t, Exact) and type(t.value) is str)
     numbers = frozenset(t.value for t in excluded if isinstance(t, Exact) and is_number(t.value))
 
@@ -177,3 +181,28 @@ def _anything_but_check(test: AnythingBut) -> ClauseCheck:
         return False
 
     return anything_but
+
+
+def _ipv4_check(test: Cidr) -> ClauseCheck:
+    base, mask = int(test.network.network_address), int(test.network.netmask)
+
+    def ipv4(found: list[Any]) -> bool:
+        for value in found:
+            # Longer strings are no address (as in Cidr.matches): bounds the parse.
+            if type(value) is str and len(value) <= 45:
+                address = parse_ipv4(value)
+                if address is not None and address & mask == base:
+                    return True
+        return False
+
+    return ipv4
+
+
+def _one_test_check(matches: Callable[[object], bool]) -> ClauseCheck:
+    def one_test(found: list[Any]) -> bool:
+        for value in found:  # noqa: SIM110 - a loop avoids a generator per call on the hot path
+            if matches(value):
+                return True
+        return False
+
+    return one_test

@@ -237,7 +237,13 @@ def _leaf(value: Any) -> list[Any]:
     if kind in _SCALARS:
         return [value]
     if kind is list or kind is tuple:
-        return _values_at(value, "")
+        # An array of scalars (tags, ids) is its own list of values; anything nested takes the general route.
+        out = []
+        for element in value:
+            if type(element) not in _SCALARS:
+                return _values_at(value, "")
+            out.append(element)
+        return out
     return []
 
 
