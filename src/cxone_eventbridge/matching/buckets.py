@@ -31,7 +31,7 @@ from cxone_eventbridge.matching.ir import (
     ValueTest,
     is_number,
 )
-from cxone_eventbridge.matching.probes import probe_factory
+from cxone_eventbridge.matching.probes import MAX_UNROLLED_INDEXES, Shape, group_factory, probe_factory
 
 Cache = dict[str, list[Any]]
 Probe = Callable[[list[Any], "set[Conjunction]", Cache, dict[str, Any]], None]
@@ -58,26 +58,36 @@ def _no_probe(values: list[Any], out: set[Conjunction], cache: Cache, root: dict
     """The probe of an index before its first ``refresh`` (never called: ``register`` refreshes)."""
 
 
+def _no_group_probe(out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
+    """The probe of an empty group (before its first ``refresh``)."""
+
+
 @dataclass(slots=True, eq=False)
 class Group:
     """The second-level indexes under one exact value of an anchor path, by the path they read."""
 
     subs: dict[str, PathIndex] = field(default_factory=dict)
-    # Derived by ``refresh``: (path, reader, probe) per second-level index, for the probe loop.
-    entries: tuple[tuple[str, PathReader, Probe], ...] = ()
+    # Rebuilt by ``refresh``: reads each index's path (once per event, through the cache) and probes it.
+    probe: Callable[[set[Conjunction], Cache, dict[str, Any]], None] = _no_group_probe
 
     def refresh(self) -> None:
-        self.entries = tuple((path, sub.reader, sub.probe) for path, sub in self.subs.items())
+        """Rebuild ``probe`` for the indexes now in the group (after every change)."""
+        subs = tuple(self.subs.items())
+        if len(subs) > MAX_UNROLLED_INDEXES:
+            entries = tuple((path, sub.reader, sub.probe) for path, sub in subs)
 
+            def probe_loop(out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
+                for path, reader, probe in entries:
+                    found = cache.get(path)
+                    if found is None:
+                        found = cache[path] = reader(root)
+                    if found:
+                        probe(found, out, cache, root)
 
-def _probe_group(group: Group, out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:
-    """Probe the second-level indexes under one exact value, each with its own path's values (read once)."""
-    for path, reader, probe in group.entries:
-        found = cache.get(path)
-        if found is None:
-            found = cache[path] = reader(root)
-        if found:
-            probe(found, out, cache, root)
+            self.probe = probe_loop
+            return
+        factory = group_factory(tuple(sub.shape() for _, sub in subs))
+        self.probe = factory(*(item for path, sub in subs for item in (path, sub.reader, *sub.buckets())))
 
 
 @dataclass(slots=True, eq=False)
@@ -105,9 +115,9 @@ class PathIndex:
     size: int = 0
     probe: Probe = _no_probe  # rebuilt by ``refresh``
 
-    def refresh(self) -> None:
-        """Rebuild ``probe`` for the buckets now in use (after every change)."""
-        factory = probe_factory(
+    def shape(self) -> Shape:
+        """What the code of this index's probe depends on."""
+        return Shape(
             strings=bool(self.strings),
             numbers=bool(self.numbers),
             literals=bool(self.literals),
@@ -121,7 +131,10 @@ class PathIndex:
             present=bool(self.present),
             scans=bool(self.scans),
         )
-        self.probe = factory(
+
+    def buckets(self) -> tuple[Any, ...]:
+        """The buckets, in the order generated probes take them (``probes.BUCKETS``)."""
+        return (
             self.strings,
             self.numbers,
             self.literals,
@@ -133,12 +146,15 @@ class PathIndex:
             self.folded_suffixes,
             self.present,
             self.scans,
-            _probe_group,
             tuple(sorted(self.prefix_lengths)),
             tuple(sorted(self.suffix_lengths)),
             tuple(sorted(self.folded_prefix_lengths)),
             tuple(sorted(self.folded_suffix_lengths)),
         )
+
+    def refresh(self) -> None:
+        """Rebuild ``probe`` for the buckets now in use (after every change)."""
+        self.probe = probe_factory(self.shape())(*self.buckets())
 
 
 def group_under(index: PathIndex, key: object) -> Group:
