@@ -2,9 +2,19 @@
 
 Durability: ``synchronous=FULL`` by default, so a committed ``put`` survives a crash of the machine, not
 only of the process. Group commit keeps that from being the bottleneck: every operation (put, lease,
-ack, ...) is handed to a single writer thread, which drains whatever has queued up, runs it all in one
-transaction (each operation in its own savepoint, so one failure fails only its caller) and commits
-once. Concurrent callers therefore share one fsync instead of paying one each.
+ack, ...) joins a list, and one commit loop takes whatever has queued up, runs it all in one transaction
+(each operation in its own savepoint, so one failure fails only its caller) and commits once. Concurrent
+callers therefore share one fsync instead of paying one each, and operations that arrive while a commit
+is being synced wait for the next one.
+
+Where the work runs: the hot operations' statements take microseconds each, so they run on the event
+loop's thread; only ``COMMIT`` (the fsync, which releases the GIL) goes to the connection's one worker
+thread. Handing every statement to a thread instead cost a GIL hand-off per statement and made an ack
+wait milliseconds behind the busy event loop (measured: the delivery benchmark went from about 1,500 to
+about 2,700 deliveries/s with this split). Operations that may scan or rewrite many rows (``expire``,
+``prune``, ``stats``, ``dead_letters``, ``replay``, ``purge``, ``reclaim``) run their whole transaction
+in the worker thread, so they never stall the loop. The connection is only ever used by one of the two
+threads at a time: the commit loop waits for the worker before it starts the next transaction.
 
 Fairness across priorities is *weighted fair queuing* (stride scheduling): priority ``p`` (0-9, lower
 first) gets weight ``2 ** (9 - p)``. When several priorities have ready work, each lease hands out slots
@@ -19,11 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue as thread_queue
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
@@ -42,7 +51,7 @@ from cxone_eventbridge.router.queue import (
 )
 
 T = TypeVar("T")
-_Settlement = tuple["asyncio.Future[Any]", Any, BaseException | None]
+_Outcome = tuple[Any, BaseException | None]
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 _PENDING: Final = 0
@@ -127,7 +136,20 @@ def _translate(exc: sqlite3.Error) -> QueueError:
 class _Op:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
+    offload: bool  # may touch many rows: its whole transaction runs in the worker thread
+
+
+@dataclass(slots=True)
+class _Transaction:
+    """One group commit's progress: each operation's outcome, and whether a COMMIT is owed."""
+
+    outcomes: list[_Outcome]
+    begun: bool
+    any_failed: bool = False
+
+    def failed(self, outcome: _Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.any_failed = True
 
 
 @dataclass(slots=True)
@@ -178,31 +200,43 @@ class SQLiteQueue:
         # (target, priority) -> a lower bound on the next_attempt_at of its pending rows. A superset of
         # the pairs that have pending rows, so a lease queries only pairs that may have work.
         self._hints: dict[tuple[str, int], float] = {}
-        self._inbox: thread_queue.SimpleQueue[_Op | None] = thread_queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._pending: list[_Op] = []
+        self._work = asyncio.Event()
+        self._conn: sqlite3.Connection | None = None
+        self._worker: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._committer: asyncio.Task[None] | None = None
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._thread is not None:
+        if self._conn is not None:
             return
         if self._closed:
             raise QueueClosedError("the delivery queue is closed")
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._thread = threading.Thread(
-            target=self._run, args=(ready, asyncio.get_running_loop()), name="cxeb-queue-writer", daemon=True
-        )
-        self._thread.start()
-        await ready
+        loop = asyncio.get_running_loop()
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cxeb-queue")
+        try:
+            self._conn = await loop.run_in_executor(worker, self._connect)
+        except sqlite3.Error as exc:
+            worker.shutdown(wait=False)
+            raise _translate(exc) from exc
+        self._worker = worker
+        self._loop = loop
+        self._committer = loop.create_task(self._commit_loop(self._conn, worker), name="cxeb-queue-commits")
 
     async def close(self) -> None:
+        """Commit what was submitted before, then close the file."""
         if self._closed:
             return
         self._closed = True
-        if self._thread is not None:
-            self._inbox.put(None)
-            await asyncio.to_thread(self._thread.join)
+        if self._committer is not None:
+            self._work.set()
+            await self._committer
+        if self._conn is not None and self._worker is not None:
+            await asyncio.get_running_loop().run_in_executor(self._worker, self._conn.close)
+            self._worker.shutdown(wait=False)
 
     async def __aenter__(self) -> SQLiteQueue:
         await self.open()
@@ -211,10 +245,11 @@ class SQLiteQueue:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    # -- the writer thread -------------------------------------------------------------------------
+    # -- group commit ------------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Used by the loop's thread and the worker in turn, never at once (see the module docstring).
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -226,54 +261,39 @@ class SQLiteQueue:
         self._rebuild_hints(conn)
         return conn
 
-    def _run(self, ready: asyncio.Future[None], loop: asyncio.AbstractEventLoop) -> None:
+    async def _commit_loop(self, conn: sqlite3.Connection, worker: ThreadPoolExecutor) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            conn = self._connect()
-        except sqlite3.Error as exc:
-            failed: list[_Settlement] = [(ready, None, _translate(exc))]
-            loop.call_soon_threadsafe(_settle, failed)
-            return
-        opened: list[_Settlement] = [(ready, None, None)]
-        loop.call_soon_threadsafe(_settle, opened)
-        try:
-            stop = False
-            while not stop:
-                first = self._inbox.get()
-                if first is None:
-                    break
-                ops = [first]
-                while len(ops) < _MAX_BATCH_OPS:
-                    try:
-                        op = self._inbox.get_nowait()
-                    except thread_queue.Empty:
-                        break
-                    if op is None:
-                        stop = True
-                        break
-                    ops.append(op)
-                self._run_batch(conn, ops)
+            while True:
+                if not self._pending:
+                    if self._closed:
+                        return
+                    self._work.clear()
+                    await self._work.wait()
+                    continue
+                ops = self._pending[:_MAX_BATCH_OPS]
+                del self._pending[:_MAX_BATCH_OPS]
+                if any(op.offload for op in ops):
+                    outcomes = await loop.run_in_executor(worker, self._transaction, conn, ops)
+                else:
+                    transaction = self._execute(conn, ops)
+                    outcomes = await loop.run_in_executor(worker, self._commit, conn, transaction)
+                _settle(ops, outcomes)
         finally:
-            conn.close()
-            self._fail_leftovers()
+            closed = QueueClosedError("the delivery queue is closed")
+            _settle(self._pending, [(None, closed)] * len(self._pending))
+            self._pending.clear()
 
-    def _fail_leftovers(self) -> None:
-        while True:
-            try:
-                op = self._inbox.get_nowait()
-            except thread_queue.Empty:
-                return
-            if op is not None:
-                closed: list[_Settlement] = [(op.future, None, QueueClosedError("the delivery queue is closed"))]
-                op.loop.call_soon_threadsafe(_settle, closed)
+    def _transaction(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[_Outcome]:
+        return self._commit(conn, self._execute(conn, ops))
 
-    def _run_batch(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
-        outcomes: list[tuple[Any, BaseException | None]] = []
+    def _execute(self, conn: sqlite3.Connection, ops: list[_Op]) -> _Transaction:
+        """BEGIN, then each operation in its own savepoint; the COMMIT is left to ``_commit``."""
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            self._settle_all(ops, [(None, _translate(exc))] * len(ops))
-            return
-        any_failed = False
+            return _Transaction([(None, _translate(exc))] * len(ops), begun=False)
+        transaction = _Transaction([], begun=True)
         for op in ops:
             conn.execute("SAVEPOINT op")
             try:
@@ -281,46 +301,42 @@ class SQLiteQueue:
             except sqlite3.Error as exc:
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
-                outcomes.append((None, _translate(exc)))
-                any_failed = True
-            except Exception as exc:  # noqa: BLE001 -- the writer thread's boundary: a bug in one operation fails its caller, not every caller
+                transaction.failed((None, _translate(exc)))
+            except Exception as exc:  # noqa: BLE001 -- the commit loop's boundary: a bug in one operation fails its caller, not every caller
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
-                outcomes.append((None, exc))
-                any_failed = True
+                transaction.failed((None, exc))
             else:
                 conn.execute("RELEASE op")
-                outcomes.append((result, None))
+                transaction.outcomes.append((result, None))
+        return transaction
+
+    def _commit(self, conn: sqlite3.Connection, transaction: _Transaction) -> list[_Outcome]:
+        if not transaction.begun:
+            return transaction.outcomes
+        outcomes = transaction.outcomes
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            error = _translate(exc)
-            outcomes = [(None, error)] * len(ops)
-            any_failed = True
-        if any_failed:
+            outcomes = [(None, _translate(exc))] * len(outcomes)
+            transaction.any_failed = True
+        if transaction.any_failed:
             # A rolled-back lease may have dropped hints for rows that are pending again.
             self._rebuild_hints(conn)
-        self._settle_all(ops, outcomes)
+        return outcomes
 
-    @staticmethod
-    def _settle_all(ops: list[_Op], outcomes: list[tuple[Any, BaseException | None]]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Settlement]] = {}
-        for op, (result, error) in zip(ops, outcomes, strict=True):
-            by_loop.setdefault(op.loop, []).append((op.future, result, error))
-        for loop, items in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # the loop has closed; nobody is waiting any more
-                loop.call_soon_threadsafe(_settle, items)
-
-    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def _submit(self, fn: Callable[[sqlite3.Connection], T], *, offload: bool = False) -> asyncio.Future[T]:
         if self._closed:
             raise QueueClosedError("the delivery queue is closed")
-        if self._thread is None:
+        if self._loop is None:
             raise QueueError("the delivery queue is not open; call open() first")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._inbox.put(_Op(fn, future, loop))
+        if asyncio.get_running_loop() is not self._loop:
+            raise QueueError("the delivery queue is used from another event loop than the one that opened it")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._pending.append(_Op(fn, future, offload))
+        self._work.set()
         return future
 
     # -- hints -------------------------------------------------------------------------------------
@@ -600,7 +616,7 @@ class SQLiteQueue:
             ]
             return self._dead_letters_by_seq(conn, seqs)
 
-        return await self._submit(op)
+        return await self._submit(op, offload=True)
 
     @staticmethod
     def _dead_letters_by_seq(conn: sqlite3.Connection, seqs: list[int]) -> list[DeadLetter]:
@@ -626,7 +642,7 @@ class SQLiteQueue:
             ).fetchall()
             return [_dead_letter(row) for row in rows]
 
-        return await self._submit(op)
+        return await self._submit(op, offload=True)
 
     async def replay(self, *, now: float, delivery_ids: Sequence[str] | None = None, target: str | None = None) -> int:
         ids = list(delivery_ids) if delivery_ids is not None else None
@@ -656,7 +672,7 @@ class SQLiteQueue:
                 total += len(rows)
             return total
 
-        return await self._submit(op)
+        return await self._submit(op, offload=True)
 
     async def purge(self, *, delivery_ids: Sequence[str] | None = None, target: str | None = None) -> int:
         ids = list(delivery_ids) if delivery_ids is not None else None
@@ -686,7 +702,7 @@ class SQLiteQueue:
             )
             return total
 
-        return await self._submit(op)
+        return await self._submit(op, offload=True)
 
     async def stats(self) -> QueueStats:
         def op(conn: sqlite3.Connection) -> QueueStats:
@@ -707,7 +723,7 @@ class SQLiteQueue:
                 oldest_pending_at=oldest,
             )
 
-        return await self._submit(op)
+        return await self._submit(op, offload=True)
 
     async def prune(self, *, now: float, retention_s: float) -> int:
         def op(conn: sqlite3.Connection) -> int:
@@ -721,7 +737,7 @@ class SQLiteQueue:
             )
             return len(deleted)
 
-        return await self._submit(op)
+        return await self._submit(op, offload=True)
 
     async def reclaim(self) -> int:
         def op(conn: sqlite3.Connection) -> int:
@@ -735,7 +751,7 @@ class SQLiteQueue:
                 self._hint(target, priority, next_at)
             return len(rows)
 
-        return await self._submit(op)
+        return await self._submit(op, offload=True)
 
     async def disable_target(self, name: str, *, reason: str, now: float) -> None:
         """Remember that a target is disabled (410 Gone); its deliveries wait until it is enabled."""
@@ -766,11 +782,11 @@ class SQLiteQueue:
         return await self._submit(op)
 
 
-def _settle(items: list[_Settlement]) -> None:
-    for future, result, error in items:
-        if future.done():
+def _settle(ops: list[_Op], outcomes: list[_Outcome]) -> None:
+    for op, (result, error) in zip(ops, outcomes, strict=True):
+        if op.future.done():
             continue  # the caller was cancelled; the operation has still been applied
         if error is not None:
-            future.set_exception(error)
+            op.future.set_exception(error)
         else:
-            future.set_result(result)
+            op.future.set_result(result)
