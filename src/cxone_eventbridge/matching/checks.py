@@ -26,8 +26,8 @@ from cxone_eventbridge.matching.ir import (
     Numeric,
     Prefix,
     Suffix,
+    Wildcard,
     is_number,
-    parse_ipv4,
 )
 
 ClauseCheck = Callable[[list[Any]], bool]
@@ -54,6 +54,8 @@ def clause_check(clause: FieldClause) -> ClauseCheck:
             return _anything_but_check(test)
         if isinstance(test, Cidr) and test.network.version == 4:
             return _ipv4_check(test)
+        if isinstance(test, Wildcard):
+            return _wildcard_check(test)
         return _one_test_check(test.matches)
     return clause.matches_values
 
@@ -184,18 +186,69 @@ def _anything_but_check(test: AnythingBut) -> ClauseCheck:
 
 
 def _ipv4_check(test: Cidr) -> ClauseCheck:
-    base, mask = int(test.network.network_address), int(test.network.netmask)
+    """A CIDR block's whole octets compared as text, only the rest parsed.
+
+    An IPv4 address has one spelling (no leading zeros, as ``parse_ipv4`` requires), so an address in
+    ``203.0.113.0/25`` starts with ``203.0.113.``: a string that does not is no such address, and for one
+    that does only the last octet is left to parse and test against the mask.
+    """
+    network = test.network
+    fixed = network.prefixlen // 8
+    octets = str(network.network_address).split(".")
+    if fixed == 4:
+        address = str(network.network_address)
+        return lambda found: address in found  # a /32: one spelling; only a str equals a str
+    head = ".".join(octets[:fixed]) + "." if fixed else ""
+    start, rest = len(head), 4 - fixed
+    bits = 8 * rest
+    mask = int(network.netmask) & ((1 << bits) - 1)
+    base = int(network.network_address) & ((1 << bits) - 1)
 
     def ipv4(found: list[Any]) -> bool:
         for value in found:
             # Longer strings are no address (as in Cidr.matches): bounds the parse.
-            if type(value) is str and len(value) <= 45:
-                address = parse_ipv4(value)
-                if address is not None and address & mask == base:
-                    return True
+            if type(value) is str and len(value) <= 45 and value.startswith(head):
+                parts = value[start:].split(".")
+                if len(parts) != rest:
+                    continue
+                tail = 0
+                for part in parts:
+                    if not (0 < len(part) <= 3 and part.isascii() and part.isdigit()) or (
+                        part[0] == "0" and len(part) > 1
+                    ):
+                        break
+                    octet = int(part)
+                    if octet > 255:
+                        break
+                    tail = tail << 8 | octet
+                else:
+                    if tail & mask == base:
+                        return True
         return False
 
     return ipv4
+
+
+def _wildcard_check(test: Wildcard) -> ClauseCheck:
+    """A wildcard with at most one star as plain string tests; others by ``Wildcard.matches``."""
+    pieces = test.pieces
+    if None not in pieces:
+        text = "".join(piece for piece in pieces if piece is not None)
+        return lambda found: text in found  # no star: equality, and only a str equals a str
+    if len(pieces) > 3 or sum(piece is None for piece in pieces) != 1:
+        return _one_test_check(test.matches)
+    star = pieces.index(None)
+    head = "".join(piece for piece in pieces[:star] if piece is not None)
+    tail = "".join(piece for piece in pieces[star + 1 :] if piece is not None)
+    least = len(head) + len(tail)
+
+    def one_star(found: list[Any]) -> bool:
+        for value in found:
+            if type(value) is str and len(value) >= least and value.startswith(head) and value.endswith(tail):
+                return True
+        return False
+
+    return one_star
 
 
 def _one_test_check(matches: Callable[[object], bool]) -> ClauseCheck:
