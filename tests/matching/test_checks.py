@@ -49,6 +49,7 @@ LEAVES: list[list[Any]] = [
     [{"wildcard": "ab"}],
     [{"wildcard": "a\\*b"}],
     [{"wildcard": "a*b*c"}],
+    [{"wildcard": "ab*ba"}],
     ["a", {"prefix": "x"}],
     [{"exists": True}, "a"],
 ]
@@ -61,6 +62,8 @@ VALUES = st.sampled_from(
         "b",
         "x",
         "abc",
+        "aba",
+        "abba",
         "a*b",
         "1003",
         "10013",
@@ -127,3 +130,6 @@ def test_wildcard_check_spot_values() -> None:
     assert check(["103"]) is True
     assert check(["13"]) is False
     assert check([1003]) is False
+    overlapping = clause_check(clause([{"wildcard": "ab*ba"}]))
+    assert overlapping(["aba"]) is False
+    assert overlapping(["abba"]) is True
