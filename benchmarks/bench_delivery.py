@@ -29,6 +29,7 @@ from pydantic import SecretStr
 
 from cxone_eventbridge.models import IntegrationTarget, RetryPolicy
 from cxone_eventbridge.observe.events import DeliverySucceeded, ObservedEvent, ObserverBus
+from cxone_eventbridge.router import event_loop
 from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
@@ -45,9 +46,11 @@ OFFERED_RATE = 1_000
 OFFERED_SECONDS = 6.0
 INGEST_BATCH = 100
 
+# The receiver runs in its own process, on the same event loop as `cxeb sandbox receiver` (uvloop if installed).
 RECEIVER_SCRIPT = """
 import asyncio, sys
 from pathlib import Path
+from cxone_eventbridge.router import event_loop
 from cxone_eventbridge.sandbox.receiver import ReceiverConfig, start_receiver
 
 async def main():
@@ -55,7 +58,7 @@ async def main():
     print(receiver.port, flush=True)
     await asyncio.Event().wait()
 
-asyncio.run(main())
+event_loop.run(main())
 """
 
 EVENT = {
@@ -145,7 +148,7 @@ async def run_router(db: Path, url: str, ca: Path, *, phase: str) -> dict[str, f
     bus = ObserverBus()
     recorder = Recorder()
     bus.subscribe(recorder)
-    options = DispatcherOptions(max_in_flight=IN_FLIGHT, per_target_in_flight=IN_FLIGHT, lease_batch=IN_FLIGHT)
+    options = DispatcherOptions(max_in_flight=IN_FLIGHT, per_target_in_flight=IN_FLIGHT)
     router = EventRouter(
         SQLiteQueue(db, synchronous=SYNCHRONOUS),
         targets=[target],
@@ -220,6 +223,7 @@ async def main() -> dict[str, Any]:
         "p99_ms_at_1000": round(offered["p99_ms_at_1000"], 2),
         "synchronous": SYNCHRONOUS,
         "in_flight": IN_FLIGHT,
+        "event_loop": event_loop.loop_name(event_loop.loop_factory()),
     }
 
 
@@ -231,7 +235,10 @@ def render(result: dict[str, Any]) -> str:
         ("accept-to-delivered p50 at full speed (ms)", f"{result['p50_ms']:.1f}"),
         ("accept-to-delivered p99 at full speed (ms)", f"{result['p99_ms']:.1f}"),
         (f"accept-to-delivered p99 at {OFFERED_RATE:,}/s offered (ms, goal < 50)", f"{result['p99_ms_at_1000']:.1f}"),
-        ("settings", f"synchronous={result['synchronous']}, in_flight={result['in_flight']}"),
+        (
+            "settings",
+            f"synchronous={result['synchronous']}, in_flight={result['in_flight']}, loop={result['event_loop']}",
+        ),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
@@ -241,5 +248,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     arguments = parser.parse_args()
-    outcome = asyncio.run(main())
+    outcome = event_loop.run(main())
     print(json.dumps(outcome) if arguments.json else render(outcome))

@@ -204,3 +204,47 @@ async def test_circuit_opens_and_waiting_spends_no_retries(https_receiver: Any, 
     assert letters == []
     stats = await router.stats()
     assert stats.pending + stats.leased == 5
+
+
+async def test_a_hostname_is_resolved_once_for_many_deliveries(https_receiver: Any, make_router: RouterFactory) -> None:
+    """Connections are kept alive and checked resolutions cached: 60 deliveries cost one DNS lookup, not 60."""
+    receiver = await https_receiver()
+    lookups: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    options = fast_options(per_target_in_flight=4, max_in_flight=4)
+    router, ledger = await make_router(
+        [make_target("crm", url)], ca_path=receiver.ca_path, resolver=resolver, options=options
+    )
+    for start in range(0, 60, 10):  # in waves, so connections are reused rather than opened at once
+        await router.ingest([{"id": f"e{i}"} for i in range(start, start + 10)])
+        await ledger.wait_for(start + 10)
+    assert len(ledger.delivered) == 60
+    assert lookups == ["localhost"]
+
+
+async def test_leased_ahead_deliveries_are_released_unspent_when_the_circuit_opens(
+    https_receiver: Any, make_router: RouterFactory
+) -> None:
+    """Deliveries leased ahead of free slots go back to the queue, attempts unspent, when the target's circuit opens."""
+    receiver = await https_receiver(status=503)
+    options = fast_options(
+        circuit=CircuitPolicy(failure_threshold=1, open_s=60), per_target_in_flight=1, max_in_flight=1, prefetch=8
+    )
+    router, ledger = await make_router(
+        [make_target("crm", receiver.url, max_retries=10)], ca_path=receiver.ca_path, options=options
+    )
+    await router.ingest([{"id": f"e{i}"} for i in range(6)])
+    await ledger.wait_until(
+        lambda: any(isinstance(e, CircuitStateChanged) and e.state == "open" for e in ledger.events)
+    )
+    async with asyncio.timeout(5):
+        while (stats := await router.stats()).leased:  # noqa: ASYNC110 -- releases publish no event to wait on
+            await asyncio.sleep(0.01)
+    assert (stats.pending, stats.leased) == (6, 0)
+    assert receiver.request_count == 1  # only the attempt that opened the circuit
+    assert len(attempts(ledger)) == 1

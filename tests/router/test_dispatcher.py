@@ -70,3 +70,19 @@ async def test_events_older_than_the_maximum_age_are_dead_lettered_expired(
     [dead] = [e for e in ledger.events if isinstance(e, DeliveryDeadLettered)]
     assert (dead.event_id, dead.reason, dead.attempts) == ("old", "expired", 0)
     assert receiver.request_count == 0
+
+
+async def test_prefetch_leases_ahead_but_never_sends_more_than_max_in_flight(
+    https_receiver: Any, make_router: RouterFactory
+) -> None:
+    """With 2 slots and a prefetch of 2, 4 deliveries are leased, 2 are sent, and all 10 arrive in the end."""
+    receiver = await https_receiver(latency_ms=200)
+    options = fast_options(max_in_flight=2, per_target_in_flight=2, prefetch=2)
+    router, ledger = await make_router([make_target("crm", receiver.url)], ca_path=receiver.ca_path, options=options)
+    await router.ingest([{"id": f"e{i}"} for i in range(10)])
+    await poll_until(lambda: receiver.request_count == 2)
+    stats = await router.stats()
+    assert (stats.leased, stats.pending) == (4, 6)
+    assert receiver.request_count == 2
+    await ledger.wait_for(10)
+    assert len(ledger.delivered) == 10

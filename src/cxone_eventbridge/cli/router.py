@@ -676,7 +676,7 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
         drain_deadline_s=drain_deadline,
         max_request_bytes=max_request_bytes,
     )
-    run(serve_router(options))
+    run(serve_router(options), fast_loop=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,13 +14,16 @@ import typer
 
 from cxone_eventbridge.cli import render
 from cxone_eventbridge.exceptions import APIError, CxebError, InputError, UnprocessableEntityError
+from cxone_eventbridge.router import event_loop
 
 T = TypeVar("T")
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` with the CLI's error handling."""
+def run(coro: Coroutine[Any, Any, T], *, fast_loop: bool = False) -> T:
+    """``asyncio.run`` with the CLI's error handling; ``fast_loop`` (long-running servers) uses uvloop if installed."""
     try:
+        if fast_loop:
+            return event_loop.run(coro)
         return asyncio.run(coro)
     except (InputError, UnprocessableEntityError) as exc:
         render.fail(str(exc), render.EXIT_INVALID_INPUT)

@@ -208,7 +208,7 @@ def receiver(  # noqa: PLR0917 -- typer maps each option to a parameter
             await running.stop()
             render.info(f"receiver stopped after {running.request_count} request(s)")
 
-    run(main())
+    run(main(), fast_loop=True)
 
 
 def register(app: typer.Typer) -> None:

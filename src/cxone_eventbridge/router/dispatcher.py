@@ -346,9 +346,12 @@ class Dispatcher:
                     extra={"event_id": delivery.event_id, "delivery_id": delivery.delivery_id, "target": name},
                 )
                 result = AttemptResult(AttemptOutcome.ERROR, None, 0.0, error=f"{type(exc).__name__}: {exc}")
+            now = self._clock()
+            # Before the slot is reused: a failure that opens the circuit must stop the next send.
+            self._record_attempt(delivery, result, now)
             self._free_slot(name)
             slot_held = False
-            await self._settle(delivery, target, result)
+            await self._settle(delivery, target, result, now)
         except asyncio.CancelledError:
             cancelled = True  # shutdown: stop() finds the entry in _in_flight and releases the lease
             raise
@@ -370,16 +373,15 @@ class Dispatcher:
         self._launch_ready(first=target)
         self.notify()  # the lease loop tops the prefetch up
 
-    async def _settle(self, delivery: Delivery, target: IntegrationTarget, result: AttemptResult) -> None:
-        now = self._clock()
+    def _record_attempt(self, delivery: Delivery, result: AttemptResult, now: float) -> None:
+        """Publish the attempt and tell the target's circuit what it says about the endpoint."""
         name = delivery.target
-        attempt = delivery.attempts + 1
         self._bus.publish(
             DeliveryAttempted(
                 event_id=delivery.event_id,
                 delivery_id=delivery.delivery_id,
                 target=name,
-                attempt=attempt,
+                attempt=delivery.attempts + 1,
                 outcome=result.outcome.value,
                 status_code=result.status,
                 latency_s=result.latency_s,
@@ -389,8 +391,20 @@ class Dispatcher:
         )
         breaker = self._circuits.get(name)
         outcome = result.outcome
-        if outcome is AttemptOutcome.SUCCESS:
+        if outcome.retryable:
+            breaker.record_failure()
+        elif outcome is AttemptOutcome.REFUSED:
+            breaker.cancelled()  # nothing was sent: it says nothing about the endpoint
+        else:
+            # Success, 410 or a permanent 4xx: the endpoint answered, so it is up.
             breaker.record_success()
+
+    async def _settle(self, delivery: Delivery, target: IntegrationTarget, result: AttemptResult, now: float) -> None:
+        """Record the outcome in the queue: ack, reschedule or dead-letter."""
+        name = delivery.target
+        attempt = delivery.attempts + 1
+        outcome = result.outcome
+        if outcome is AttemptOutcome.SUCCESS:
             await self._queue.ack(delivery, now=now, status=result.status)
             self._bus.publish(
                 DeliverySucceeded(
@@ -404,7 +418,6 @@ class Dispatcher:
             )
             return
         if outcome.retryable:
-            breaker.record_failure()
             policy = target.retry_policy
             if attempt > policy.max_retries:
                 await self._dead_letter(delivery, DeadLetterReason.RETRIES_EXHAUSTED, result, now)
@@ -438,15 +451,12 @@ class Dispatcher:
             )
             return
         if outcome is AttemptOutcome.GONE:
-            breaker.record_success()  # the endpoint answered; the circuit is not what stops it now
             await self._dead_letter(delivery, DeadLetterReason.GONE, result, now)
             self._disable(name, target, now)
             return
         if outcome is AttemptOutcome.REFUSED:
-            breaker.cancelled()
             await self._dead_letter(delivery, DeadLetterReason.EGRESS_DENIED, result, now)
             return
-        breaker.record_success()  # a permanent 4xx: the endpoint is up, the request is what it refuses
         await self._dead_letter(delivery, DeadLetterReason.PERMANENT, result, now)
 
     async def _dead_letter(
