@@ -250,7 +250,7 @@ def _leaf(value: Any) -> list[Any]:
 def _reader_1(key: str) -> PathReader:
     def read_1(event: dict[str, Any]) -> list[Any]:
         value = event.get(key, _MISSING)
-        if type(value) is str:
+        if type(value) in _SCALARS:
             return [value]
         return [] if value is _MISSING else _leaf(value)
 
@@ -265,7 +265,7 @@ def _reader_2(path: str, first: str, last: str) -> PathReader:
         if type(node) is not dict:
             return _values_at(node, last) if type(node) in (list, tuple) else []
         value = node.get(last, _MISSING)
-        if type(value) is str:
+        if type(value) in _SCALARS:
             return [value]
         return [] if value is _MISSING else _leaf(value)
 
@@ -288,7 +288,7 @@ def _reader_3(path: str, first: str, second: str, last: str) -> PathReader:
         if type(node) is not dict:
             return _values_at(node, last) if type(node) in (list, tuple) else []
         value = node.get(last, _MISSING)
-        if type(value) is str:
+        if type(value) in _SCALARS:
             return [value]
         return [] if value is _MISSING else _leaf(value)
 
