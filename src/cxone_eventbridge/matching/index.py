@@ -115,7 +115,7 @@ def _check_cost(clause: FieldClause) -> int:
 class RoutingTable:
     """Target names by rule, indexed; ``match(event)`` returns the names of the targets that want it."""
 
-    def __init__(self, targets: Iterable[IntegrationTarget] = (), *, direct_lookup_paths: int = 24) -> None:
+    def __init__(self, targets: Iterable[IntegrationTarget] = (), *, direct_lookup_paths: int = 32) -> None:
         """Index ``targets``; up to ``direct_lookup_paths`` anchored paths are looked up one by one, beyond
         that an event is walked once (both give the same answers; tests run both)."""
         self._direct_lookup_paths = direct_lookup_paths
