@@ -183,6 +183,7 @@ class DeliveryClient:
         self._clock = clock
         self._retryable_4xx = retryable_4xx
         self._literal_checked: dict[str, str | None] = {}
+        self._timeouts: dict[int, aiohttp.ClientTimeout] = {}  # by timeoutMs: one object, not one per attempt
 
     def _check_literal_host(self, url: str) -> None:
         # Cached per endpoint: the policy is fixed for the client's life.
@@ -206,7 +207,10 @@ class DeliveryClient:
     async def send(self, target: IntegrationTarget, delivery: Delivery) -> AttemptResult:
         """One attempt; never raises for a network outcome, only returns it."""
         request = build_request(target, delivery, timestamp=int(self._clock()))
-        timeout = aiohttp.ClientTimeout(total=target.retry_policy.timeout_ms / 1000)
+        timeout_ms = target.retry_policy.timeout_ms
+        timeout = self._timeouts.get(timeout_ms)
+        if timeout is None:
+            timeout = self._timeouts[timeout_ms] = aiohttp.ClientTimeout(total=timeout_ms / 1000)
         started = time.perf_counter()
         try:
             self._check_literal_host(request.url)
@@ -240,6 +244,10 @@ class DeliveryClient:
 
 
 async def _drain(response: aiohttp.ClientResponse) -> None:
+    length = response.content_length
+    if length is not None and length <= MAX_RESPONSE_BYTES:
+        await response.read()  # the usual small answer: one read instead of a loop
+        return
     remaining = MAX_RESPONSE_BYTES
     while remaining > 0:
         chunk = await response.content.read(remaining)
