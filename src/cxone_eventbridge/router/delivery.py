@@ -41,6 +41,7 @@ from cxone_eventbridge.ssrf import EgressPolicy, Resolver, resolve_and_check, sy
 
 USER_AGENT = f"cxone-eventbridge/{_version}"
 MAX_RESPONSE_BYTES = 64 * 1024  # read (then drop) this much of an answer so the connection can be reused
+DNS_CACHE_S = 10  # a host's checked addresses are reused this long, so no lookup runs per request
 
 
 class AttemptOutcome(StrEnum):
@@ -148,8 +149,10 @@ def create_session(
     connector = aiohttp.TCPConnector(
         resolver=CheckedResolver(egress, resolver),
         ssl=ssl_context if ssl_context is not None else True,
-        limit=limit,
+        limit=limit,  # the dispatcher's max_in_flight: one kept-alive connection per attempt in flight
         limit_per_host=0,
+        use_dns_cache=True,
+        ttl_dns_cache=DNS_CACHE_S,
     )
     return aiohttp.ClientSession(
         connector=connector,
