@@ -1,0 +1,29 @@
+"""The long-running processes' event loop: uvloop when installed, asyncio's own otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+
+import pytest
+
+from cxone_eventbridge.router import event_loop
+
+
+async def _loop_module() -> str:
+    return type(asyncio.get_running_loop()).__module__
+
+
+def test_run_uses_uvloop_when_it_is_installed() -> None:
+    """With uvloop importable, run() executes the coroutine on a uvloop loop and returns its result."""
+    if importlib.util.find_spec("uvloop") is None:
+        pytest.skip("uvloop is not installed on this platform")
+    assert event_loop.run(_loop_module()).startswith("uvloop")
+    assert event_loop.loop_name(event_loop.loop_factory()) == "uvloop"
+
+
+def test_run_falls_back_to_the_standard_loop() -> None:
+    """Without uvloop (here: not preferred) run() uses asyncio's default loop, and names it 'asyncio'."""
+    assert event_loop.run(_loop_module(), prefer_uvloop=False).startswith("asyncio")
+    assert event_loop.loop_factory(prefer_uvloop=False) is None
+    assert event_loop.loop_name(None) == "asyncio"
