@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 
 import pytest
@@ -27,3 +28,14 @@ def test_run_falls_back_to_the_standard_loop() -> None:
     assert event_loop.run(_loop_module(), prefer_uvloop=False).startswith("asyncio")
     assert event_loop.loop_factory(prefer_uvloop=False) is None
     assert event_loop.loop_name(None) == "asyncio"
+
+
+def test_tuned_gc_collects_less_often_and_restores_the_settings() -> None:
+    """Inside tuned_gc() generation 0 is collected every 50,000 allocations; afterwards the old settings are back."""
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    with event_loop.tuned_gc():
+        assert gc.get_threshold()[0] == event_loop.GC_GEN0_THRESHOLD
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
