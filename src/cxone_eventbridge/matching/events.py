@@ -28,11 +28,12 @@ _SCALARS = (str, int, float, bool, type(None))
 def require_object(event: object) -> dict[str, Any]:
     """The event itself when it is a JSON object, else InvalidEventError saying what it is."""
     if type(event) is not dict:
-        raise InvalidEventError(f"an event must be a JSON object, not {_json_type(event)}")
+        raise InvalidEventError(f"an event must be a JSON object, not {describe_json_type(event)}")
     return event
 
 
-def _json_type(value: object) -> str:
+def describe_json_type(value: object) -> str:
+    """What kind of JSON value ``value`` is, for messages ("a string", "an array", ...)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -43,6 +44,8 @@ def _json_type(value: object) -> str:
         return "a string"
     if isinstance(value, list | tuple):
         return "an array"
+    if isinstance(value, dict):
+        return "an object"
     return f"a {type(value).__name__}"
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from cxone_eventbridge.exceptions import FieldError, InvalidPatternError
 from cxone_eventbridge.matching.evaluate import evaluate
-from cxone_eventbridge.matching.events import MAX_PATH_SEGMENTS, flatten_event
+from cxone_eventbridge.matching.events import MAX_PATH_SEGMENTS, describe_json_type, flatten_event
 from cxone_eventbridge.matching.ir import (
     AnythingBut,
     Cidr,
@@ -52,22 +52,6 @@ def _is_finite_number(value: object) -> bool:
     return _is_number(value) and (isinstance(value, int) or math.isfinite(value))  # type: ignore[arg-type]
 
 
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return f"a {type(value).__name__}"
-
-
 @dataclass(frozen=True, slots=True)
 class CompiledPattern:
     """A validated event pattern: ``source`` is its JSON object, ``node`` its compiled form."""
@@ -85,7 +69,7 @@ def compile_pattern(pattern: object) -> CompiledPattern:
     if isinstance(pattern, str | bytes):
         pattern = _load_json(pattern)
     if not isinstance(pattern, dict):
-        raise InvalidPatternError(f"an event pattern must be a JSON object, not {_describe(pattern)}")
+        raise InvalidPatternError(f"an event pattern must be a JSON object, not {describe_json_type(pattern)}")
     parser = _Parser()
     node = parser.parse(pattern)
     if not parser.errors:
@@ -170,7 +154,7 @@ class _Parser:
         for key, value in obj.items():
             self._spend()
             if not isinstance(key, str):
-                self.fail(where, f"field names must be strings, not {_describe(key)}")
+                self.fail(where, f"field names must be strings, not {describe_json_type(key)}")
                 continue
             here = f"{where}.{key}" if where else key
             if key == "$or":
@@ -201,7 +185,7 @@ class _Parser:
                 if clause is not None:
                     clauses.append(clause)
             else:
-                self.fail(here, f"must be an object or an array of match values, not {_describe(value)}")
+                self.fail(here, f"must be an object or an array of match values, not {describe_json_type(value)}")
         return Node(tuple(clauses), tuple(groups))
 
     def _or(self, value: object, segments: list[str], where: str, depth: int) -> tuple[Node, ...]:
@@ -216,7 +200,7 @@ class _Parser:
             self._spend()
             here = f"{where}[{index}]"
             if not isinstance(alternative, dict) or not alternative:
-                self.fail(here, f"must be a non-empty object, not {_describe(alternative)}")
+                self.fail(here, f"must be a non-empty object, not {describe_json_type(alternative)}")
                 continue
             alternatives.append(self._object(alternative, segments, here, depth + 1))
         return tuple(alternatives)
@@ -251,7 +235,7 @@ class _Parser:
                 self.fail(
                     here,
                     "match values must be strings, numbers, true, false, null or an operator object, "
-                    f"not {_describe(item)}",
+                    f"not {describe_json_type(item)}",
                 )
         if len(self.errors) > errors_before:
             return None
@@ -268,7 +252,7 @@ class _Parser:
                 return self._affix(name, argument, here)
             case "equals-ignore-case":
                 if not isinstance(argument, str):
-                    self.fail(here, f"must be a string, not {_describe(argument)}")
+                    self.fail(here, f"must be a string, not {describe_json_type(argument)}")
                     return None
                 return EqualsIgnoreCase(argument.casefold())
             case "anything-but":
@@ -277,14 +261,14 @@ class _Parser:
                 return self._numeric(argument, here)
             case "exists":
                 if not isinstance(argument, bool):
-                    self.fail(here, f"must be true or false, not {_describe(argument)}")
+                    self.fail(here, f"must be true or false, not {describe_json_type(argument)}")
                     return None
                 return Exists() if argument else _ABSENT
             case "cidr":
                 return self._cidr(argument, here)
             case "wildcard":
                 if not isinstance(argument, str):
-                    self.fail(here, f"must be a string, not {_describe(argument)}")
+                    self.fail(here, f"must be a string, not {describe_json_type(argument)}")
                     return None
                 return self._wildcard(argument, here, simplify=True)
             case _:
@@ -299,7 +283,7 @@ class _Parser:
             text = argument["equals-ignore-case"]
             if isinstance(text, str):
                 return test_class(text.casefold(), ignore_case=True)
-            self.fail(f"{where}.equals-ignore-case", f"must be a string, not {_describe(text)}")
+            self.fail(f"{where}.equals-ignore-case", f"must be a string, not {describe_json_type(text)}")
             return None
         self.fail(where, 'must be a string or {"equals-ignore-case": string}')
         return None
@@ -347,7 +331,7 @@ class _Parser:
         self.fail(
             where,
             "must be a string, a number, an array of strings or of numbers, or an object with prefix, "
-            f"suffix, equals-ignore-case or wildcard, not {_describe(argument)}",
+            f"suffix, equals-ignore-case or wildcard, not {describe_json_type(argument)}",
         )
         return None
 
@@ -375,7 +359,7 @@ class _Parser:
         for index in range(0, len(argument), 2):
             operator, number = argument[index], argument[index + 1]
             if not _is_finite_number(number):
-                self.fail(f"{where}[{index + 1}]", f"must be a finite number, not {_describe(number)}")
+                self.fail(f"{where}[{index + 1}]", f"must be a finite number, not {describe_json_type(number)}")
                 return None
             if operator == "=":
                 if len(argument) != 2:
@@ -409,7 +393,7 @@ class _Parser:
 
     def _cidr(self, argument: object, where: str) -> ValueTest | None:
         if not isinstance(argument, str):
-            self.fail(where, f"must be a string like 10.0.0.0/24, not {_describe(argument)}")
+            self.fail(where, f"must be a string like 10.0.0.0/24, not {describe_json_type(argument)}")
             return None
         try:
             return Cidr(ipaddress.ip_network(argument.strip(), strict=False))
