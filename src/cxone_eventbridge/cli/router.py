@@ -424,13 +424,35 @@ def dlq_list(  # noqa: PLR0917 -- typer maps each option to a parameter
     )
 
 
-def _selection(target: str | None, ids: list[str] | None) -> dict[str, Any]:
+def _act_on_dead_letters(
+    action: str,
+    done: str,
+    *,
+    target: str | None,
+    ids: list[str] | None,
+    api: RouterAPI,
+    output: render.OutputFormat,
+) -> None:
+    """POST ``/v1/dead-letters/{action}`` for all, a target's, or the named dead letters; show the count.
+
+    ``done`` is the past tense, which is also the key of the count in the answer (``replayed``, ``purged``).
+    """
     body: dict[str, Any] = {}
     if target:
         body["target"] = target
     if ids:
         body["deliveryIds"] = ids
-    return body
+
+    async def main() -> dict[str, Any]:
+        async with api:
+            result: dict[str, Any] = (await api.request("POST", f"/v1/dead-letters/{action}", json=body)).json()
+            return result
+
+    result = run(main())
+    if output is render.OutputFormat.JSON:
+        render.print_json(result)
+    else:
+        render.success(f"{result[done]} dead letter(s) {done}")
 
 
 @dlq_app.command("replay")
@@ -443,20 +465,9 @@ def dlq_replay(  # noqa: PLR0917 -- typer maps each option to a parameter
     output: render.OutputFormat = OUTPUT,
 ) -> None:
     """Make dead letters pending again (all, a target's, or the named ones)."""
-    api = _api(url, ingest_key, ca_bundle)
-
-    async def main() -> dict[str, Any]:
-        async with api:
-            result: dict[str, Any] = (
-                await api.request("POST", "/v1/dead-letters/replay", json=_selection(target, ids))
-            ).json()
-            return result
-
-    result = run(main())
-    if output is render.OutputFormat.JSON:
-        render.print_json(result)
-    else:
-        render.success(f"{result['replayed']} dead letter(s) replayed")
+    _act_on_dead_letters(
+        "replay", "replayed", target=target, ids=ids, api=_api(url, ingest_key, ca_bundle), output=output
+    )
 
 
 @dlq_app.command("purge")
@@ -473,20 +484,7 @@ def dlq_purge(  # noqa: PLR0917 -- typer maps each option to a parameter
     what = f"the dead letters of {target}" if target else "the named dead letters" if ids else "ALL dead letters"
     if not yes and sys.stdin.isatty() and not typer.confirm(f"Delete {what}?"):
         raise typer.Exit(render.EXIT_OK)
-    api = _api(url, ingest_key, ca_bundle)
-
-    async def main() -> dict[str, Any]:
-        async with api:
-            result: dict[str, Any] = (
-                await api.request("POST", "/v1/dead-letters/purge", json=_selection(target, ids))
-            ).json()
-            return result
-
-    result = run(main())
-    if output is render.OutputFormat.JSON:
-        render.print_json(result)
-    else:
-        render.success(f"{result['purged']} dead letter(s) purged")
+    _act_on_dead_letters("purge", "purged", target=target, ids=ids, api=_api(url, ingest_key, ca_bundle), output=output)
 
 
 @router_app.command("enable")
