@@ -35,6 +35,11 @@ def _key(secret: str) -> bytes:
         raise ValueError(f"must be {SECRET_PREFIX!r} followed by base64") from exc
 
 
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_`` secret (for callers that sign many messages with one key)."""
+    return _key(secret)
+
+
 def validate_signing_secret(secret: str) -> None:
     """Raise ValueError (without echoing the secret) unless it is ``whsec_`` + base64 of 24-64 bytes."""
     key = _key(secret)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import ipaddress
 import socket
 import ssl
@@ -30,13 +32,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from cxone_eventbridge import __version__ as _version
 from cxone_eventbridge.exceptions import EgressDeniedError
 from cxone_eventbridge.models import AuthType, IntegrationTarget
 from cxone_eventbridge.retry import Outcome, classify_status, parse_retry_after
 from cxone_eventbridge.router.queue import Delivery
-from cxone_eventbridge.signing import signature_headers
+from cxone_eventbridge.signing import signing_key
 from cxone_eventbridge.ssrf import EgressPolicy, Resolver, resolve_and_check, system_resolver
 
 USER_AGENT = f"cxone-eventbridge/{_version}"
@@ -59,6 +62,9 @@ class AttemptOutcome(StrEnum):
         return self in (AttemptOutcome.RETRY, AttemptOutcome.ERROR)
 
 
+_OUTCOMES = {outcome: AttemptOutcome(outcome.value) for outcome in Outcome}
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
     """The outcome of one HTTP attempt."""
@@ -77,25 +83,52 @@ class PreparedRequest:
     body: bytes
 
 
+class RequestTemplate:
+    """What every attempt to one target shares, computed once per target (not once per attempt).
+
+    The static headers (content type, user agent, authentication), the parsed URL, the timeout and the
+    HMAC keyed with the signing secret; an attempt copies the headers, adds the three Standard Webhooks
+    headers and finishes a copy of the keyed HMAC over ``{id}.{timestamp}.{body}`` (the same value as
+    :func:`cxone_eventbridge.signing.sign`).
+    """
+
+    __slots__ = ("_headers", "_mac", "target", "timeout", "url")
+
+    def __init__(self, target: IntegrationTarget) -> None:
+        self.target = target
+        self.url = URL(target.endpoint)
+        self.timeout = aiohttp.ClientTimeout(total=target.retry_policy.timeout_ms / 1000)
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        auth = target.authentication
+        value = auth.value.get_secret_value() if auth.value is not None else ""
+        if auth.type is AuthType.BEARER:
+            headers["Authorization"] = f"Bearer {value}"
+        elif auth.type is AuthType.BASIC:
+            headers["Authorization"] = "Basic " + base64.b64encode(value.encode()).decode()
+        elif auth.type is AuthType.API_KEY:
+            headers[auth.header_name or "X-API-Key"] = value
+        self._headers = headers
+        secret = target.signing_secret
+        self._mac = hmac.new(signing_key(secret.get_secret_value()), digestmod=hashlib.sha256) if secret else None
+
+    def headers(self, delivery_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+        """The headers of one attempt."""
+        headers = self._headers.copy()
+        stamp = str(timestamp)
+        headers["webhook-id"] = delivery_id
+        headers["webhook-timestamp"] = stamp
+        if self._mac is not None:
+            mac = self._mac.copy()
+            mac.update(f"{delivery_id}.{stamp}.".encode())
+            mac.update(body)
+            headers["webhook-signature"] = "v1," + base64.b64encode(mac.digest()).decode()
+        # Without a secret there is nothing to sign with; the id and time still let the receiver dedupe.
+        return headers
+
+
 def build_request(target: IntegrationTarget, delivery: Delivery, *, timestamp: int) -> PreparedRequest:
     """The request for one attempt of ``delivery`` to ``target``; pure, so it can be tested alone."""
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-    auth = target.authentication
-    value = auth.value.get_secret_value() if auth.value is not None else ""
-    if auth.type is AuthType.BEARER:
-        headers["Authorization"] = f"Bearer {value}"
-    elif auth.type is AuthType.BASIC:
-        headers["Authorization"] = "Basic " + base64.b64encode(value.encode()).decode()
-    elif auth.type is AuthType.API_KEY:
-        headers[auth.header_name or "X-API-Key"] = value
-    if target.signing_secret is not None:
-        headers.update(
-            signature_headers(target.signing_secret.get_secret_value(), delivery.delivery_id, timestamp, delivery.body)
-        )
-    else:
-        # Without a secret there is nothing to sign with; the id and time still let the receiver dedupe.
-        headers["webhook-id"] = delivery.delivery_id
-        headers["webhook-timestamp"] = str(timestamp)
+    headers = RequestTemplate(target).headers(delivery.delivery_id, timestamp, delivery.body)
     return PreparedRequest(url=target.endpoint, headers=headers, body=delivery.body)
 
 
@@ -186,7 +219,7 @@ class DeliveryClient:
         self._clock = clock
         self._retryable_4xx = retryable_4xx
         self._literal_checked: dict[str, str | None] = {}
-        self._timeouts: dict[int, aiohttp.ClientTimeout] = {}  # by timeoutMs: one object, not one per attempt
+        self._templates: dict[str, RequestTemplate] = {}  # by target name, rebuilt when the target object changes
 
     def _check_literal_host(self, url: str) -> None:
         # Cached per endpoint: the policy is fixed for the client's life.
@@ -209,20 +242,20 @@ class DeliveryClient:
 
     async def send(self, target: IntegrationTarget, delivery: Delivery) -> AttemptResult:
         """One attempt; never raises for a network outcome, only returns it."""
-        request = build_request(target, delivery, timestamp=int(self._clock()))
-        timeout_ms = target.retry_policy.timeout_ms
-        timeout = self._timeouts.get(timeout_ms)
-        if timeout is None:
-            timeout = self._timeouts[timeout_ms] = aiohttp.ClientTimeout(total=timeout_ms / 1000)
+        template = self._templates.get(target.name)
+        if template is None or template.target is not target:
+            template = self._templates[target.name] = RequestTemplate(target)
+        body = delivery.body
+        headers = template.headers(delivery.delivery_id, int(self._clock()), body)
         started = time.perf_counter()
         try:
-            self._check_literal_host(request.url)
+            self._check_literal_host(target.endpoint)
             async with self._session.post(
-                request.url,
-                data=request.body,
-                headers=request.headers,
+                template.url,
+                data=body,
+                headers=headers,
                 allow_redirects=False,
-                timeout=timeout,
+                timeout=template.timeout,
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
@@ -239,7 +272,7 @@ class DeliveryClient:
         except (aiohttp.ClientError, OSError) as exc:
             return AttemptResult(AttemptOutcome.ERROR, None, time.perf_counter() - started, error=_describe(exc))
         latency = time.perf_counter() - started
-        outcome = AttemptOutcome(classify_status(status, retryable_4xx=self._retryable_4xx).value)
+        outcome = _OUTCOMES[classify_status(status, retryable_4xx=self._retryable_4xx)]
         retry_after_s = None
         if outcome is AttemptOutcome.RETRY and retry_after is not None:
             retry_after_s = parse_retry_after(retry_after, now=datetime.fromtimestamp(self._clock(), UTC))

@@ -139,6 +139,37 @@ class _Op:
     offload: bool  # may touch many rows: its whole transaction runs in the worker thread
 
 
+_ACK_SQL: Final = (
+    # Unconditional: the receiver has it, whoever holds the lease now.
+    "UPDATE deliveries SET state = 2, attempts = MAX(attempts, ?), done_at = ?, last_status = ?,"
+    " lease_owner = NULL, lease_incarnation = NULL, lease_until = NULL WHERE seq = ?"
+)
+
+
+class _AckGroup:
+    """Acks that share one operation; each caller waits on its own future (so one cancelled caller
+    cancels nothing for the others)."""
+
+    __slots__ = ("rows", "waiters")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, float, int | None, int]] = []
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def run(self, conn: sqlite3.Connection) -> None:
+        conn.executemany(_ACK_SQL, self.rows)
+
+    def settle(self, done: asyncio.Future[None]) -> None:
+        error = QueueClosedError("the delivery queue is closed") if done.cancelled() else done.exception()
+        for waiter in self.waiters:
+            if waiter.done():
+                continue  # the caller was cancelled; the ack has still been applied (or not)
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(None)
+
+
 @dataclass(slots=True)
 class _Transaction:
     """One group commit's progress: each operation's outcome, and whether a COMMIT is owed."""
@@ -201,6 +232,7 @@ class SQLiteQueue:
         # the pairs that have pending rows, so a lease queries only pairs that may have work.
         self._hints: dict[tuple[str, int], float] = {}
         self._pending: list[_Op] = []
+        self._acks: _AckGroup | None = None  # the acks not yet taken by the commit loop
         self._work = asyncio.Event()
         self._conn: sqlite3.Connection | None = None
         self._worker: ThreadPoolExecutor | None = None
@@ -273,6 +305,7 @@ class SQLiteQueue:
                     continue
                 ops = self._pending[:_MAX_BATCH_OPS]
                 del self._pending[:_MAX_BATCH_OPS]
+                self._acks = None  # later acks start a new group (this one may run in the worker thread)
                 if any(op.offload for op in ops):
                     outcomes = await loop.run_in_executor(worker, self._transaction, conn, ops)
                 else:
@@ -520,15 +553,17 @@ class SQLiteQueue:
         return chosen
 
     async def ack(self, delivery: Delivery, *, now: float, status: int | None = None) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            # Unconditional: the receiver has it, whoever holds the lease now.
-            conn.execute(
-                "UPDATE deliveries SET state = 2, attempts = MAX(attempts, ?), done_at = ?, last_status = ?,"
-                " lease_owner = NULL, lease_incarnation = NULL, lease_until = NULL WHERE seq = ?",
-                (delivery.attempts + 1, now, status, delivery.key),
-            )
-
-        await self._submit(op)
+        # Acks come one per delivery, many per commit: they join one statement (an executemany in one
+        # savepoint) instead of an operation each. The group stays open until the commit loop takes it.
+        group = self._acks
+        if group is None:
+            group = self._acks = _AckGroup()
+            self._submit(group.run).add_done_callback(group.settle)
+        assert self._loop is not None  # _submit checked it
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        group.rows.append((delivery.attempts + 1, now, status, delivery.key))
+        group.waiters.append(waiter)
+        await waiter
 
     async def reschedule(
         self,
