@@ -327,3 +327,20 @@ async def test_discovery_against_the_sandbox(sandbox: Any) -> None:
         assert client.token_url == sandbox.token_url
         assert client.base_url == sandbox.base_url
         assert await client.targets.list_all() == []
+
+
+async def test_versioned_read_guards_a_read_modify_write(sandbox: Any, in_process: bool) -> None:
+    """get_versioned's ETag lets an update succeed once; after another writer's change the same ETag gets 412."""
+    async with _client(sandbox, in_process=in_process) as client:
+        made = await client.targets.create(_target("versioned"))
+        assert made.id is not None
+        read = await client.targets.get_versioned(made.id)
+        assert read.target.id == made.id
+        assert read.etag
+        updated = await client.targets.update(
+            made.id, _target("versioned", description="first writer"), if_match=read.etag
+        )
+        assert updated.description == "first writer"
+        with pytest.raises(PreconditionFailedError):
+            await client.targets.update(made.id, _target("versioned", description="stale writer"), if_match=read.etag)
+        assert (await client.targets.get(made.id)).description == "first writer"

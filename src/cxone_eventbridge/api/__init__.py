@@ -15,7 +15,13 @@ from cxone_eventbridge.api._discovery import DiscoveredEndpoints, discover
 from cxone_eventbridge.api._errors import error_from_response, error_from_transport
 from cxone_eventbridge.api._http import IDEMPOTENCY_HEADER, RequestSender, RetryConfig
 from cxone_eventbridge.api._rate_limit import RateLimiter
-from cxone_eventbridge.api._targets import TARGETS_PATH, CreateAndTestResult, TargetsResource, request_body
+from cxone_eventbridge.api._targets import (
+    TARGETS_PATH,
+    CreateAndTestResult,
+    TargetsResource,
+    VersionedTarget,
+    request_body,
+)
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
@@ -31,6 +37,7 @@ __all__ = [
     "RequestSender",
     "RetryConfig",
     "TargetsResource",
+    "VersionedTarget",
     "discover",
     "error_from_response",
     "error_from_transport",

@@ -27,6 +27,13 @@ _FAILED_TEST_STATUSES = frozenset({502, 504})
 _SERVER_SET = ("id", "status", "createdAt", "updatedAt")
 
 
+class VersionedTarget(NamedTuple):
+    """A target with the ``ETag`` it was read at: pass ``etag`` as ``update(..., if_match=)``."""
+
+    target: IntegrationTarget
+    etag: str | None
+
+
 class CreateAndTestResult(NamedTuple):
     """What ``create_and_test`` did: the target (as it stands after the test) and the test's result."""
 
@@ -95,6 +102,11 @@ class TargetsResource:
         """One target by id (secrets as fingerprints)."""
         response = await self._client.request("GET", _target_path(target_id))
         return parse_model(IntegrationTarget, response)
+
+    async def get_versioned(self, target_id: str) -> VersionedTarget:
+        """One target and its ``ETag``, for a read-modify-write that must not overwrite someone else's change."""
+        response = await self._client.request("GET", _target_path(target_id))
+        return VersionedTarget(parse_model(IntegrationTarget, response), response.headers.get("ETag"))
 
     async def list(self, *, page_size: int | None = None, name: str | None = None) -> AsyncIterator[IntegrationTarget]:
         """Every target (or those named ``name``), fetched page by page as the iteration needs them."""
