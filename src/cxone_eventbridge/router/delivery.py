@@ -280,6 +280,10 @@ class DeliveryClient:
 
 
 async def _drain(response: aiohttp.ClientResponse) -> None:
+    if response.content.is_eof():
+        # The whole answer has arrived (the usual small one, in the same read as the status line), so
+        # aiohttp has already put the connection back in the pool; there is nothing to read for it.
+        return
     length = response.content_length
     if length is not None and length <= MAX_RESPONSE_BYTES:
         await response.read()  # the usual small answer: one read instead of a loop
