@@ -305,3 +305,37 @@ async def test_purge_deletes_dead_letters_only(queue: SQLiteQueue) -> None:
     assert await queue.purge(target="b") == 1
     stats = await queue.stats()
     assert (stats.dead, stats.pending) == (0, 1)
+
+
+async def test_a_large_batch_with_repeated_ids_keeps_each_body_with_its_event(queue: SQLiteQueue) -> None:
+    """Over several multi-row INSERT chunks, each delivery carries its own event's body, once per id."""
+    await queue.put([event("old", "a")])
+    batch = [event(f"e{i}", "a", "b") for i in range(1_100)]
+    batch += [event("e7", "a", "b", "c"), event("old", "a", "b"), event("none")]
+    results = await queue.put(batch)
+    created = {r.event_id: r.created for r in results[-3:]}
+    assert created == {"e7": ("c",), "old": ("b",), "none": ()}
+    assert all(r.created == ("a", "b") for r in results[:1_100])
+    leased = await queue.lease(capacity={"a": 5_000, "b": 5_000, "c": 5_000}, limit=500, now=T0 + 1, lease_s=30)
+    while len(leased) < 2 * 1_100 + 3:
+        more = await queue.lease(capacity={"a": 5_000, "b": 5_000, "c": 5_000}, limit=500, now=T0 + 1, lease_s=30)
+        assert more, "every delivery is leasable"
+        leased += more
+    assert len(leased) == 2 * 1_100 + 3
+    for d in leased:
+        assert d.body == f'{{"id":"{d.event_id}"}}'.encode()
+        assert d.delivery_id == delivery_id_for(d.event_id, d.target)
+
+
+async def test_acks_of_one_commit_all_land_even_when_a_caller_is_cancelled(queue: SQLiteQueue) -> None:
+    """Concurrent acks share one statement; a cancelled caller neither fails nor undoes the others."""
+    await queue.put([event(f"e{i}", "a") for i in range(50)])
+    leased = await queue.lease(capacity=ALL, limit=50, now=T0, lease_s=30)
+    tasks = [asyncio.create_task(queue.ack(d, now=T0 + 1, status=200)) for d in leased]
+    await asyncio.sleep(0)  # every ack has joined the group
+    tasks[0].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert results[1:] == [None] * 49
+    stats = await queue.stats()
+    assert (stats.delivered, stats.leased, stats.pending) == (50, 0, 0)
