@@ -8,14 +8,15 @@ from typing import Any
 
 import pytest
 
+from cxone_eventbridge import signing
 from cxone_eventbridge.models import TargetStatus
 from cxone_eventbridge.observe.events import CircuitStateChanged, DeliveryAttempted, TargetChanged
 from cxone_eventbridge.router.circuit import CircuitPolicy
-from cxone_eventbridge.router.delivery import CheckedResolver, build_request
+from cxone_eventbridge.router.delivery import CheckedResolver, RequestTemplate, build_request
 from cxone_eventbridge.router.queue import Delivery
 from cxone_eventbridge.ssrf import EgressPolicy
 
-from .conftest import RouterFactory, fast_options, make_target
+from .conftest import SECRET, RouterFactory, fast_options, make_target
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +35,17 @@ def test_webhook_id_is_constant_and_signature_changes_per_attempt() -> None:
     assert first.headers["webhook-signature"] != second.headers["webhook-signature"]
     assert first.body == b'{"a":1}'
     assert "token-123" not in repr(target)
+
+
+def test_a_reused_template_signs_every_attempt_like_the_reference_signer() -> None:
+    """The per-target keyed HMAC is copied per attempt, so no attempt's signature depends on an earlier one."""
+    template = RequestTemplate(make_target("crm", "https://example.com"))
+    for delivery_id, timestamp, body in [("msg_a", 1, b"{}"), ("msg_b", 2, b'{"a":1}'), ("msg_a", 1, b"{}")]:
+        headers = template.headers(delivery_id, timestamp, body)
+        assert headers["webhook-signature"] == signing.sign(SECRET, delivery_id, timestamp, body)
+        assert (headers["webhook-id"], headers["webhook-timestamp"]) == (delivery_id, str(timestamp))
+        assert headers["Authorization"] == "Bearer token-123"
+    assert "token-123" not in repr(template)
 
 
 async def test_permanent_4xx_is_dead_lettered_after_one_attempt(
