@@ -254,3 +254,30 @@ async def test_bulk_work_paces_itself(
             await client.targets.get("tgt_1")
     assert len(control_plane.api_requests(GET_ONE)) == 8
     assert [round(w) for w in recording_sleep.waits] == [1, 2]
+
+
+DELETE_ONE = f"DELETE {TARGETS_PATH}/tgt_1"
+
+
+async def test_delete_retried_after_a_lost_answer_succeeds(
+    make_client: ClientFactory, control_plane: ScriptedControlPlane, recording_sleep: RecordingSleep
+) -> None:
+    """A DELETE whose first answer was a 503 (after it had deleted) and whose retry gets 404 has succeeded."""
+    control_plane.script(
+        DELETE_ONE,
+        httpx.Response(503, json={"error": "unavailable", "message": "try again"}),
+        httpx.Response(404, json={"error": "not_found", "message": "no such target"}),
+    )
+    async with make_client() as client:
+        await client.targets.delete("tgt_1")
+    assert len(control_plane.api_requests(DELETE_ONE)) == 2
+
+
+async def test_delete_of_a_missing_target_is_not_found(
+    make_client: ClientFactory, control_plane: ScriptedControlPlane
+) -> None:
+    """A first-attempt 404 on DELETE is still NotFoundError: the id was wrong."""
+    control_plane.script(DELETE_ONE, httpx.Response(404, json={"error": "not_found", "message": "no such target"}))
+    async with make_client() as client:
+        with pytest.raises(NotFoundError):
+            await client.targets.delete("tgt_1")

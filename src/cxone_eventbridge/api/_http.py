@@ -111,6 +111,10 @@ class RequestSender:
             else:
                 if response.is_success or response.status_code in accept_statuses:
                     return response
+                if method == "DELETE" and attempt > 1 and response.status_code == 404:
+                    # DELETE is idempotent: a 404 on a retry means an earlier attempt, whose answer was
+                    # lost, already deleted it. The caller asked for "gone", and it is.
+                    return response
                 error = error_from_response(response, now=self._now())
             delay = self._next_delay(error, attempt) if retry else None
             if delay is None or waited + delay > self._retry.max_retry_wait_s:
