@@ -62,6 +62,9 @@ _HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 MAX_FILTERS = 50
 MAX_IN_VALUES = 1000
 MAX_ENDPOINT_LENGTH = 2048
+# An event's JSON is at most 256 KB (EventBridge's own limit): ingest answers 413 above it, and
+# `cxeb router send` checks it locally first.
+MAX_EVENT_BYTES = 256 * 1024
 
 
 class WireModel(BaseModel):

@@ -28,8 +28,8 @@ from cxone_eventbridge.cli import render
 from cxone_eventbridge.cli.runner import run
 from cxone_eventbridge.config import DEFAULT_ROUTER_PORT, RouterSettings
 from cxone_eventbridge.exceptions import APIConnectionError, APIStatusError, ConfigurationError, status_error_class
+from cxone_eventbridge.models import MAX_EVENT_BYTES
 from cxone_eventbridge.retry import parse_retry_after
-from cxone_eventbridge.router.service import MAX_EVENT_BYTES
 
 router_app = typer.Typer(help="Run the event router and talk to a running one.", no_args_is_help=True)
 dlq_app = typer.Typer(help="List, replay or purge dead letters.", no_args_is_help=True)

@@ -26,7 +26,7 @@ import aiohttp
 from cxone_eventbridge import secret_refs
 from cxone_eventbridge.exceptions import FieldError, InputError, InvalidEventError
 from cxone_eventbridge.matching import RoutingTable
-from cxone_eventbridge.models import IntegrationTarget, TargetStatus
+from cxone_eventbridge.models import MAX_EVENT_BYTES, IntegrationTarget, TargetStatus
 from cxone_eventbridge.observe.events import EventAccepted, IngestRejected, ObserverBus
 from cxone_eventbridge.router.circuit import CircuitState
 from cxone_eventbridge.router.delivery import DeliveryClient, aclose_session, create_session
@@ -44,7 +44,6 @@ from cxone_eventbridge.ssrf import EgressPolicy, Resolver, system_resolver
 
 log = logging.getLogger(__name__)
 
-MAX_EVENT_BYTES = 256 * 1024
 MAX_EVENT_ID_CHARS = 256
 
 

@@ -42,6 +42,7 @@ from pydantic import SecretStr
 
 from cxone_eventbridge.config import DEFAULT_ROUTER_PORT
 from cxone_eventbridge.exceptions import ConfigurationError, InputError, QueueClosedError, QueueFullError
+from cxone_eventbridge.models import MAX_EVENT_BYTES
 from cxone_eventbridge.observe.events import IngestRejected, ObserverBus
 from cxone_eventbridge.observe.metrics import CONTENT_TYPE, RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker
@@ -49,7 +50,6 @@ from cxone_eventbridge.router.queue import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_P
 
 log = logging.getLogger(__name__)
 
-MAX_EVENT_BYTES = 256 * 1024
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_EVENTS_PER_REQUEST = 10_000
 _NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq"})
