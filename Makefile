@@ -20,7 +20,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy src
 
 test: lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --cov --cov-report=term
 
 demo: $(STAMP)
 	$(BIN)/cxeb demo
