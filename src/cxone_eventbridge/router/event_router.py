@@ -13,7 +13,6 @@ and those of events accepted meanwhile, wait in the queue until ``enable_target`
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 import time
@@ -39,12 +38,12 @@ from cxone_eventbridge.router.queue import (
     DeliveryQueue,
     QueuedEvent,
     QueueStats,
+    encode_event,
+    event_id_problem,
 )
 from cxone_eventbridge.ssrf import EgressPolicy, Resolver, system_resolver
 
 log = logging.getLogger(__name__)
-
-MAX_EVENT_ID_CHARS = 256
 
 
 def _new_event_id() -> str:
@@ -257,15 +256,13 @@ class EventRouter:
             errors.append(FieldError(f"[{index}]", "must be a JSON object"))
             return None
         event_id = event.get("id")
+        if (problem := event_id_problem(event_id)) is not None:
+            errors.append(FieldError(f"[{index}].id", problem))
+            return None
         if event_id is None:
             event_id = self._new_event_id()
-        elif not isinstance(event_id, str) or not event_id or len(event_id) > MAX_EVENT_ID_CHARS:
-            errors.append(
-                FieldError(f"[{index}].id", f"must be a non-empty string of at most {MAX_EVENT_ID_CHARS} characters")
-            )
-            return None
         try:
-            body = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+            body = encode_event(event)
         except (TypeError, ValueError) as exc:
             errors.append(FieldError(f"[{index}]", f"is not JSON ({exc})"))
             return None

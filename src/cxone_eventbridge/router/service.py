@@ -46,7 +46,15 @@ from cxone_eventbridge.models import MAX_EVENT_BYTES
 from cxone_eventbridge.observe.events import IngestRejected, ObserverBus
 from cxone_eventbridge.observe.metrics import CONTENT_TYPE, RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker
-from cxone_eventbridge.router.queue import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, DeadLetter, QueueStats
+from cxone_eventbridge.router.queue import (
+    DEFAULT_PRIORITY,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    DeadLetter,
+    QueueStats,
+    encode_event,
+    event_id_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +124,6 @@ def _type_name(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
-def _event_size(event: dict[str, Any]) -> int:
-    return len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
-
-
 def parse_events(
     body: bytes,
     *,
@@ -178,11 +182,11 @@ def parse_events(
     too_large: list[tuple[str, str]] = []
     bad_ids: list[tuple[str, str]] = []
     for where, item in items:
-        if (size := _event_size(item)) > max_event_bytes:
+        # NaN and infinity were refused by _loads, so every item encodes.
+        if (size := len(encode_event(item))) > max_event_bytes:
             too_large.append((where, f"is {size} bytes; the limit is {max_event_bytes}"))
-        event_id = item.get("id")
-        if event_id is not None and (not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 256):
-            bad_ids.append((f"{where}.id", "must be a non-empty string of at most 256 characters"))
+        if (problem := event_id_problem(item.get("id"))) is not None:
+            bad_ids.append((f"{where}.id", problem))
     if too_large:
         raise IngestError(413, "event_too_large", f"{len(too_large)} event(s) are too large", too_large)
     if bad_ids:
