@@ -254,33 +254,24 @@ class AuditLog:
                 details=event.details,
                 at=event.at,
             )
-        elif isinstance(event, DeliverySucceeded):
+        elif isinstance(event, DeliverySucceeded | DeliveryDeadLettered):
             counts = self._counts.setdefault(event.target, _TargetCounts())
-            counts.delivered += 1
+            failure: dict[str, Any] = {}
+            if isinstance(event, DeliverySucceeded):
+                counts.delivered += 1
+            else:
+                counts.failed += 1
+                failure = {"reason": event.reason, "last_status": event.last_status}
             counts.retries += max(0, event.attempts - 1)
             self._append_delivery(
                 event.target,
-                True,
+                not failure,
                 event.attempts,
                 event.at,
                 event_id=event.event_id,
                 delivery_id=event.delivery_id,
                 snapshot=counts.snapshot(),
-            )
-        elif isinstance(event, DeliveryDeadLettered):
-            counts = self._counts.setdefault(event.target, _TargetCounts())
-            counts.failed += 1
-            counts.retries += max(0, event.attempts - 1)
-            self._append_delivery(
-                event.target,
-                False,
-                event.attempts,
-                event.at,
-                event_id=event.event_id,
-                delivery_id=event.delivery_id,
-                snapshot=counts.snapshot(),
-                reason=event.reason,
-                last_status=event.last_status,
+                **failure,
             )
 
     __call__ = observe
