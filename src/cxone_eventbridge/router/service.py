@@ -42,6 +42,7 @@ from pydantic import SecretStr
 
 from cxone_eventbridge.config import DEFAULT_ROUTER_PORT
 from cxone_eventbridge.exceptions import ConfigurationError, InputError, QueueClosedError, QueueFullError
+from cxone_eventbridge.matching.events import describe_json_type
 from cxone_eventbridge.models import MAX_EVENT_BYTES
 from cxone_eventbridge.observe.events import IngestRejected, ObserverBus
 from cxone_eventbridge.observe.metrics import CONTENT_TYPE, RouterMetrics
@@ -120,10 +121,6 @@ def _loads(text: bytes | str) -> Any:
     return json.loads(text, parse_constant=_reject_constant)
 
 
-def _type_name(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
-
-
 def parse_events(
     body: bytes,
     *,
@@ -157,7 +154,7 @@ def parse_events(
                 raise IngestError(
                     422,
                     "not_object",
-                    f"the body is {_type_name(document)}; send a JSON object, an array of objects or NDJSON",
+                    f"the body is {describe_json_type(document)}; send a JSON object, an array of objects or NDJSON",
                 )
     if ndjson:
         malformed: list[tuple[str, str]] = []
@@ -175,7 +172,9 @@ def parse_events(
     if len(items) > max_events:
         raise IngestError(413, "too_many_events", f"{len(items)} events in one request; the limit is {max_events}")
     not_objects = [
-        (where, f"is {_type_name(item)}, not a JSON object") for where, item in items if not isinstance(item, dict)
+        (where, f"is {describe_json_type(item)}, not a JSON object")
+        for where, item in items
+        if not isinstance(item, dict)
     ]
     if not_objects:
         raise IngestError(422, "not_object", f"{len(not_objects)} item(s) are not JSON objects", not_objects)
