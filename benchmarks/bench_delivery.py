@@ -29,9 +29,9 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
+from cxone_eventbridge import runtime
 from cxone_eventbridge.models import IntegrationTarget, RetryPolicy
 from cxone_eventbridge.observe.events import DeliverySucceeded, ObservedEvent, ObserverBus
-from cxone_eventbridge.router import event_loop
 from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
@@ -52,7 +52,7 @@ INGEST_BATCH = 100
 RECEIVER_SCRIPT = """
 import asyncio, sys
 from pathlib import Path
-from cxone_eventbridge.router import event_loop
+from cxone_eventbridge import runtime
 from cxone_eventbridge.sandbox.receiver import ReceiverConfig, start_receiver
 
 async def main():
@@ -60,7 +60,7 @@ async def main():
     print(receiver.port, flush=True)
     await asyncio.Event().wait()
 
-event_loop.run(main(), tune_gc=True)
+runtime.run(main(), tune_gc=True)
 """
 
 EVENT = {
@@ -227,7 +227,7 @@ async def main() -> dict[str, Any]:
         "p99_ms_at_1000": round(offered["p99_ms_at_1000"], 2),
         "synchronous": SYNCHRONOUS,
         "in_flight": IN_FLIGHT,
-        "event_loop": event_loop.loop_name(event_loop.loop_factory()),
+        "event_loop": runtime.loop_name(runtime.loop_factory()),
     }
 
 
@@ -252,5 +252,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     arguments = parser.parse_args()
-    outcome = event_loop.run(main(), tune_gc=True)
+    outcome = runtime.run(main(), tune_gc=True)
     print(json.dumps(outcome) if arguments.json else render(outcome))

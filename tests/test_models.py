@@ -83,7 +83,11 @@ def test_tutorial_payload_with_snake_case_and_nulls_is_accepted() -> None:
             "invalid regex",
         ),
         ({"eventFilters": [{"field": "a", "operator": "gt", "value": "5"}]}, "eventFilters[0].value", "number"),
-        ({"eventFilters": [{"field": "a", "operator": "gt", "value": 10**400}]}, "eventFilters[0].value", "finite"),
+        (
+            {"eventFilters": [{"field": "a", "operator": "gt", "value": float("inf")}]},
+            "eventFilters[0].value",
+            "finite",
+        ),
         ({"eventFilters": [{"field": "a", "operator": "in", "value": []}]}, "eventFilters[0].value", "non-empty list"),
         ({"eventFilters": [{"field": "a", "operator": "exists", "value": "yes"}]}, "eventFilters[0].value", "true or"),
         ({"eventFilters": [{"field": "a..b", "operator": "exists"}]}, "eventFilters[0].field", "empty segment"),
@@ -136,3 +140,9 @@ def test_api_key_gets_a_default_header() -> None:
     """api_key without headerName uses X-API-Key."""
     auth = TargetAuthentication.model_validate({"type": "api_key", "value": "k"})
     assert auth.header_name == "X-API-Key"
+
+
+def test_an_integer_beyond_float_range_is_a_finite_filter_value() -> None:
+    """Filters count numbers as patterns do (wire.is_finite_number): 10**400 is finite and compared exactly."""
+    target = _target(eventFilters=[{"field": "a", "operator": "gt", "value": 10**400}])
+    assert IntegrationTarget.model_validate(target).event_filters[0].value == 10**400

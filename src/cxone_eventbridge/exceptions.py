@@ -8,6 +8,7 @@
      ├── QueueError                      the durable delivery queue could not complete an operation
      │    ├── QueueFullError             the disk (or the queue's size cap) is full; ingest answers 503
      │    └── QueueClosedError           the queue was used after close()
+     ├── IngestError                     the router's HTTP API refuses a request: HTTP status, code, fields
      ├── InputError                      bad user input (files, flags, bodies); CLI exit code 2
      │    ├── ConfigurationError         a setting is missing or invalid
      │    ├── TargetsFileError           a targets file cannot be read or is invalid
@@ -34,6 +35,7 @@ Messages never contain secrets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +76,38 @@ class QueueFullError(QueueError):
 
 class QueueClosedError(QueueError):
     """The queue was used after it was closed."""
+
+
+class IngestError(CxebError):
+    """A request the router's HTTP API refuses, with its HTTP status, a short code (a metrics label) and field errors.
+
+    ``errors`` are ``(field, message)`` pairs, fields named as the request names them (``[3].id``,
+    ``line 7``, ``priority``). ``counted`` is set when the router already published ``IngestRejected`` for it.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        errors: Sequence[tuple[str, str]] = (),
+        *,
+        counted: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.errors = list(errors)
+        self.counted = counted
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body the HTTP API answers with, the same shape as the control plane's."""
+        return {
+            "error": self.code,
+            "message": self.message,
+            "errors": [{"field": f, "message": m} for f, m in self.errors],
+        }
 
 
 class InputError(CxebError):

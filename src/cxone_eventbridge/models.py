@@ -7,7 +7,6 @@ the caller asks with ``to_wire(reveal_secrets=True)`` (a create or update reques
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -32,6 +31,7 @@ from cxone_eventbridge import secret_refs
 from cxone_eventbridge.exceptions import FieldError, InvalidPatternError
 from cxone_eventbridge.regex import compile_regex
 from cxone_eventbridge.signing import validate_signing_secret
+from cxone_eventbridge.wire import is_finite_number
 
 _REVEAL_SECRETS = "reveal_secrets"
 
@@ -62,9 +62,6 @@ _HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 MAX_FILTERS = 50
 MAX_IN_VALUES = 1000
 MAX_ENDPOINT_LENGTH = 2048
-# An event's JSON is at most 256 KB (EventBridge's own limit): ingest answers 413 above it, and
-# `cxeb router send` checks it locally first.
-MAX_EVENT_BYTES = 256 * 1024
 
 
 class WireModel(BaseModel):
@@ -193,15 +190,6 @@ class RetryPolicy(WireModel):
     timeout_ms: int = Field(default=5000, ge=1000, le=30000, strict=True)
 
 
-def _is_number(value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond float range (10**400) cannot be compared as a JSON number
-        return False
-
-
 class EventFilter(WireModel):
     """The tutorial's simple filter ``{field, operator, value}``; a target's filters are ANDed."""
 
@@ -239,10 +227,10 @@ def check_filter_value(operator: FilterOperator, value: Any) -> Any:
             if len(value) > MAX_IN_VALUES:
                 raise ValueError(f"has {len(value)} values; the limit is {MAX_IN_VALUES}")
             for item in value:
-                if not (isinstance(item, str | bool) or _is_number(item)):
+                if not (isinstance(item, str | bool) or is_finite_number(item)):
                     raise ValueError("must list only strings, numbers or booleans for operator in")
         case FilterOperator.GT | FilterOperator.GTE | FilterOperator.LT | FilterOperator.LTE:
-            if not _is_number(value):
+            if not is_finite_number(value):
                 raise ValueError(f"must be a finite number for operator {operator.value}")
         case FilterOperator.REGEX:
             if not isinstance(value, str) or not value:
@@ -257,7 +245,7 @@ def check_filter_value(operator: FilterOperator, value: Any) -> Any:
             if not isinstance(value, str) or not value:
                 raise ValueError(f"must be a non-empty string for operator {operator.value}")
         case FilterOperator.EQUALS | FilterOperator.NOT_EQUALS:
-            if not (isinstance(value, str | bool) or _is_number(value)):
+            if not (isinstance(value, str | bool) or is_finite_number(value)):
                 raise ValueError(f"must be a string, number or boolean for operator {operator.value}")
     return value
 

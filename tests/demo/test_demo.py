@@ -21,8 +21,8 @@ from cxone_eventbridge.demo.inputs import read_events
 from cxone_eventbridge.demo.options import DEMO_SECRETS, FLAKY_RECORD, HEALTHY_RECORD, default_examples_dir
 from cxone_eventbridge.demo.results import Progress
 from cxone_eventbridge.exceptions import InputError
+from cxone_eventbridge.iac.targets_file import SecretResolution, load_targets_file
 from cxone_eventbridge.matching import RoutingTable
-from cxone_eventbridge.targets_file import SecretResolution, load_targets_file
 
 EVENTS = 300
 EXAMPLES = default_examples_dir()

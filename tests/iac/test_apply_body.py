@@ -10,8 +10,8 @@ import pytest
 from cxone_eventbridge.exceptions import InputError
 from cxone_eventbridge.iac.apply import check_secrets_available, patch_body
 from cxone_eventbridge.iac.plan import Action, Plan, compute_plan
+from cxone_eventbridge.iac.targets_file import LoadedTargets, SecretResolution, load_targets_file
 from cxone_eventbridge.models import IntegrationTarget
-from cxone_eventbridge.targets_file import LoadedTargets, SecretResolution, load_targets_file
 
 RemoteFactory = Callable[..., IntegrationTarget]
 

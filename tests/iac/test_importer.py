@@ -9,8 +9,8 @@ import pytest
 
 from cxone_eventbridge.iac.importer import FileFormat, render_targets_file, secret_variable_names
 from cxone_eventbridge.iac.plan import compute_plan
+from cxone_eventbridge.iac.targets_file import SecretResolution, load_targets_file
 from cxone_eventbridge.models import IntegrationTarget
-from cxone_eventbridge.targets_file import SecretResolution, load_targets_file
 
 RemoteFactory = Callable[..., IntegrationTarget]
 

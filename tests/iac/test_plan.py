@@ -10,8 +10,8 @@ import pytest
 
 from cxone_eventbridge.fingerprints import secret_fingerprint
 from cxone_eventbridge.iac.plan import Action, Plan, compute_plan
+from cxone_eventbridge.iac.targets_file import LoadedTargets, SecretResolution, load_targets_file
 from cxone_eventbridge.models import IntegrationTarget
-from cxone_eventbridge.targets_file import LoadedTargets, SecretResolution, load_targets_file
 
 RemoteFactory = Callable[..., IntegrationTarget]
 SIGNING = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

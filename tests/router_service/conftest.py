@@ -22,7 +22,7 @@ from cxone_eventbridge.router.circuit import CircuitPolicy
 from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
-from cxone_eventbridge.router.service import RouterService, ServiceConfig
+from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
 from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 from cxone_eventbridge.ssrf import EgressPolicy
@@ -80,7 +80,7 @@ class Outcomes:
 class Stack:
     """One running router service and what it is made of."""
 
-    service: RouterService
+    service: RouterAPI
     router: EventRouter
     receiver: RunningReceiver
     metrics: RouterMetrics
@@ -151,7 +151,7 @@ async def router_stack(
         if start_router:
             await router.start()
         service_config = ServiceConfig(host="127.0.0.1", port=0, ingest_key=SecretStr(INGEST_KEY), **(config or {}))
-        service = RouterService(router, service_config, bus=bus, metrics=metrics, status=status)
+        service = RouterAPI(router, service_config, bus=bus, metrics=metrics, status=status)
         await service.start()
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False))
         stack = Stack(service, router, receiver, metrics, outcomes, audit_path, session, bus, audit)

@@ -7,14 +7,9 @@ import json
 import pytest
 from pydantic import SecretStr
 
-from cxone_eventbridge.exceptions import ConfigurationError
-from cxone_eventbridge.router.service import (
-    IngestError,
-    ServiceConfig,
-    is_loopback_host,
-    parse_events,
-    parse_priority,
-)
+from cxone_eventbridge.exceptions import ConfigurationError, IngestError
+from cxone_eventbridge.router.http_api import ServiceConfig, is_loopback_host, parse_priority
+from cxone_eventbridge.wire import parse_events
 
 
 def test_one_object_an_array_and_ndjson_are_all_accepted() -> None:

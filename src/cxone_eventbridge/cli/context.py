@@ -21,9 +21,9 @@ from cxone_eventbridge.api import CXoneClient
 from cxone_eventbridge.cli import render
 from cxone_eventbridge.config import DEFAULT_SANDBOX_PORT, Settings
 from cxone_eventbridge.exceptions import TargetsFileError
+from cxone_eventbridge.iac.targets_file import LoadedTargets, SecretResolution, load_targets_file
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.events import ObserverBus
-from cxone_eventbridge.targets_file import LoadedTargets, SecretResolution, load_targets_file
 
 NO_BASE_URL_MESSAGE = (
     "CXONE_BASE_URL is not set; start the sandbox with `cxeb sandbox serve` and export "

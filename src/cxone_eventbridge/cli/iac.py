@@ -25,9 +25,9 @@ from cxone_eventbridge.iac.importer import FileFormat, render_targets_file
 from cxone_eventbridge.iac.plan import Action, FieldChange, Plan, TargetPlan, compute_plan
 from cxone_eventbridge.iac.remote import read_remote
 from cxone_eventbridge.iac.schema import targets_file_schema
+from cxone_eventbridge.iac.targets_file import SecretResolution
 from cxone_eventbridge.iac.terraform import DEFAULT_TERRAFORM_VERSION, parse_state
 from cxone_eventbridge.models import IntegrationTarget
-from cxone_eventbridge.targets_file import SecretResolution
 
 T = TypeVar("T")
 

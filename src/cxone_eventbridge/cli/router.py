@@ -28,8 +28,8 @@ from cxone_eventbridge.cli import render
 from cxone_eventbridge.cli.runner import run
 from cxone_eventbridge.config import DEFAULT_ROUTER_PORT, RouterSettings
 from cxone_eventbridge.exceptions import APIConnectionError, APIStatusError, ConfigurationError, status_error_class
-from cxone_eventbridge.models import MAX_EVENT_BYTES
 from cxone_eventbridge.retry import parse_retry_after
+from cxone_eventbridge.wire import MAX_EVENT_BYTES
 
 router_app = typer.Typer(help="Run the event router and talk to a running one.", no_args_is_help=True)
 dlq_app = typer.Typer(help="List, replay or purge dead letters.", no_args_is_help=True)
@@ -560,7 +560,7 @@ async def serve_router(options: ServeOptions) -> None:
     from cxone_eventbridge.observe.metrics import RouterMetrics
     from cxone_eventbridge.observe.status import StatusTracker
     from cxone_eventbridge.router.event_router import EventRouter
-    from cxone_eventbridge.router.service import RouterService, ServiceConfig
+    from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
     from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
     from cxone_eventbridge.ssrf import EgressPolicy
 
@@ -580,7 +580,7 @@ async def serve_router(options: ServeOptions) -> None:
     targets = []
     if options.targets is not None:
         from cxone_eventbridge.cli.context import all_targets, load_targets
-        from cxone_eventbridge.targets_file import SecretResolution
+        from cxone_eventbridge.iac.targets_file import SecretResolution
 
         targets = all_targets(load_targets([options.targets], resolution=SecretResolution.REQUIRED))
     bus = ObserverBus()
@@ -605,16 +605,16 @@ async def serve_router(options: ServeOptions) -> None:
         if options.from_api:
             from cxone_eventbridge.api import CXoneClient
             from cxone_eventbridge.cli.context import require_api_settings
-            from cxone_eventbridge.router.sync import RoutesSync
+            from cxone_eventbridge.router.targets_sync import TargetsSync
 
             client = await stack.enter_async_context(CXoneClient.from_settings(require_api_settings()))
-            sync = RoutesSync(client.routes, router, interval_s=options.sync_interval_s)
+            sync = TargetsSync(client.routes, router, interval_s=options.sync_interval_s)
             first = await sync.sync_once()
             render.info(f"routing table loaded from the API: {len(first.added)} target(s)")
         await router.start()
         if options.from_api:
             sync_task = asyncio.create_task(sync.run(), name="cxeb-routes-sync")
-        service = RouterService(router, config, bus=bus, metrics=metrics, status=status)
+        service = RouterAPI(router, config, bus=bus, metrics=metrics, status=status)
 
         async def drain(deadline_s: float) -> None:
             if sync_task is not None:

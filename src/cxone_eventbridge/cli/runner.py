@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import typer
 
+from cxone_eventbridge import runtime
 from cxone_eventbridge.cli import render
 from cxone_eventbridge.exceptions import APIError, CxebError, InputError, UnprocessableEntityError
-from cxone_eventbridge.router import event_loop
 
 T = TypeVar("T")
 
@@ -26,7 +26,7 @@ def run(coro: Coroutine[Any, Any, T], *, fast_loop: bool = False) -> T:
     """
     try:
         if fast_loop:
-            return event_loop.run(coro, tune_gc=True)
+            return runtime.run(coro, tune_gc=True)
         return asyncio.run(coro)
     except (InputError, UnprocessableEntityError) as exc:
         render.fail(str(exc), render.EXIT_INVALID_INPUT)

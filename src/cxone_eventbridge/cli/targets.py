@@ -15,8 +15,8 @@ import typer
 from cxone_eventbridge.cli import render, runner
 from cxone_eventbridge.cli.context import all_targets, api_client, load_targets, require_api_settings
 from cxone_eventbridge.exceptions import APIError, InputError, TargetsFileError
+from cxone_eventbridge.iac.targets_file import SecretResolution
 from cxone_eventbridge.models import AuthType, IntegrationTarget, TargetTestResult
-from cxone_eventbridge.targets_file import SecretResolution
 
 targets_app = typer.Typer(
     help="Create, validate, test, update, delete and list integration targets.", no_args_is_help=True

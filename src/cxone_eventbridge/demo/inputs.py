@@ -9,9 +9,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cxone_eventbridge.exceptions import FieldError, InputError
+from cxone_eventbridge.iac.targets_file import LoadedTargets, SecretResolution, load_targets_file
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.router.queue import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
-from cxone_eventbridge.targets_file import LoadedTargets, SecretResolution, load_targets_file
 
 
 def load_demo_targets(path: Path, *, secrets: Mapping[str, str], ports: Mapping[int, int]) -> LoadedTargets:

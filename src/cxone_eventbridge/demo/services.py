@@ -3,7 +3,7 @@
 - the sandbox control plane (uvicorn in a background thread, in-memory database, so every run starts empty);
 - two HTTPS receivers in this event loop: a healthy one and a flaky one (a fraction of 503s with Retry-After);
 - the router: an ``EventRouter`` on a SQLite queue in the output directory, behind its real HTTP API
-  (``router.service.RouterService``), with metrics, the status view and the audit log on its bus.
+  (``router.http_api.RouterAPI``), with metrics, the status view and the audit log on its bus.
 
 ``DemoServices.start`` registers every cleanup on an ``AsyncExitStack`` as soon as the thing exists, so a
 failure half-way through (or Ctrl-C) stops exactly what was started, in reverse order.
@@ -36,7 +36,7 @@ from cxone_eventbridge.observe.status import StatusTracker
 from cxone_eventbridge.router.circuit import CircuitPolicy
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
-from cxone_eventbridge.router.service import RouterService, ServiceConfig
+from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
 from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
 from cxone_eventbridge.sandbox.app import create_app
 from cxone_eventbridge.sandbox.certs import ensure_certificates
@@ -114,7 +114,7 @@ class DemoServices:
         self.healthy: RunningReceiver | None = None
         self.flaky: RunningReceiver | None = None
         self.router: EventRouter | None = None
-        self.service: RouterService | None = None
+        self.service: RouterAPI | None = None
         self.ca_path: Path | None = None
 
     @classmethod
@@ -198,7 +198,7 @@ class DemoServices:
         await router.start()
         self.router = router
 
-        service = RouterService(
+        service = RouterAPI(
             router,
             ServiceConfig(host=LOOPBACK, port=0, drain_deadline_s=ROUTER_DRAIN_DEADLINE_S),
             bus=self.bus,

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from cxone_eventbridge.iac.targets_file import SERVER_SET_FIELDS
 from cxone_eventbridge.models import IntegrationTarget
-from cxone_eventbridge.targets_file import SERVER_SET_FIELDS
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "https://cxone-eventbridge.invalid/schemas/targets-file.json"

@@ -29,9 +29,9 @@ from cxone_eventbridge.matching.ir import (
     Prefix,
     Suffix,
     ValueTest,
-    is_number,
 )
 from cxone_eventbridge.matching.probes import MAX_UNROLLED_INDEXES, Shape, group_factory, probe_factory
+from cxone_eventbridge.wire import is_json_number
 
 Cache = dict[str, list[Any]]
 Probe = Callable[[list[Any], "set[Conjunction]", Cache, dict[str, Any]], None]
@@ -184,7 +184,7 @@ def bucket_of(test: ValueTest) -> tuple[str, object] | None:
         value = test.value
         if type(value) is str:
             return ("strings", value)
-        if is_number(value):
+        if is_json_number(value):
             return ("numbers", value)
         return ("literals", value)
     if isinstance(test, Numeric) and test.lower is not None and test.lower == test.upper:
@@ -206,7 +206,7 @@ def typed_key(value: object) -> object:
     """A key under which an exact value is distinct from values of other JSON types (1, 1.0 vs true)."""
     if type(value) is str:
         return value
-    if is_number(value):
+    if is_json_number(value):
         return ("number", value)
     return ("literal", value)
 

@@ -27,8 +27,8 @@ from cxone_eventbridge.matching.ir import (
     Prefix,
     Suffix,
     Wildcard,
-    is_number,
 )
+from cxone_eventbridge.wire import is_json_number
 
 ClauseCheck = Callable[[list[Any]], bool]
 
@@ -163,10 +163,10 @@ def _folded_check(text: str) -> ClauseCheck:
 
 def _anything_but_check(test: AnythingBut) -> ClauseCheck:
     excluded = test.excluded
-    if not all(isinstance(t, Exact) and (type(t.value) is str or is_number(t.value)) for t in excluded):
+    if not all(isinstance(t, Exact) and (type(t.value) is str or is_json_number(t.value)) for t in excluded):
         return _one_test_check(test.matches)
     strings = frozenset(t.value for t in excluded if isinstance(t, Exact) and type(t.value) is str)
-    numbers = frozenset(t.value for t in excluded if isinstance(t, Exact) and is_number(t.value))
+    numbers = frozenset(t.value for t in excluded if isinstance(t, Exact) and is_json_number(t.value))
 
     def anything_but(found: list[Any]) -> bool:
         # A value passes unless it is an excluded string or an excluded number (true is not 1).

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cxone_eventbridge.exceptions import InvalidEventError
+from cxone_eventbridge.wire import describe_json_type
 
 MAX_PATH_SEGMENTS = 32
 
@@ -30,23 +31,6 @@ def require_object(event: object) -> dict[str, Any]:
     if type(event) is not dict:
         raise InvalidEventError(f"an event must be a JSON object, not {describe_json_type(event)}")
     return event
-
-
-def describe_json_type(value: object) -> str:
-    """What kind of JSON value ``value`` is, for messages ("a string", "an array", ...)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return f"a {type(value).__name__}"
 
 
 def flatten_event(event: object) -> dict[str, list[Any]]:

@@ -18,13 +18,9 @@ from typing import Any, Protocol
 
 import re2
 
+from cxone_eventbridge.wire import is_json_number
+
 Scalar = str | int | float | bool | None
-
-
-def is_number(value: object) -> bool:
-    """A JSON number: ``int`` or ``float`` but never ``bool`` (which Python counts as an int)."""
-    kind = type(value)
-    return kind is int or kind is float
 
 
 class ValueTest(Protocol):
@@ -48,7 +44,7 @@ class Exact:
             return type(value) is bool and value is expected
         if kind is str:
             return type(value) is str and value == expected
-        return is_number(value) and value == expected
+        return is_json_number(value) and value == expected
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +97,7 @@ class Numeric:
     upper_inclusive: bool = False
 
     def matches(self, value: object) -> bool:
-        if not is_number(value):
+        if not is_json_number(value):
             return False
         assert isinstance(value, int | float)
         if type(value) is float and math.isnan(value):
@@ -267,9 +263,9 @@ class AnythingBut:
 
     def __post_init__(self) -> None:
         strings = {t.value for t in self.excluded if isinstance(t, Exact) and type(t.value) is str}
-        numbers = {t.value for t in self.excluded if isinstance(t, Exact) and is_number(t.value)}
+        numbers = {t.value for t in self.excluded if isinstance(t, Exact) and is_json_number(t.value)}
         others = tuple(
-            t for t in self.excluded if not (isinstance(t, Exact) and (type(t.value) is str or is_number(t.value)))
+            t for t in self.excluded if not (isinstance(t, Exact) and (type(t.value) is str or is_json_number(t.value)))
         )
         object.__setattr__(self, "_strings", frozenset(strings))
         object.__setattr__(self, "_numbers", frozenset(numbers))
@@ -311,7 +307,7 @@ class FieldClause:
                 value = test.value
                 if type(value) is str:
                     strings.add(value)
-                elif is_number(value):
+                elif is_json_number(value):
                     assert isinstance(value, int | float)
                     numbers.add(value)
                 else:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from cxone_eventbridge.exceptions import FieldError, InvalidPatternError
 from cxone_eventbridge.matching.evaluate import evaluate
-from cxone_eventbridge.matching.events import MAX_PATH_SEGMENTS, describe_json_type, flatten_event
+from cxone_eventbridge.matching.events import MAX_PATH_SEGMENTS, flatten_event
 from cxone_eventbridge.matching.ir import (
     AnythingBut,
     Cidr,
@@ -31,6 +30,7 @@ from cxone_eventbridge.matching.ir import (
     Wildcard,
     count_conjunctions,
 )
+from cxone_eventbridge.wire import describe_json_type, is_finite_number, is_json_number
 
 MAX_PATTERN_CHARS = 32_768
 MAX_PATTERN_DEPTH = MAX_PATH_SEGMENTS
@@ -41,15 +41,6 @@ _MAX_REPORTED_ERRORS = 10
 
 _NUMERIC_LOWER = {">": False, ">=": True}
 _NUMERIC_UPPER = {"<": False, "<=": True}
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_finite_number(value: object) -> bool:
-    # Integers are always finite; math.isfinite would raise OverflowError on one beyond a float's range.
-    return _is_number(value) and (isinstance(value, int) or math.isfinite(value))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,8 +211,8 @@ class _Parser:
             here = f"{where}[{index}]"
             if item is None or isinstance(item, str | bool):
                 tests.append(Exact(item))
-            elif _is_number(item):
-                if not _is_finite_number(item):
+            elif is_json_number(item):
+                if not is_finite_number(item):
                     self.fail(here, "numbers must be finite")
                 else:
                     tests.append(Exact(item))
@@ -289,7 +280,7 @@ class _Parser:
         return None
 
     def _anything_but(self, argument: object, where: str) -> ValueTest | None:
-        if isinstance(argument, str) or _is_finite_number(argument):
+        if isinstance(argument, str) or is_finite_number(argument):
             return AnythingBut((Exact(argument),))  # type: ignore[arg-type]
         if isinstance(argument, list | tuple):
             if not argument:
@@ -300,7 +291,7 @@ class _Parser:
                 return None
             self._spend(len(argument))
             all_strings = all(isinstance(value, str) for value in argument)
-            all_numbers = all(_is_finite_number(value) for value in argument)
+            all_numbers = all(is_finite_number(value) for value in argument)
             if not (all_strings or all_numbers):
                 self.fail(where, "an anything-but list must hold only strings or only (finite) numbers")
                 return None
@@ -358,7 +349,7 @@ class _Parser:
         upper: tuple[float | int, bool] | None = None
         for index in range(0, len(argument), 2):
             operator, number = argument[index], argument[index + 1]
-            if not _is_finite_number(number):
+            if not is_finite_number(number):
                 self.fail(f"{where}[{index + 1}]", f"must be a finite number, not {describe_json_type(number)}")
                 return None
             if operator == "=":

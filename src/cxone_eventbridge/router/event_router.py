@@ -25,7 +25,7 @@ import aiohttp
 from cxone_eventbridge import secret_refs
 from cxone_eventbridge.exceptions import FieldError, InputError, InvalidEventError
 from cxone_eventbridge.matching import RoutingTable
-from cxone_eventbridge.models import MAX_EVENT_BYTES, IntegrationTarget, TargetStatus
+from cxone_eventbridge.models import IntegrationTarget, TargetStatus
 from cxone_eventbridge.observe.events import EventAccepted, IngestRejected, ObserverBus
 from cxone_eventbridge.router.circuit import CircuitState
 from cxone_eventbridge.router.delivery import DeliveryClient, aclose_session, create_session
@@ -38,10 +38,9 @@ from cxone_eventbridge.router.queue import (
     DeliveryQueue,
     QueuedEvent,
     QueueStats,
-    encode_event,
-    event_id_problem,
 )
 from cxone_eventbridge.ssrf import EgressPolicy, Resolver, system_resolver
+from cxone_eventbridge.wire import MAX_EVENT_BYTES, encode_event, event_id_problem
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,10 @@ Semantics every backend keeps:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9
@@ -56,26 +55,6 @@ def delivery_id_for(event_id: str, target: str) -> str:
     """
     digest = hashlib.sha256(f"{event_id}\x00{target}".encode()).hexdigest()
     return f"msg_{digest[:32]}"
-
-
-MAX_EVENT_ID_CHARS = 256
-
-
-def encode_event(event: dict[str, Any]) -> bytes:
-    """The body an event is queued and delivered with: compact JSON, UTF-8; ValueError for NaN or infinity.
-
-    Its length is what the per-event size limit counts, at ingest over HTTP and in the library alike.
-    """
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
-def event_id_problem(event_id: object) -> str | None:
-    """Why an event's own ``id`` cannot be its deduplication key, or None when it can (or is absent)."""
-    if event_id is None:
-        return None
-    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_EVENT_ID_CHARS:
-        return f"must be a non-empty string of at most {MAX_EVENT_ID_CHARS} characters"
-    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cxone_eventbridge import __version__
+from cxone_eventbridge import __version__, wire
 from cxone_eventbridge.exceptions import FieldError
 from cxone_eventbridge.models import (
     ErrorBody,
@@ -161,10 +161,6 @@ RoutesPrincipal = Annotated[Principal, Depends(_require(SCOPE_ROUTES))]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=1024)]
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 async def _json_body(request: Request) -> Any:
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type and media_type != "application/json" and not media_type.endswith("+json"):
@@ -173,7 +169,7 @@ async def _json_body(request: Request) -> Any:
     if not raw.strip():
         raise SandboxHTTPError(400, "invalid_json", "the request body is empty; send a JSON object")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        body = wire.loads(raw)
     except json.JSONDecodeError as exc:
         raise SandboxHTTPError(
             400, "invalid_json", f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"

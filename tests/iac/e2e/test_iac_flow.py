@@ -21,10 +21,10 @@ from cxone_eventbridge.cli.main import app
 from cxone_eventbridge.iac.apply import apply_plan
 from cxone_eventbridge.iac.plan import Action, compute_plan
 from cxone_eventbridge.iac.remote import read_remote
+from cxone_eventbridge.iac.targets_file import SecretResolution, load_targets_file
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.events import ObservedEvent, ObserverBus, TargetChanged
 from cxone_eventbridge.signing import generate_signing_secret
-from cxone_eventbridge.targets_file import SecretResolution, load_targets_file
 
 pytestmark = pytest.mark.e2e
 

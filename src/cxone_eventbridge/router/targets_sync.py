@@ -54,7 +54,7 @@ def _fingerprint(target: IntegrationTarget) -> str:
     return hashlib.sha256(json.dumps(wire, sort_keys=True).encode()).hexdigest()
 
 
-class RoutesSync:
+class TargetsSync:
     """Applies the routes table's differences to a router, once (``sync_once``) or periodically (``run``)."""
 
     def __init__(

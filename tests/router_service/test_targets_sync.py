@@ -18,7 +18,7 @@ from cxone_eventbridge.observe.events import ObserverBus
 from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
-from cxone_eventbridge.router.sync import RoutesSync
+from cxone_eventbridge.router.targets_sync import TargetsSync
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 
 from .conftest import LOOPBACK, Outcomes, fast_options
@@ -48,7 +48,7 @@ async def test_additions_changes_and_deletions_apply_to_the_running_router(
     await router.start()
     try:
         async with CXoneClient.from_settings(sandbox.settings(), bus=client_bus) as client:  # type: ignore[attr-defined]
-            sync = RoutesSync(client.routes, router)
+            sync = TargetsSync(client.routes, router)
             assert (await sync.sync_once()).changes == 0
             created = await client.targets.create(
                 IntegrationTarget(
@@ -112,7 +112,7 @@ async def test_a_failing_fetch_keeps_the_current_table_and_the_loop_goes_on(tmp_
             raise asyncio.CancelledError
         await asyncio.sleep(0)
 
-    sync = RoutesSync(fetch, router, interval_s=5.0, sleep=sleep)
+    sync = TargetsSync(fetch, router, interval_s=5.0, sleep=sleep)
     await sync.sync_once()
     with pytest.raises(asyncio.CancelledError):
         await sync.run()
@@ -133,6 +133,6 @@ async def test_a_target_the_router_refuses_is_skipped_and_the_rest_sync(tmp_path
     async def fetch() -> RoutesTable:
         return RoutesTable(items=[bad, ok])
 
-    result = await RoutesSync(fetch, router).sync_once()
+    result = await TargetsSync(fetch, router).sync_once()
     assert (result.added, result.skipped) == (("ok",), ("bad",))
     assert router.target_names() == ["ok"]

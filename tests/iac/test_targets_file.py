@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cxone_eventbridge.exceptions import TargetsFileError
-from cxone_eventbridge.targets_file import SecretResolution, load_targets_file
+from cxone_eventbridge.iac.targets_file import SecretResolution, load_targets_file
 
 VALID = """\
 - name: Queue events

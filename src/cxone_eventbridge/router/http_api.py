@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
-import json
 import logging
 import signal
 import ssl
@@ -41,9 +40,13 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from cxone_eventbridge.config import DEFAULT_ROUTER_PORT
-from cxone_eventbridge.exceptions import ConfigurationError, InputError, QueueClosedError, QueueFullError
-from cxone_eventbridge.matching.events import describe_json_type
-from cxone_eventbridge.models import MAX_EVENT_BYTES
+from cxone_eventbridge.exceptions import (
+    ConfigurationError,
+    IngestError,
+    InputError,
+    QueueClosedError,
+    QueueFullError,
+)
 from cxone_eventbridge.observe.events import IngestRejected, ObserverBus
 from cxone_eventbridge.observe.metrics import CONTENT_TYPE, RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker
@@ -53,19 +56,16 @@ from cxone_eventbridge.router.queue import (
     MIN_PRIORITY,
     DeadLetter,
     QueueStats,
-    encode_event,
-    event_id_problem,
 )
+from cxone_eventbridge.wire import DEFAULT_MAX_EVENTS_PER_REQUEST, MAX_EVENT_BYTES, loads, parse_events
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
-DEFAULT_MAX_EVENTS_PER_REQUEST = 10_000
-_NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq"})
 
 
-class IngestRouter(Protocol):
-    """What the service needs from the router (``router.event_router.EventRouter`` provides it)."""
+class RouterOperations(Protocol):
+    """What the HTTP API needs from the router (``router.event_router.EventRouter`` provides it)."""
 
     async def ingest(self, events: Sequence[Any], priority: int = DEFAULT_PRIORITY) -> list[str]: ...
 
@@ -83,114 +83,6 @@ class IngestRouter(Protocol):
 
     @property
     def ready(self) -> bool: ...
-
-
-class IngestError(Exception):
-    """A request the service refuses; carries the HTTP status, a short code (a metrics label) and field errors."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        errors: Sequence[tuple[str, str]] = (),
-        *,
-        counted: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.errors = list(errors)
-        self.counted = counted  # the router already published IngestRejected for it
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": self.code,
-            "message": self.message,
-            "errors": [{"field": f, "message": m} for f, m in self.errors],
-        }
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _loads(text: bytes | str) -> Any:
-    # NaN and Infinity are not JSON; letting them in would make events the queue cannot re-serialise.
-    return json.loads(text, parse_constant=_reject_constant)
-
-
-def parse_events(
-    body: bytes,
-    *,
-    content_type: str = "application/json",
-    max_event_bytes: int = MAX_EVENT_BYTES,
-    max_events: int = DEFAULT_MAX_EVENTS_PER_REQUEST,
-) -> list[dict[str, Any]]:
-    """The events of an ingest body: one JSON object, a JSON array of objects, or NDJSON (one per line).
-
-    Raises ``IngestError``: 400 malformed JSON (naming the line of NDJSON), 422 items that are not objects
-    or carry an unusable ``id`` (naming ``[index]`` or ``line N``), 413 an event over ``max_event_bytes``
-    or more than ``max_events`` events. Every bad item is listed, not only the first.
-    """
-    if not body.strip():
-        raise IngestError(400, "empty_body", "the body is empty; send a JSON object, an array or NDJSON")
-    ndjson = content_type in _NDJSON_TYPES
-    items: list[tuple[str, Any]] = []
-    if not ndjson:
-        try:
-            document = _loads(body)
-        except ValueError as exc:
-            if b"\n" not in body.strip():
-                raise IngestError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
-            ndjson = True  # several lines that are not one document: NDJSON sent as application/json
-        else:
-            if isinstance(document, dict):
-                items = [("[0]", document)]
-            elif isinstance(document, list):
-                items = [(f"[{n}]", item) for n, item in enumerate(document)]
-            else:
-                raise IngestError(
-                    422,
-                    "not_object",
-                    f"the body is {describe_json_type(document)}; send a JSON object, an array of objects or NDJSON",
-                )
-    if ndjson:
-        malformed: list[tuple[str, str]] = []
-        for number, line in enumerate(body.split(b"\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                items.append((f"line {number}", _loads(line)))
-            except ValueError as exc:
-                malformed.append((f"line {number}", f"not valid JSON: {exc}"))
-        if malformed:
-            raise IngestError(400, "malformed_json", f"{len(malformed)} line(s) are not valid JSON", malformed)
-    if not items:
-        raise IngestError(422, "not_object", "the request holds no events")
-    if len(items) > max_events:
-        raise IngestError(413, "too_many_events", f"{len(items)} events in one request; the limit is {max_events}")
-    not_objects = [
-        (where, f"is {describe_json_type(item)}, not a JSON object")
-        for where, item in items
-        if not isinstance(item, dict)
-    ]
-    if not_objects:
-        raise IngestError(422, "not_object", f"{len(not_objects)} item(s) are not JSON objects", not_objects)
-    too_large: list[tuple[str, str]] = []
-    bad_ids: list[tuple[str, str]] = []
-    for where, item in items:
-        # NaN and infinity were refused by _loads, so every item encodes.
-        if (size := len(encode_event(item))) > max_event_bytes:
-            too_large.append((where, f"is {size} bytes; the limit is {max_event_bytes}"))
-        if (problem := event_id_problem(item.get("id"))) is not None:
-            bad_ids.append((f"{where}.id", problem))
-    if too_large:
-        raise IngestError(413, "event_too_large", f"{len(too_large)} event(s) are too large", too_large)
-    if bad_ids:
-        raise IngestError(422, "invalid_event", f"{len(bad_ids)} event(s) have an unusable id", bad_ids)
-    return [item for _, item in items]
 
 
 def parse_priority(value: str | None) -> int:
@@ -250,12 +142,12 @@ class ServiceConfig:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class RouterService:
-    """The HTTP API over an ``IngestRouter``; ``start``/``stop`` or ``serve_until_signalled``."""
+class RouterAPI:
+    """The HTTP API over ``RouterOperations``; ``start``/``stop`` or ``serve_until_signalled``."""
 
     def __init__(
         self,
-        router: IngestRouter,
+        router: RouterOperations,
         config: ServiceConfig,
         *,
         bus: ObserverBus,
@@ -417,7 +309,7 @@ class RouterService:
         if not request.can_read_body:
             return None, None
         try:
-            data = _loads(await request.read() or b"{}")
+            data = loads(await request.read() or b"{}")
         except ValueError as exc:
             raise IngestError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
