@@ -31,6 +31,7 @@ from cxone_eventbridge import secret_refs
 from cxone_eventbridge.exceptions import FieldError, InvalidPatternError
 from cxone_eventbridge.regex import compile_regex
 from cxone_eventbridge.signing import validate_signing_secret
+from cxone_eventbridge.ssrf import canonical_host
 from cxone_eventbridge.wire import is_finite_number
 
 _REVEAL_SECRETS = "reveal_secrets"
@@ -264,6 +265,9 @@ def _check_endpoint(endpoint: str) -> str:
         raise ValueError("must be an https:// URL (CXone delivers only over HTTPS)")
     if not parts.hostname:
         raise ValueError("must name a host")
+    # The host must be in the one spelling every HTTP stack reads alike, so that the address the SSRF
+    # guard checks is the address that is connected to (127.0.0.1 in full-width digits is 127.0.0.1 to yarl).
+    canonical_host(parts.hostname)
     if parts.username is not None or parts.password is not None:
         raise ValueError("must not carry credentials; put them in authentication")
     if parts.fragment:

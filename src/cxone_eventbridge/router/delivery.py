@@ -40,7 +40,13 @@ from cxone_eventbridge.models import AuthType, IntegrationTarget
 from cxone_eventbridge.retry import Outcome, classify_status, parse_retry_after
 from cxone_eventbridge.router.queue import Delivery
 from cxone_eventbridge.signing import signing_key
-from cxone_eventbridge.ssrf import EgressPolicy, Resolver, resolve_and_check, system_resolver
+from cxone_eventbridge.ssrf import (
+    EgressPolicy,
+    Resolver,
+    destination_refusal,
+    resolve_and_check,
+    system_resolver,
+)
 
 USER_AGENT = f"cxone-eventbridge/{_version}"
 MAX_RESPONSE_BYTES = 64 * 1024  # read (then drop) this much of an answer so the connection can be reused
@@ -218,25 +224,22 @@ class DeliveryClient:
         self._egress = egress
         self._clock = clock
         self._retryable_4xx = retryable_4xx
-        self._literal_checked: dict[str, str | None] = {}
+        self._destination_refused: dict[str, str | None] = {}  # by endpoint: why refused, or None
         self._templates: dict[str, RequestTemplate] = {}  # by target name, rebuilt when the target object changes
 
-    def _check_literal_host(self, url: str) -> None:
-        # Cached per endpoint: the policy is fixed for the client's life.
-        if url not in self._literal_checked:
-            host = urlsplit(url).hostname or ""
-            reason: str | None = None
-            try:
-                address = ipaddress.ip_address(host)
-            except ValueError:
-                address = None
-            if address is not None:
-                try:
-                    self._egress.check(address, host=host)
-                except EgressDeniedError as exc:
-                    reason = str(exc)
-            self._literal_checked[url] = reason
-        refused = self._literal_checked[url]
+    def _check_destination(self, template: RequestTemplate) -> None:
+        """Refuse a destination whose host is not canonical or is a refused IP literal.
+
+        The host checked is the one aiohttp connects to (yarl's normalised ``raw_host``), and it must be
+        the endpoint's canonical host: aiohttp sends an IP literal straight to a socket without asking
+        the resolver, so a spelling that only yarl reads as an IP address must never get this far.
+        Cached per endpoint: the policy is fixed for the client's life.
+        """
+        url = template.target.endpoint
+        if url not in self._destination_refused:
+            written = urlsplit(url).hostname or ""
+            self._destination_refused[url] = destination_refusal(written, template.url.raw_host or "", self._egress)
+        refused = self._destination_refused[url]
         if refused is not None:
             raise EgressDeniedError(refused)
 
@@ -249,7 +252,7 @@ class DeliveryClient:
         headers = template.headers(delivery.delivery_id, int(self._clock()), body)
         started = time.perf_counter()
         try:
-            self._check_literal_host(target.endpoint)
+            self._check_destination(template)
             async with self._session.post(
                 template.url,
                 data=body,

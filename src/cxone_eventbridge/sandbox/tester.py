@@ -22,7 +22,7 @@ import httpx
 from cxone_eventbridge import __version__, secret_refs, signing
 from cxone_eventbridge.exceptions import EgressDeniedError
 from cxone_eventbridge.models import AuthType, IntegrationTarget, TargetTestResult, TestOutcome
-from cxone_eventbridge.ssrf import EgressPolicy, Resolver, resolve_and_check, system_resolver
+from cxone_eventbridge.ssrf import EgressPolicy, Resolver, canonical_host, resolve_and_check, system_resolver
 
 TEST_EVENT_TYPE = "target.test"
 
@@ -104,10 +104,10 @@ async def send_test_event(
         addresses = await resolve_and_check(host, port, policy, resolver)
     except EgressDeniedError as exc:
         return _failed(502, test_id, str(exc))
+    host = canonical_host(host)  # resolve_and_check refused any other spelling; SNI and Host use this one
     address = addresses[0]
-    netloc_host = f"[{address}]" if ":" in address else address
-    pinned = urlunsplit(("https", f"{netloc_host}:{port}", parts.path or "/", parts.query, ""))
-    headers["Host"] = parts.netloc
+    pinned = urlunsplit(("https", f"{_netloc_host(address)}:{port}", parts.path or "/", parts.query, ""))
+    headers["Host"] = _netloc_host(host) if parts.port is None else f"{_netloc_host(host)}:{parts.port}"
     timeout_s = target.retry_policy.timeout_ms / 1000
     started = time.perf_counter()
     try:
@@ -132,3 +132,7 @@ async def send_test_event(
         test_id=test_id,
     )
     return TestCallOutcome(502, result)
+
+
+def _netloc_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
