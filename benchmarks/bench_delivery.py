@@ -36,6 +36,7 @@ from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+from cxone_eventbridge.sandbox.certs import ensure_certificates
 from cxone_eventbridge.signing import generate_signing_secret
 from cxone_eventbridge.ssrf import EgressPolicy
 
@@ -80,8 +81,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_receiver_process(certs_dir: Path) -> tuple[subprocess.Popen[str], int]:
-    from cxone_eventbridge.sandbox.certs import ensure_certificates
-
     ensure_certificates(certs_dir)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     process = subprocess.Popen(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import standardwebhooks
 
@@ -24,7 +26,6 @@ def test_known_answer_vector() -> None:
 def test_reference_package_verifies_our_signature() -> None:
     """The reference standardwebhooks package accepts the headers we produce."""
     secret = signing.generate_signing_secret()
-    import time
 
     now = int(time.time())
     headers = signing.signature_headers(secret, "msg_1", now, b'{"a":1}')

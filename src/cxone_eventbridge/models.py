@@ -29,10 +29,10 @@ from pydantic.alias_generators import to_camel
 
 from cxone_eventbridge import secret_refs
 from cxone_eventbridge.exceptions import FieldError, InvalidPatternError
-from cxone_eventbridge.regex import compile_regex
+from cxone_eventbridge.matching.filters import FilterOperator, check_filter_value
+from cxone_eventbridge.matching.patterns import compile_pattern
 from cxone_eventbridge.signing import validate_signing_secret
 from cxone_eventbridge.ssrf import canonical_host
-from cxone_eventbridge.wire import is_finite_number
 
 _REVEAL_SECRETS = "reveal_secrets"
 
@@ -61,7 +61,6 @@ RESERVED_HEADERS = frozenset(
 )
 _HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 MAX_FILTERS = 50
-MAX_IN_VALUES = 1000
 MAX_ENDPOINT_LENGTH = 2048
 
 
@@ -108,22 +107,6 @@ class TargetStatus(StrEnum):
     ACTIVE = "active"
     FAILED = "failed"
     DISABLED = "disabled"
-
-
-class FilterOperator(StrEnum):
-    EQUALS = "equals"
-    NOT_EQUALS = "not_equals"
-    CONTAINS = "contains"
-    PREFIX = "prefix"
-    SUFFIX = "suffix"
-    REGEX = "regex"
-    EXISTS = "exists"
-    IN = "in"
-    GT = "gt"
-    GTE = "gte"
-    LT = "lt"
-    LTE = "lte"
-    EQUALS_IGNORE_CASE = "equals_ignore_case"
 
 
 class TargetAuthentication(WireModel):
@@ -214,43 +197,6 @@ class EventFilter(WireModel):
         return check_filter_value(operator, value)
 
 
-def check_filter_value(operator: FilterOperator, value: Any) -> Any:
-    """The value a filter operator needs, or ValueError saying what it needs."""
-    match operator:
-        case FilterOperator.EXISTS:
-            if value is None:
-                return True
-            if not isinstance(value, bool):
-                raise ValueError("must be true or false for operator exists")
-        case FilterOperator.IN:
-            if not isinstance(value, list) or not value:
-                raise ValueError("must be a non-empty list for operator in")
-            if len(value) > MAX_IN_VALUES:
-                raise ValueError(f"has {len(value)} values; the limit is {MAX_IN_VALUES}")
-            for item in value:
-                if not (isinstance(item, str | bool) or is_finite_number(item)):
-                    raise ValueError("must list only strings, numbers or booleans for operator in")
-        case FilterOperator.GT | FilterOperator.GTE | FilterOperator.LT | FilterOperator.LTE:
-            if not is_finite_number(value):
-                raise ValueError(f"must be a finite number for operator {operator.value}")
-        case FilterOperator.REGEX:
-            if not isinstance(value, str) or not value:
-                raise ValueError("must be a non-empty string for operator regex")
-            try:
-                compile_regex(value)
-            except InvalidPatternError as exc:
-                raise ValueError(exc.message) from exc
-        case (
-            FilterOperator.CONTAINS | FilterOperator.PREFIX | FilterOperator.SUFFIX | FilterOperator.EQUALS_IGNORE_CASE
-        ):
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"must be a non-empty string for operator {operator.value}")
-        case FilterOperator.EQUALS | FilterOperator.NOT_EQUALS:
-            if not (isinstance(value, str | bool) or is_finite_number(value)):
-                raise ValueError(f"must be a string, number or boolean for operator {operator.value}")
-    return value
-
-
 def _check_endpoint(endpoint: str) -> str:
     if len(endpoint) > MAX_ENDPOINT_LENGTH:
         raise ValueError(f"is {len(endpoint)} characters; the limit is {MAX_ENDPOINT_LENGTH}")
@@ -324,8 +270,6 @@ class IntegrationTarget(WireModel):
     def _pattern_compiles(cls, pattern: Any) -> Any:
         if pattern is None:
             return None
-        from cxone_eventbridge.matching import compile_pattern
-
         try:
             compiled = compile_pattern(pattern)
         except InvalidPatternError as exc:

@@ -31,7 +31,7 @@ def loop_factory(*, prefer_uvloop: bool = True) -> LoopFactory | None:
     if not prefer_uvloop:
         return None
     try:
-        import uvloop  # optional: absent on Windows, where the default loop serves
+        import uvloop  # noqa: PLC0415 -- optional: absent on Windows, where the default loop serves
     except ImportError:
         return None
     factory: LoopFactory = uvloop.new_event_loop

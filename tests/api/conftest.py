@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,8 +29,6 @@ Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 @pytest.fixture(autouse=True)
 def _no_cxone_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings read CXONE_* from the environment; a developer's shell must not change these tests."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("CXONE_"):
             monkeypatch.delenv(name)

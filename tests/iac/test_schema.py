@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from typer.testing import CliRunner
+
+from cxone_eventbridge.cli.main import app
 from cxone_eventbridge.iac.schema import targets_file_schema
 
 
@@ -31,10 +34,6 @@ def test_schema_leaves_out_what_the_server_sets() -> None:
 
 def test_cxeb_schema_prints_the_schema_as_plain_json() -> None:
     """`cxeb schema` needs no settings, exits 0 and prints parseable JSON equal to the library's schema."""
-    from typer.testing import CliRunner
-
-    from cxone_eventbridge.cli.main import app
-
     result = CliRunner().invoke(app, ["schema"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == targets_file_schema()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
 
 import cxone_eventbridge.matching as matching
+from cxone_eventbridge.exceptions import InputError
 
 
 def test_all_is_sorted_and_complete() -> None:
@@ -24,8 +27,13 @@ def test_all_is_sorted_and_complete() -> None:
 
 def test_errors_are_input_errors() -> None:
     """Invalid patterns and events are input errors (CLI exit code 2); patterns are also ValueErrors."""
-    from cxone_eventbridge.exceptions import InputError
-
     assert issubclass(matching.InvalidPatternError, InputError)
     assert issubclass(matching.InvalidPatternError, ValueError)
     assert issubclass(matching.InvalidEventError, InputError)
+
+
+def test_the_pattern_language_loads_without_the_wire_models() -> None:
+    """matching imports nothing from models at run time, so models can use it with no import cycle."""
+    code = "import sys, cxone_eventbridge.matching; print('cxone_eventbridge.models' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from cxone_eventbridge.models import IntegrationTarget, RetryPolicy, TargetAuthentication
@@ -17,6 +20,8 @@ from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+from cxone_eventbridge.sandbox.certs import ensure_certificates
+from cxone_eventbridge.sandbox.receiver import server_ssl_context
 from cxone_eventbridge.ssrf import EgressPolicy
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -126,8 +131,6 @@ class ChaosReceiver:
     """
 
     def __init__(self, *, seed: int, ok_rate: float, hang_s: float) -> None:
-        import random
-
         self._random = random.Random(seed)
         self.ok_rate = ok_rate
         self.hang_s = hang_s
@@ -137,8 +140,6 @@ class ChaosReceiver:
         self._runner: Any = None
 
     async def handle(self, request: Any) -> Any:
-        from aiohttp import web
-
         await request.read()
         roll = self._random.random()
         rest = (1 - self.ok_rate) / 5
@@ -162,13 +163,6 @@ class ChaosReceiver:
         return web.Response(status=int(kind))
 
     async def start(self, certs_dir: Path) -> None:
-        import logging
-
-        from aiohttp import web
-
-        from cxone_eventbridge.sandbox.certs import ensure_certificates
-        from cxone_eventbridge.sandbox.receiver import server_ssl_context
-
         logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # resets are the point here
         certs = ensure_certificates(certs_dir)
         self.ca_path = certs.ca

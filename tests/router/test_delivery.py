@@ -17,6 +17,7 @@ from cxone_eventbridge.router.queue import Delivery
 from cxone_eventbridge.ssrf import EgressPolicy
 
 from .conftest import SECRET, RouterFactory, fast_options, make_target
+from .test_event_router import _dummy_ca
 
 pytestmark = pytest.mark.e2e
 
@@ -164,8 +165,6 @@ async def test_dns_failure_is_retried_not_refused(make_router: RouterFactory, tm
     async def failing_resolver(host: str, port: int) -> list[str]:
         raise OSError("Name or service not known")
 
-    from .test_event_router import _dummy_ca
-
     router, ledger = await make_router(
         [make_target("crm", "https://nowhere.test", max_retries=1)],
         ca_path=_dummy_ca(tmp_path),
@@ -182,8 +181,6 @@ async def test_untrusted_certificate_is_a_retryable_tls_error(
     https_receiver: Any, make_router: RouterFactory, tmp_path: Any
 ) -> None:
     """Without the receiver's CA the TLS handshake fails; that is retried and recorded as a TLS error."""
-    from .test_event_router import _dummy_ca
-
     receiver = await https_receiver()
     other_ca = _dummy_ca(tmp_path)  # a different CA than the receiver's
     router, ledger = await make_router([make_target("crm", receiver.url, max_retries=1)], ca_path=other_ca)

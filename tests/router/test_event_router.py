@@ -11,6 +11,7 @@ from standardwebhooks.webhooks import Webhook
 
 from cxone_eventbridge.exceptions import InputError
 from cxone_eventbridge.router.queue import delivery_id_for
+from cxone_eventbridge.sandbox.certs import ensure_certificates
 
 from .conftest import SECRET, RouterFactory, make_target
 
@@ -86,6 +87,4 @@ async def test_ingest_rejects_invalid_events_naming_each_and_accepts_none(
 
 
 def _dummy_ca(tmp_path: Any) -> Any:
-    from cxone_eventbridge.sandbox.certs import ensure_certificates
-
     return ensure_certificates(tmp_path / "certs").ca

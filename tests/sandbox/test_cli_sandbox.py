@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -120,8 +121,6 @@ def test_invalid_options_exit_2_naming_them(args, message) -> None:
 
 def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
     """serve on a port already in use exits 1 with 'cannot listen'."""
-    import socket
-
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from cxone_eventbridge.sandbox.config import SandboxClient, SandboxConfig
@@ -85,8 +87,6 @@ def test_a_single_burst_without_period() -> None:
 
 async def test_latency_is_added_to_api_requests(make_api) -> None:
     """latency_ms delays API answers by at least that long."""
-    import time
-
     api = await make_api(latency_ms=50)
     headers = await api.headers()
     started = time.perf_counter()

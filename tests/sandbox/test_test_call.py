@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,6 @@ async def test_passing_test_sends_a_signed_authenticated_event(local_api, https_
 
 async def test_signature_verifies_on_a_real_clock(make_api, receiver_certs_dir, https_receiver) -> None:
     """With the real clock the receiver's Standard Webhooks check passes."""
-    import time
-
     api = await make_api(allow_private_endpoints=True, ca_bundle=receiver_certs_dir / "ca.pem", clock=time.time)
     receiver = await https_receiver(secret=SECRET)
     response, _ = await _create_and_test(api, receiver.url)

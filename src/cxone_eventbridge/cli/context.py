@@ -53,7 +53,7 @@ async def api_client(settings: Settings, *, audit_log: Path | None = None) -> As
     bus = ObserverBus()
     audit = None
     if audit_log is not None:
-        from cxone_eventbridge.observe.audit import AuditLog
+        from cxone_eventbridge.observe.audit import AuditLog  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
 
         audit = AuditLog(audit_log)
         bus.subscribe(audit.observe)

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 EXIT_OK = 0
@@ -72,6 +73,4 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 
 def _escape(text: str) -> str:
-    from rich.markup import escape
-
     return escape(text)

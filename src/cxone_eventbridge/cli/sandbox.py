@@ -47,7 +47,7 @@ def _url_host(host: str) -> str:
 
 
 def _print_banner(config: SandboxConfig, base_url: str, *, custom_secret: bool) -> None:
-    from cxone_eventbridge.sandbox.app import TOKEN_PATH
+    from cxone_eventbridge.sandbox.app import TOKEN_PATH  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
 
     # Demo credentials guard nothing real and are printed for copying; a secret the user chose is not.
     shown_secret = "<the --client-secret you gave>" if custom_secret else config.client_secret
@@ -98,11 +98,11 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
 ) -> None:
     """Run the sandbox control-plane server (OAuth2 + targets API) until interrupted."""
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
 
-    from cxone_eventbridge.sandbox.app import create_app
-    from cxone_eventbridge.sandbox.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig
-    from cxone_eventbridge.sandbox.server import uvicorn_config
+    from cxone_eventbridge.sandbox.app import create_app  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
+    from cxone_eventbridge.sandbox.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
+    from cxone_eventbridge.sandbox.server import uvicorn_config  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
 
     try:
         config = SandboxConfig(
@@ -165,7 +165,7 @@ def receiver(  # noqa: PLR0917 -- typer maps each option to a parameter
     seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible --fail-rate."),
 ) -> None:
     """Run a local HTTPS webhook receiver that records what arrives, until interrupted."""
-    from cxone_eventbridge.sandbox.receiver import ReceiverConfig, start_receiver
+    from cxone_eventbridge.sandbox.receiver import ReceiverConfig, start_receiver  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
 
     try:
         config = ReceiverConfig(

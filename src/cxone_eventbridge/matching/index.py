@@ -59,8 +59,7 @@ from cxone_eventbridge.matching.ir import (
     Suffix,
     expand,
 )
-from cxone_eventbridge.matching.rules import CompiledRule, compile_target_rule
-from cxone_eventbridge.models import IntegrationTarget
+from cxone_eventbridge.matching.rules import CompiledRule, RuleSource, compile_target_rule
 
 # Estimated cost of anchoring on a test, beyond how many rules share its key: the scans cost a call per
 # value, and anything-but or exists let nearly every event through to verification.
@@ -115,7 +114,7 @@ def _check_cost(clause: FieldClause) -> int:
 class RoutingTable:
     """Target names by rule, indexed; ``match(event)`` returns the names of the targets that want it."""
 
-    def __init__(self, targets: Iterable[IntegrationTarget] = (), *, direct_lookup_paths: int = 32) -> None:
+    def __init__(self, targets: Iterable[RuleSource] = (), *, direct_lookup_paths: int = 32) -> None:
         """Index ``targets``; up to ``direct_lookup_paths`` anchored paths are looked up one by one, beyond
         that an event is walked once (both give the same answers; tests run both)."""
         self._direct_lookup_paths = direct_lookup_paths
@@ -150,7 +149,7 @@ class RoutingTable:
         """The names of the targets in the table, sorted."""
         return sorted(self._rules)
 
-    def upsert(self, target: IntegrationTarget) -> None:
+    def upsert(self, target: RuleSource) -> None:
         """Add a target, or replace the one with the same name; InvalidPatternError if its rule is invalid."""
         self.upsert_rule(compile_target_rule(target))
 

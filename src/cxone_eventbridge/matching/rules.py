@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from cxone_eventbridge.matching.evaluate import evaluate
 from cxone_eventbridge.matching.events import flatten_event
-from cxone_eventbridge.matching.filters import compile_filters
+from cxone_eventbridge.matching.filters import FilterSpec, compile_filters
 from cxone_eventbridge.matching.ir import Node, and_nodes
 from cxone_eventbridge.matching.patterns import compile_pattern
-from cxone_eventbridge.models import IntegrationTarget
+
+
+class RuleSource(Protocol):
+    """What a target's rule is compiled from (``models.IntegrationTarget`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def event_filters(self) -> Sequence[FilterSpec]: ...
+
+    @property
+    def event_pattern(self) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +38,7 @@ class CompiledRule:
         return evaluate(self.node, flatten_event(event))
 
 
-def compile_target_rule(target: IntegrationTarget) -> CompiledRule:
+def compile_target_rule(target: RuleSource) -> CompiledRule:
     """The target's filters and pattern, ANDed, compiled; InvalidPatternError if either is invalid."""
     filters = Node(compile_filters(target.event_filters))
     if target.event_pattern is None:
