@@ -61,7 +61,11 @@ class DeliverySucceeded:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryRetryScheduled:
-    """A delivery will be attempted again after ``delay_s``."""
+    """A delivery will be attempted again after ``delay_s``.
+
+    ``reason`` describes the failure for people; ``status_code`` and ``error`` are the failed attempt's,
+    from which metrics derive a label of a fixed set (``observe.reasons``).
+    """
 
     event_id: str
     delivery_id: str
@@ -70,6 +74,8 @@ class DeliveryRetryScheduled:
     delay_s: float
     reason: str
     at: float
+    status_code: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +89,20 @@ class DeliveryDeadLettered:
     reason: str
     last_status: int | None
     at: float
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CircuitStateChanged:
-    """A target's circuit breaker moved to ``state`` (closed, open, half_open)."""
+    """A target's circuit breaker moved to ``state`` (closed, open, half_open).
+
+    ``until`` is when an open circuit lets its next probe through (None in the other states).
+    """
 
     target: str
     state: str
     at: float
+    until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,27 +3,40 @@
 Every series that concerns a target carries the label ``target`` = the target's name. The registry is
 per instance (never the global default), so tests and several routers in one process do not collide.
 
-==========================================  =========  ==================================================
-metric                                      type       labels
-==========================================  =========  ==================================================
-cxeb_events_accepted_total                  counter    priority
-cxeb_deliveries_enqueued_total              counter    target
-cxeb_deliveries_total                       counter    target, outcome (delivered | dead_lettered)
-cxeb_delivery_attempts_total                counter    target, outcome (success | retry | permanent | gone
-                                                       | error)
-cxeb_delivery_retries_total                 counter    target, reason
-cxeb_delivery_attempt_duration_seconds      histogram  target
-cxeb_delivery_end_to_end_seconds            histogram  target
-cxeb_dead_letters_total                     counter    target, reason
-cxeb_circuit_state                          stateset   target, cxeb_circuit_state (closed | half_open | open)
-cxeb_queue_depth                            gauge      state (refreshed from the queue's stats at scrape)
-cxeb_ingest_rejections_total                counter    reason
-==========================================  =========  ==================================================
+Every label has a fixed, documented set of values, never free text: ``target`` is a configured target's
+name, ``priority`` 0-9, ``outcome`` and ``state`` the values listed below, and ``reason`` of retries and
+dead letters one of ``observe.reasons.FailureReason`` (``status_5xx``, ``status_429``, ``timeout``,
+``connect``, ``tls``, ...). ``ensure_targets`` gives every configured target all its series at zero,
+so a target that is idle, or a router that just restarted, still shows it (and ``rate()`` and
+``increase()`` see the first event instead of a series appearing at 1).
+
+==============================================  =========  ===============================================
+metric                                          type       labels
+==============================================  =========  ===============================================
+cxeb_events_accepted_total                      counter    priority
+cxeb_deliveries_enqueued_total                  counter    target
+cxeb_deliveries_total                           counter    target, outcome (delivered | dead_lettered)
+cxeb_delivery_attempts_total                    counter    target, outcome (success | retry | permanent |
+                                                           gone | error | refused)
+cxeb_delivery_retries_total                     counter    target, reason
+cxeb_delivery_attempt_duration_seconds          histogram  target
+cxeb_delivery_end_to_end_seconds                histogram  target
+cxeb_dead_letters_total                         counter    target, reason
+cxeb_circuit_state                              stateset   target, cxeb_circuit_state (closed | half_open |
+                                                           open)
+cxeb_circuit_next_probe_timestamp_seconds       gauge      target (Unix time; 0 unless the circuit is open)
+cxeb_queue_depth                                gauge      state (pending | leased | delivered | dead),
+                                                           refreshed from the queue's stats at scrape
+cxeb_queue_pending                              gauge      target (pending deliveries, refreshed at scrape)
+cxeb_queue_oldest_pending_age_seconds           gauge      (none; 0 when nothing is pending)
+cxeb_ingest_rejections_total                    counter    reason (the error code of the refusal)
+==============================================  =========  ===============================================
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Enum, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -38,8 +51,15 @@ from cxone_eventbridge.observe.events import (
     IngestRejected,
     ObservedEvent,
 )
+from cxone_eventbridge.observe.reasons import FailureReason, dead_letter_reason, failure_reason
 
 CIRCUIT_STATES = ("closed", "half_open", "open")
+# router.delivery.AttemptOutcome's values (a test keeps the two equal; observe does not import router).
+ATTEMPT_OUTCOMES = ("success", "retry", "permanent", "gone", "error", "refused")
+DELIVERY_OUTCOMES = ("delivered", "dead_lettered")
+QUEUE_STATES = ("pending", "leased", "delivered", "dead")
+PRIORITIES = tuple(str(p) for p in range(10))
+REASONS = tuple(reason.value for reason in FailureReason)
 # One HTTP attempt: from a fast loopback receiver (ms) to a slow endpoint at the timeout (tens of s).
 ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Accept-to-delivered includes retries, which back off for minutes or hours.
@@ -98,11 +118,72 @@ class RouterMetrics:
             states=list(CIRCUIT_STATES),
             registry=r,
         )
+        self.next_probe = Gauge(
+            "cxeb_circuit_next_probe_timestamp_seconds",
+            "When an open circuit lets its next probe through (Unix time); 0 unless open.",
+            ["target"],
+            registry=r,
+        )
         self.queue_depth = Gauge("cxeb_queue_depth", "Deliveries in the queue, by state.", ["state"], registry=r)
+        self.queue_pending = Gauge(
+            "cxeb_queue_pending", "Deliveries waiting to be sent, by target.", ["target"], registry=r
+        )
+        self.oldest_pending_age = Gauge(
+            "cxeb_queue_oldest_pending_age_seconds",
+            "Age of the oldest pending delivery's event; 0 when nothing is pending.",
+            registry=r,
+        )
         self.ingest_rejections = Counter(
             "cxeb_ingest_rejections", "Ingest requests refused, by reason.", ["reason"], registry=r
         )
         self._depth_states: set[str] = set()
+        self._targets: set[str] = set()
+        self._pending_targets: set[str] = set()
+        for priority in PRIORITIES:
+            self.events_accepted.labels(priority)
+        for state in QUEUE_STATES:
+            self.queue_depth.labels(state)
+
+    def ensure_targets(self, names: Iterable[str]) -> None:
+        """Give each configured target every series at zero; drop the series of targets no longer configured."""
+        wanted = set(names)
+        for name in wanted - self._targets:
+            self._add_target(name)
+        for name in self._targets - wanted:
+            self._remove_target(name)
+        self._targets = wanted
+
+    def _add_target(self, name: str) -> None:
+        self.deliveries_enqueued.labels(name)
+        for outcome in DELIVERY_OUTCOMES:
+            self.deliveries.labels(name, outcome)
+        for outcome in ATTEMPT_OUTCOMES:
+            self.attempts.labels(name, outcome)
+        for reason in REASONS:
+            self.retries.labels(name, reason)
+            self.dead_letters.labels(name, reason)
+        self.attempt_seconds.labels(name)
+        self.end_to_end_seconds.labels(name)
+        self.circuit.labels(name)  # an Enum child starts in its first state, closed
+        self.next_probe.labels(name)
+        self.queue_pending.labels(name)
+
+    def _remove_target(self, name: str) -> None:
+        for metric, label_sets in (
+            (self.deliveries_enqueued, [(name,)]),
+            (self.deliveries, [(name, outcome) for outcome in DELIVERY_OUTCOMES]),
+            (self.attempts, [(name, outcome) for outcome in ATTEMPT_OUTCOMES]),
+            (self.retries, [(name, reason) for reason in REASONS]),
+            (self.dead_letters, [(name, reason) for reason in REASONS]),
+            (self.attempt_seconds, [(name,)]),
+            (self.end_to_end_seconds, [(name,)]),
+            (self.circuit, [(name,)]),
+            (self.next_probe, [(name,)]),
+            (self.queue_pending, [(name,)]),
+        ):
+            for labels in label_sets:
+                with contextlib.suppress(KeyError):  # a series that was never created
+                    metric.remove(*labels)
 
     def observe(self, event: ObservedEvent) -> None:
         """Update the series a record concerns; records it does not know are ignored."""
@@ -113,10 +194,11 @@ class RouterMetrics:
             self.deliveries.labels(event.target, "delivered").inc()
             self.end_to_end_seconds.labels(event.target).observe(max(0.0, event.end_to_end_s))
         elif isinstance(event, DeliveryRetryScheduled):
-            self.retries.labels(event.target, event.reason).inc()
+            self.retries.labels(event.target, failure_reason(event.status_code, event.error).value).inc()
         elif isinstance(event, DeliveryDeadLettered):
             self.deliveries.labels(event.target, "dead_lettered").inc()
-            self.dead_letters.labels(event.target, event.reason).inc()
+            reason = dead_letter_reason(event.reason, event.last_status, event.last_error)
+            self.dead_letters.labels(event.target, reason.value).inc()
         elif isinstance(event, EventAccepted):
             self.events_accepted.labels(str(event.priority)).inc()
             for target in event.targets:
@@ -124,6 +206,7 @@ class RouterMetrics:
         elif isinstance(event, CircuitStateChanged):
             if event.state in CIRCUIT_STATES:
                 self.circuit.labels(event.target).state(event.state)
+                self.next_probe.labels(event.target).set(event.until if event.until is not None else 0)
         elif isinstance(event, IngestRejected):
             self.ingest_rejections.labels(event.reason).inc()
 
@@ -134,6 +217,27 @@ class RouterMetrics:
         for state, count in depths.items():
             self.queue_depth.labels(state).set(count)
         self._depth_states |= set(depths)
+
+    def set_queue_stats(
+        self,
+        depths: Mapping[str, int],
+        *,
+        pending_by_target: Mapping[str, int],
+        oldest_pending_at: float | None,
+        now: float,
+    ) -> None:
+        """Refresh every queue gauge from one reading of the queue's stats."""
+        self.set_queue_depth(depths)
+        for name in self._pending_targets - set(pending_by_target):
+            if name in self._targets:
+                self.queue_pending.labels(name).set(0)
+            else:  # an unconfigured target's deliveries left the queue: its series goes with them
+                with contextlib.suppress(KeyError):
+                    self.queue_pending.remove(name)
+        for name, count in pending_by_target.items():
+            self.queue_pending.labels(name).set(count)
+        self._pending_targets = set(pending_by_target)
+        self.oldest_pending_age.set(0.0 if oldest_pending_at is None else max(0.0, now - oldest_pending_at))
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format (serve it with ``CONTENT_TYPE``)."""

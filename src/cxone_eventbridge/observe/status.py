@@ -2,7 +2,12 @@
 
 Prometheus histograms answer "how many under 100 ms" but not "what is p99 right now" without a query
 engine, so the status view keeps a bounded window of recent attempt latencies per target and computes
-percentiles from it on demand. ``cxeb router status`` shows this together with the queue's depths.
+percentiles from it on demand. ``cxeb router status`` and the dashboard show this together with the
+queue's depths.
+
+An open circuit says why and until when: the tracker counts each target's consecutive failed attempts
+and remembers the last one, so when the circuit opens it can say "5 failed attempts in a row, the last:
+status 503" and when the next probe goes out.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from cxone_eventbridge.observe.events import (
 )
 
 DEFAULT_WINDOW = 1024
+_FAILED_OUTCOMES = frozenset({"retry", "error"})  # what the circuit counts as a failure (router.circuit)
 
 
 def percentile(samples: list[float], q: float) -> float | None:
@@ -44,10 +50,22 @@ class TargetDeliveryStatus:
     failed: int = 0
     retries: int = 0
     attempts: int = 0
+    retrying: int = 0
     circuit: str = "closed"
+    circuit_since: float | None = None
+    circuit_until: float | None = None
+    circuit_reason: str | None = None
+    consecutive_failures: int = 0
     last_status: int | None = None
     last_error: str | None = None
+    last_attempt_at: float | None = None
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=DEFAULT_WINDOW))
+
+    def last_failure(self) -> str:
+        """The last attempt's failure in words (a status or the error)."""
+        if self.last_status is not None:
+            return f"status {self.last_status}"
+        return self.last_error or "no answer"
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON shape of one row of ``GET /v1/status``'s ``targets``."""
@@ -59,12 +77,17 @@ class TargetDeliveryStatus:
             "delivered": self.delivered,
             "failed": self.failed,
             "retries": self.retries,
+            "retrying": self.retrying,
             "attempts": self.attempts,
             "p50Ms": None if p50 is None else round(p50 * 1000, 3),
             "p99Ms": None if p99 is None else round(p99 * 1000, 3),
             "circuit": self.circuit,
+            "circuitSince": self.circuit_since,
+            "circuitUntil": self.circuit_until,
+            "circuitReason": self.circuit_reason,
             "lastStatus": self.last_status,
             "lastError": self.last_error,
+            "lastAttemptAt": self.last_attempt_at,
         }
 
 
@@ -93,18 +116,48 @@ class StatusTracker:
             status.latencies.append(event.latency_s)
             status.last_status = event.status_code
             status.last_error = event.error
+            status.last_attempt_at = event.at
+            if event.outcome in _FAILED_OUTCOMES:
+                status.consecutive_failures += 1
+            elif event.outcome != "refused":  # nothing was sent: it says nothing about the endpoint
+                status.consecutive_failures = 0
         elif isinstance(event, DeliverySucceeded):
-            self._get(event.target).delivered += 1
+            status = self._get(event.target)
+            status.delivered += 1
+            if event.attempts > 1:
+                status.retrying = max(0, status.retrying - 1)
         elif isinstance(event, DeliveryRetryScheduled):
-            self._get(event.target).retries += 1
+            status = self._get(event.target)
+            status.retries += 1
+            if event.attempt == 1:  # its first failure: from now on it is one delivery being retried
+                status.retrying += 1
         elif isinstance(event, DeliveryDeadLettered):
-            self._get(event.target).failed += 1
+            status = self._get(event.target)
+            status.failed += 1
+            if event.attempts > 1:
+                status.retrying = max(0, status.retrying - 1)
         elif isinstance(event, CircuitStateChanged):
-            self._get(event.target).circuit = event.state
+            self._circuit_changed(event)
         elif isinstance(event, EventAccepted):
             self.events_accepted += 1
             for target in event.targets:
                 self._get(target).queued += 1
+
+    def _circuit_changed(self, event: CircuitStateChanged) -> None:
+        status = self._get(event.target)
+        previous = status.circuit
+        status.circuit = event.state
+        status.circuit_since = event.at
+        status.circuit_until = event.until
+        if event.state == "open":
+            if previous == "half_open":
+                status.circuit_reason = f"the probe failed: {status.last_failure()}"
+            else:
+                status.circuit_reason = (
+                    f"{status.consecutive_failures} failed attempts in a row, the last: {status.last_failure()}"
+                )
+        elif event.state == "closed":
+            status.circuit_reason = None
 
     def ensure(self, targets: list[str]) -> None:
         """Show configured targets that have seen no traffic yet (with zero counts)."""
@@ -114,3 +167,7 @@ class StatusTracker:
     def snapshot(self) -> list[dict[str, Any]]:
         """Every target's status, sorted by name."""
         return [self._targets[name].to_wire() for name in sorted(self._targets)]
+
+    def get(self, target: str) -> TargetDeliveryStatus | None:
+        """One target's status, if it has any."""
+        return self._targets.get(target)

@@ -312,6 +312,7 @@ class Dispatcher:
                         reason=letter.reason,
                         last_status=letter.last_status,
                         at=now,
+                        last_error=letter.last_error,
                     )
                 )
             if now - self._last_prune >= self._options.prune_interval_s:
@@ -447,6 +448,8 @@ class Dispatcher:
                     delay_s=delay,
                     reason=f"status {result.status}" if result.status is not None else (result.error or "error"),
                     at=now,
+                    status_code=result.status,
+                    error=result.error,
                 )
             )
             return
@@ -474,6 +477,7 @@ class Dispatcher:
                 reason=reason.value,
                 last_status=result.status,
                 at=now,
+                last_error=result.error,
             )
         )
 
@@ -494,7 +498,8 @@ class Dispatcher:
             self._next_wake_at = when
 
     def _circuit_changed(self, target: str, state: CircuitState) -> None:
-        self._bus.publish(CircuitStateChanged(target=target, state=state.value, at=self._clock()))
+        until = self._circuits.get(target).open_until if state is CircuitState.OPEN else None
+        self._bus.publish(CircuitStateChanged(target=target, state=state.value, at=self._clock(), until=until))
         if state is CircuitState.OPEN:
             self._release_ready(target)  # waiting must not spend their leases, nor their retries
         else:

@@ -273,8 +273,15 @@ class RouterAPI:
         return web.json_response({"status": "ready"})
 
     async def _metrics(self, _request: web.Request) -> web.Response:
+        self.metrics.ensure_targets(self.router.target_names())  # every configured target's series, at zero
         with contextlib.suppress(Exception):  # a scrape still answers with the rest when the queue does not
-            self.metrics.set_queue_depth(_depths(await self.router.stats()))
+            stats = await self.router.stats()
+            self.metrics.set_queue_stats(
+                _depths(stats),
+                pending_by_target=stats.pending_by_target,
+                oldest_pending_at=stats.oldest_pending_at,
+                now=self._clock(),
+            )
         return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _status(self, _request: web.Request) -> web.Response:
