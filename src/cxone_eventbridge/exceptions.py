@@ -9,6 +9,7 @@
      │    ├── QueueFullError             the disk (or the queue's size cap) is full; ingest answers 503
      │    └── QueueClosedError           the queue was used after close()
      ├── IngestError                     the router's HTTP API refuses a request: HTTP status, code, fields
+     ├── AuditLineError                  an audit line is malformed or fails its hash (also a ValueError)
      ├── InputError                      bad user input (files, flags, bodies); CLI exit code 2
      │    ├── ConfigurationError         a setting is missing or invalid
      │    ├── TargetsFileError           a targets file cannot be read or is invalid
@@ -108,6 +109,10 @@ class IngestError(CxebError):
             "message": self.message,
             "errors": [{"field": f, "message": m} for f, m in self.errors],
         }
+
+
+class AuditLineError(CxebError, ValueError):
+    """A line is not a well-formed audit line, or its content does not match its hash."""
 
 
 class InputError(CxebError):

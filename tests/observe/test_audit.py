@@ -26,10 +26,12 @@ from cxone_eventbridge.observe.audit import (
 from cxone_eventbridge.observe.events import (
     DeliveryAttempted,
     DeliveryDeadLettered,
+    DeliveryRetryScheduled,
     DeliverySucceeded,
     ObserverBus,
     TargetChanged,
 )
+from cxone_eventbridge.observe.status import StatusTracker
 
 T0 = 1_700_000_000.0
 
@@ -55,6 +57,8 @@ def test_delivery_outcomes_carry_the_tutorial_keys_and_a_metrics_snapshot(tmp_pa
     """Delivered and dead-lettered outcomes become lines with timestamp, target, success, retries, snapshot."""
     path = tmp_path / "audit.log"
     audit = AuditLog(path)
+    for attempt in (1, 2):
+        audit.observe(DeliveryRetryScheduled("e1", "d1", "crm", attempt, 1.0, "status_503", T0))
     audit.observe(DeliverySucceeded("e1", "d1", "crm", attempts=3, end_to_end_s=0.2, at=T0))
     audit.observe(DeliveryDeadLettered("e2", "d2", "crm", attempts=1, reason="permanent", last_status=400, at=T0 + 1))
     audit.observe(DeliveryAttempted("e3", "d3", "crm", 1, "success", 200, 0.01, None, T0))  # not an outcome
@@ -73,6 +77,25 @@ def test_delivery_outcomes_carry_the_tutorial_keys_and_a_metrics_snapshot(tmp_pa
     assert first["prev"] == GENESIS
     assert second["prev"] == first["hash"]
     assert verify_audit_log(path).ok
+
+
+@pytest.mark.parametrize("audit_first", [True, False])
+def test_the_snapshot_shares_the_status_trackers_counts(tmp_path: Path, audit_first: bool) -> None:
+    """With the router's tracker passed in, each outcome is counted once and its own line includes it."""
+    status = StatusTracker()
+    audit = AuditLog(tmp_path / "audit.log", status=status)
+    bus = ObserverBus()
+    observers = [audit.observe, status.observe] if audit_first else [status.observe, audit.observe]
+    for observer in observers:
+        bus.subscribe(observer)
+    bus.publish(DeliveryRetryScheduled("e1", "d1", "crm", 1, 1.0, "status_503", T0))
+    bus.publish(DeliverySucceeded("e1", "d1", "crm", attempts=2, end_to_end_s=0.2, at=T0))
+    bus.publish(DeliveryDeadLettered("e2", "d2", "crm", attempts=1, reason="permanent", last_status=400, at=T0))
+    first, second = lines_of(tmp_path / "audit.log")
+    assert first["metrics_snapshot"] == {"success": 1, "failure": 0, "retries": 1}
+    assert second["metrics_snapshot"] == {"success": 1, "failure": 1, "retries": 1}
+    crm = status.target("crm")
+    assert (crm.delivered, crm.failed, crm.retries) == (1, 1, 1)
 
 
 def test_control_plane_changes_are_recorded_without_secrets(tmp_path: Path) -> None:

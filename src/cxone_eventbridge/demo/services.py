@@ -136,7 +136,7 @@ class DemoServices:
         certs = await asyncio.to_thread(ensure_certificates, out / CERTS_DIR)
         self.ca_path = certs.ca
 
-        self.audit = AuditLog(self.audit_path)
+        self.audit = AuditLog(self.audit_path, status=self.status)  # counts kept once, by the status view
         self._stack.callback(self.audit.close)
         self.bus.subscribe(self.audit.observe)
         self.bus.subscribe(self.status.observe)

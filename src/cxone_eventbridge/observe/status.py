@@ -92,14 +92,24 @@ class TargetDeliveryStatus:
 
 
 class StatusTracker:
-    """Keeps a ``TargetDeliveryStatus`` per target; subscribe ``observe`` to the router's bus."""
+    """Keeps a ``TargetDeliveryStatus`` per target; subscribe ``observe`` to the router's bus.
+
+    The audit log snapshots these counts in each delivery line and folds every record it observes into
+    the tracker first, so that the snapshot includes the outcome it is written for whatever order the two
+    were subscribed in; a record folded twice in a row (by the audit log, then by the bus) counts once.
+    """
 
     def __init__(self, *, window: int = DEFAULT_WINDOW) -> None:
         if window < 1:
             raise ValueError("window must be at least 1")
         self._window = window
         self._targets: dict[str, TargetDeliveryStatus] = {}
+        self._last_folded: ObservedEvent | None = None
         self.events_accepted = 0
+
+    def target(self, name: str) -> TargetDeliveryStatus:
+        """The live status of the target called ``name`` (zero counts when it has seen no traffic)."""
+        return self._get(name)
 
     def _get(self, target: str) -> TargetDeliveryStatus:
         status = self._targets.get(target)
@@ -109,7 +119,10 @@ class StatusTracker:
         return status
 
     def observe(self, event: ObservedEvent) -> None:
-        """Fold one record into the per-target counters."""
+        """Fold one record into the per-target counters; the record just folded is not folded again."""
+        if event is self._last_folded:
+            return
+        self._last_folded = event
         if isinstance(event, DeliveryAttempted):
             status = self._get(event.target)
             status.attempts += 1
