@@ -30,6 +30,7 @@ from cxone_eventbridge.matching.ir import (
     Wildcard,
     count_conjunctions,
 )
+from cxone_eventbridge.matching.wildcard_complexity import MAX_WILDCARD_COMPLEXITY, wildcard_complexity
 from cxone_eventbridge.wire import describe_json_type, is_finite_number, is_json_number
 
 MAX_PATTERN_CHARS = 32_768
@@ -67,6 +68,7 @@ def compile_pattern(pattern: object) -> CompiledPattern:
         combinations = count_conjunctions(node)
         if combinations > MAX_COMBINATIONS:
             parser.fail("", f"expands to {combinations} combinations through $or; the limit is {MAX_COMBINATIONS}")
+        parser.check_wildcard_complexity()
     source: dict[str, Any] = {}
     if not parser.errors:
         text = json.dumps(pattern, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -120,6 +122,22 @@ class _Parser:
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
         self._items = 0
+        self._path = ""  # the dotted field path of the leaf being parsed
+        # Every wildcard of the pattern (anything-but's too), by field path, for the complexity rule.
+        self.wildcards: dict[str, list[list[str | None]]] = {}
+
+    def check_wildcard_complexity(self) -> None:
+        """Refuse, as EventBridge does, a field whose wildcards are too complex (see wildcard_complexity)."""
+        # All of a path's wildcards count together, even across $or alternatives: EventBridge may keep
+        # some of them apart, so this can refuse a little more than it does, never less.
+        for path, patterns in self.wildcards.items():
+            if wildcard_complexity(patterns) > MAX_WILDCARD_COMPLEXITY:
+                self.fail(
+                    path,
+                    "Rule is too complex - try using fewer wildcard characters or fewer repeating character "
+                    f"sequences after a wildcard character (more than {MAX_WILDCARD_COMPLEXITY} wildcard prefixes "
+                    "of this field can match one value at once)",
+                )
 
     def fail(self, where: str, message: str) -> None:
         self.errors.append(FieldError(where, message if where else f"the event pattern {message}"))
@@ -204,6 +222,7 @@ class _Parser:
             self.fail(where, f"has {len(values)} match values; the limit is {MAX_VALUES_PER_FIELD}")
             return None
         self._spend(len(values))
+        self._path = path
         tests: list[ValueTest] = []
         absent_ok = False
         errors_before = len(self.errors)
@@ -301,10 +320,15 @@ class _Parser:
             here = f"{where}.{name}"
             match name:
                 case "prefix" | "suffix":
-                    if not isinstance(inner, str) or not inner:
-                        self.fail(here, "must be a non-empty string")
+                    # One text or a list of them, as EventBridge accepts: {"prefix": ["init", "test"]}.
+                    texts = self._strings(inner, here)
+                    if texts is None:
                         return None
-                    return AnythingBut(((Prefix if name == "prefix" else Suffix)(inner),))
+                    if not all(texts):
+                        self.fail(here, "must be a non-empty string or a non-empty array of non-empty strings")
+                        return None
+                    test_class = Prefix if name == "prefix" else Suffix
+                    return AnythingBut(tuple(test_class(text) for text in texts))
                 case "equals-ignore-case":
                     texts = self._strings(inner, here)
                     return None if texts is None else AnythingBut(tuple(EqualsIgnoreCase(t.casefold()) for t in texts))
@@ -361,6 +385,10 @@ class _Parser:
                 if lower is not None:
                     self.fail(where, "has two lower bounds")
                     return None
+                if upper is not None:
+                    # EventBridge's validator reads the lower bound first; [">", 0, "<", 1] is the valid order.
+                    self.fail(where, 'the lower bound must come before the upper bound, like [">", 0, "<=", 5]')
+                    return None
                 lower = (number, _NUMERIC_LOWER[operator])
             elif operator in _NUMERIC_UPPER:
                 if upper is not None:
@@ -397,6 +425,7 @@ class _Parser:
         if isinstance(pieces, str):
             self.fail(where, pieces)
             return None
+        self.wildcards.setdefault(self._path, []).append(pieces)
         if simplify:
             # Shapes with an exact, prefix or suffix meaning use those (indexable) tests instead of RE2.
             stars = [i for i, piece in enumerate(pieces) if piece is None]
