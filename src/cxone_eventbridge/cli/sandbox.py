@@ -26,12 +26,14 @@ DEFAULT_CERTS_DIR = Path(".cxeb/certs")
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """Bind before starting, so a busy port is one clear message rather than a server log line."""
+    """Bind and listen before starting, so a busy port is one clear message rather than a server log line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening now means that a client started after the banner is printed finds the port open.
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         render.fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", render.EXIT_ERROR)
