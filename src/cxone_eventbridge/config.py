@@ -8,14 +8,34 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cxone_eventbridge.exceptions import ConfigurationError
 
 DEFAULT_SCOPES = "integration:target:read integration:target:write integration:target:test event:route:read"
 DEFAULT_SANDBOX_PORT = 8780
 DEFAULT_RECEIVER_PORT = 8743
 DEFAULT_ROUTER_PORT = 8790
+API_PREFIX = "/api/v2"
+
+
+def url_problem(value: str) -> str | None:
+    """What keeps ``value`` from being an http(s) URL with a host, or None when it is one."""
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return f"{value!r} has no scheme; write http://{value} or https://{value}"
+    if scheme.lower() not in {"http", "https"}:
+        return f"{value!r} must start with http:// or https://, not {scheme}://"
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if not host or host.startswith(":"):
+        return f"{value!r} has no host"
+    port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"{value!r} has an invalid port {port!r}"
+    return None
 
 
 class GrantType(StrEnum):
@@ -44,11 +64,21 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=4, ge=1, le=10)
     max_retry_wait_s: float = Field(default=60.0, ge=0)
 
-    @model_validator(mode="after")
-    def _strip_trailing_slash(self) -> Settings:
-        if self.base_url:
-            self.base_url = self.base_url.rstrip("/")
-        return self
+    @field_validator("base_url", "token_url", "discovery_url")
+    @classmethod
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An http(s) URL with a host; a base URL without the ``/api/v2`` that every route already starts with."""
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        problem = url_problem(value)
+        if problem is None and info.field_name == "base_url" and value.lower().endswith(API_PREFIX):
+            problem = (
+                f"{value!r} ends in {API_PREFIX}, which every route adds itself; use {value[: -len(API_PREFIX)]!r}"
+            )
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @property
     def resolved_token_url(self) -> str | None:
@@ -65,3 +95,27 @@ class RouterSettings(BaseSettings):
 
     router_url: str = f"http://127.0.0.1:{DEFAULT_ROUTER_PORT}"
     ingest_key: SecretStr | None = None
+
+    @field_validator("router_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if (problem := url_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+
+SettingsT = TypeVar("SettingsT", Settings, RouterSettings)
+
+
+def read_settings(kind: type[SettingsT]) -> SettingsT:
+    """``kind`` from the environment; a ConfigurationError naming every invalid variable and what is wrong."""
+    try:
+        return kind()
+    except ValidationError as exc:
+        prefix = kind.model_config.get("env_prefix", "")
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            name = prefix + "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+        raise ConfigurationError("invalid settings:\n  - " + "\n  - ".join(problems)) from None

@@ -202,7 +202,9 @@ async def test_targets_lifecycle_against_the_sandbox(
     assert updated.exit_code == 0, updated.output
     assert json.loads(updated.stdout)["retryPolicy"]["maxRetries"] == 2
 
-    deleted = await _invoke(["targets", "delete", "crm-webhook"], env)  # not a TTY: no prompt
+    refused = await _invoke(["targets", "delete", "crm-webhook"], env)  # not a TTY and no --yes: refused
+    assert refused.exit_code == 2, refused.output
+    deleted = await _invoke(["targets", "delete", "crm-webhook", "--yes"], env)
     assert deleted.exit_code == 0, deleted.output
     assert "deleted target 'crm-webhook'" in deleted.stderr
 

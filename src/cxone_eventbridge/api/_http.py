@@ -7,7 +7,8 @@
 - Every POST carries an ``Idempotency-Key``, the same one on each retry, so a create whose answer was lost
   is not made twice.
 - Calls that must never repeat (``POST /targets/{id}/test`` sends a real event) pass ``retry=False``.
-- httpx errors and error statuses become ``exceptions.py`` classes here, once.
+- httpx errors and error statuses become ``exceptions.py`` classes here, once. An https URL answered in
+  plain HTTP is a ``ConfigurationError`` at once (no retry can fix a setting).
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ import httpx
 
 from cxone_eventbridge.api._errors import error_from_response, error_from_transport
 from cxone_eventbridge.api._rate_limit import RateLimiter
-from cxone_eventbridge.exceptions import APIConnectionError, APIError, APIStatusError, RateLimitError
+from cxone_eventbridge.exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    ConfigurationError,
+    RateLimitError,
+)
 from cxone_eventbridge.models import BackoffStrategy
 from cxone_eventbridge.retry import Outcome, classify_status, next_delay
 
@@ -105,7 +112,14 @@ class RequestSender:
             try:
                 response = await self._client.request(method, url, json=json, params=params, headers=request_headers)
             except httpx.TransportError as exc:
-                error, cause = error_from_transport(exc, self._request_of(exc, method, url)), exc
+                request = self._request_of(exc, method, url)
+                if _plain_http_on_tls(exc, request):
+                    origin = f"{request.url.host}:{request.url.port}" if request.url.port else request.url.host
+                    raise ConfigurationError(
+                        f"https://{origin} answered in plain HTTP, not TLS: use http://{origin} in CXONE_BASE_URL "
+                        "(and CXONE_TOKEN_URL, if set)"
+                    ) from exc
+                error, cause = error_from_transport(exc, request), exc
             except APIStatusError as exc:  # raised by the auth flow for a failed token request
                 error = exc
             else:
@@ -120,11 +134,10 @@ class RequestSender:
             if delay is None or waited + delay > self._retry.max_retry_wait_s:
                 raise error from cause
             waited += delay
+            # The same words as the error raised when the retries run out: one request, named alike.
             log.warning(
-                "%s %s: %s; retrying in %.2f s (attempt %d of %d)",
-                method,
-                httpx.URL(url).path,
-                _short(error),
+                "%s; retrying in %.2f s (attempt %d of %d)",
+                error.message.split("\n", 1)[0],
                 delay,
                 attempt + 1,
                 self._retry.max_attempts,
@@ -153,7 +166,7 @@ class RequestSender:
         )
 
 
-def _short(error: APIError) -> str:
-    if isinstance(error, APIStatusError):
-        return f"HTTP {error.status_code}"
-    return type(error).__name__
+def _plain_http_on_tls(exc: httpx.TransportError, request: httpx.Request) -> bool:
+    """True when an https URL reached a server that answered in plain HTTP (a setting, not a network blip)."""
+    text = str(exc)
+    return request.url.scheme == "https" and ("WRONG_VERSION_NUMBER" in text or "record layer failure" in text)

@@ -14,13 +14,12 @@ import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-
-from pydantic import ValidationError
+from urllib.parse import urlsplit
 
 from cxone_eventbridge.api import CXoneClient
 from cxone_eventbridge.cli import render
-from cxone_eventbridge.config import DEFAULT_SANDBOX_PORT, Settings
-from cxone_eventbridge.exceptions import TargetsFileError
+from cxone_eventbridge.config import DEFAULT_SANDBOX_PORT, Settings, read_settings
+from cxone_eventbridge.exceptions import APIConnectionError, APITimeoutError, ConfigurationError, TargetsFileError
 from cxone_eventbridge.iac.targets_file import LoadedTargets, SecretResolution, load_targets_file
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.events import ObserverBus
@@ -35,13 +34,9 @@ NO_BASE_URL_MESSAGE = (
 def require_api_settings() -> Settings:
     """``Settings`` from the environment; exit 2 naming the variable when the API is not configured."""
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = [
-            f"CXONE_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)
-        ]
-        render.fail("invalid settings:\n  - " + "\n  - ".join(problems), render.EXIT_INVALID_INPUT)
+        settings = read_settings(Settings)
+    except ConfigurationError as exc:
+        render.fail(str(exc), render.EXIT_INVALID_INPUT)
     if not settings.base_url and not settings.discovery_url:
         render.fail(NO_BASE_URL_MESSAGE, render.EXIT_INVALID_INPUT)
     return settings
@@ -60,9 +55,27 @@ async def api_client(settings: Settings, *, audit_log: Path | None = None) -> As
     try:
         async with CXoneClient.from_settings(settings, bus=bus) as client:
             yield client
+    except APIConnectionError as exc:
+        raise with_connection_hint(exc, settings) from exc.__cause__
     finally:
         if audit is not None:
             audit.close()
+
+
+def with_connection_hint(exc: APIConnectionError, settings: Settings) -> APIConnectionError:
+    """``exc`` with what to check next: whether the sandbox is running when the API is on this machine."""
+    if isinstance(exc, APITimeoutError) or not settings.base_url:
+        return exc
+    url = urlsplit(settings.base_url)
+    if url.hostname in {"127.0.0.1", "localhost", "::1"}:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        hint = (
+            f"nothing answered at {settings.base_url} (CXONE_BASE_URL): is the sandbox running? "
+            f"`cxeb sandbox serve --port {port}` listens there"
+        )
+    else:
+        hint = f"check CXONE_BASE_URL ({settings.base_url}), the network and HTTPS_PROXY"
+    return type(exc)(f"{exc.message}\nhint: {hint}")
 
 
 def load_targets(

@@ -16,6 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cxone_eventbridge.cli import render, runner
+from cxone_eventbridge.cli.confirm import confirm_deletion
 from cxone_eventbridge.cli.context import api_client, load_targets, require_api_settings
 from cxone_eventbridge.exceptions import FieldError, InputError, TargetsFileError
 from cxone_eventbridge.iac.apply import ApplyReport, StepResult, apply_plan, check_secrets_available
@@ -188,7 +189,14 @@ def apply_command(  # noqa: PLR0917 -- typer maps each option to a parameter
         check_secrets_available(plan, desired.unresolved)
     except InputError as exc:
         render.fail(str(exc), render.EXIT_INVALID_INPUT)
-    if not yes and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
+    deletes = plan.summary()["delete"]
+    if deletes:
+        confirm_deletion(
+            f"Apply these changes, deleting {deletes} target(s)?",
+            yes=yes,
+            refusal=f"not applying: the plan deletes {deletes} target(s)",
+        )
+    elif not yes and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
         render.fail("apply cancelled; nothing was changed", render.EXIT_ERROR)
     report = runner.run(_apply(plan, audit_log=audit_log, show_progress=output is render.OutputFormat.TABLE))
     _print_report(plan, report, output)

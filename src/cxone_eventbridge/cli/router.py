@@ -22,11 +22,12 @@ from urllib.parse import quote
 
 import httpx
 import typer
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from cxone_eventbridge.cli import render
+from cxone_eventbridge.cli.confirm import confirm_deletion
 from cxone_eventbridge.cli.runner import run
-from cxone_eventbridge.config import DEFAULT_ROUTER_PORT, RouterSettings
+from cxone_eventbridge.config import DEFAULT_ROUTER_PORT, RouterSettings, read_settings
 from cxone_eventbridge.exceptions import APIConnectionError, APIStatusError, ConfigurationError, status_error_class
 from cxone_eventbridge.retry import parse_retry_after
 from cxone_eventbridge.wire import MAX_EVENT_BYTES
@@ -45,13 +46,9 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 def _router_settings() -> RouterSettings:
     try:
-        return RouterSettings()
-    except ValidationError as exc:
-        problems = [
-            f"CXEB_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        ]
-        render.fail("invalid settings:\n  - " + "\n  - ".join(problems), render.EXIT_INVALID_INPUT)
+        return read_settings(RouterSettings)
+    except ConfigurationError as exc:
+        render.fail(str(exc), render.EXIT_INVALID_INPUT)
 
 
 @dataclass
@@ -482,8 +479,7 @@ def dlq_purge(  # noqa: PLR0917 -- typer maps each option to a parameter
 ) -> None:
     """Delete dead letters for good (all, a target's, or the named ones)."""
     what = f"the dead letters of {target}" if target else "the named dead letters" if ids else "ALL dead letters"
-    if not yes and sys.stdin.isatty() and not typer.confirm(f"Delete {what}?"):
-        raise typer.Exit(render.EXIT_OK)
+    confirm_deletion(f"Delete {what}?", yes=yes, refusal=f"not purging {what}")
     _act_on_dead_letters("purge", "purged", target=target, ids=ids, api=_api(url, ingest_key, ca_bundle), output=output)
 
 

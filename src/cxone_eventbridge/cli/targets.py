@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from cxone_eventbridge.cli import render, runner
+from cxone_eventbridge.cli.confirm import confirm_deletion
 from cxone_eventbridge.cli.context import all_targets, api_client, load_targets, require_api_settings
 from cxone_eventbridge.exceptions import APIError, InputError, TargetsFileError
 from cxone_eventbridge.iac.targets_file import SecretResolution
@@ -213,16 +214,19 @@ def delete(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     audit_log: Path | None = AUDIT_LOG,
 ) -> None:
-    """Delete a target. Asks first when run on a terminal, unless --yes."""
+    """Delete a target. Asks first on a terminal; elsewhere refuses (exit 2) without --yes."""
     settings = require_api_settings()
+    if not yes and not sys.stdin.isatty():
+        confirm_deletion("", yes=yes, refusal=f"not deleting target {ref!r}")
 
     async def find() -> IntegrationTarget:
         async with api_client(settings) as client:
             return await client.targets.resolve(ref)
 
     target = runner.run(find())
-    if not yes and sys.stdin.isatty() and not typer.confirm(f"Delete target {target.name!r} ({target.id})?"):
-        render.fail("not deleted", render.EXIT_ERROR)
+    confirm_deletion(
+        f"Delete target {target.name!r} ({target.id})?", yes=yes, refusal=f"not deleting target {target.name!r}"
+    )
 
     async def remove() -> None:
         assert target.id is not None

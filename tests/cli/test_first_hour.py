@@ -1,0 +1,170 @@
+"""A newcomer's mistakes get a pointer, not retries and a puzzle: settings errors, refused connections, no --yes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from cxone_eventbridge.cli.main import app
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the variables a test sets reach the command (a developer's CXONE_* must not leak in)."""
+    for name in list(os.environ):
+        if name.startswith(("CXONE_", "CXEB_")):
+            monkeypatch.delenv(name)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _invoke(args: list[str], env: dict[str, str]) -> Result:
+    # The command runs its own event loop, so it runs in a thread while the sandbox keeps serving.
+    return await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+
+
+# -- CXONE_BASE_URL ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base_url", "complaint"),
+    [
+        ("127.0.0.1:8780", "has no scheme; write http://127.0.0.1:8780"),
+        ("http://127.0.0.1:8780/api/v2", "ends in /api/v2, which every route adds itself; use 'http://127.0.0.1:8780'"),
+        ("http://127.0.0.1:8780/api/v2/", "ends in /api/v2"),
+        ("ftp://example.com", "must start with http:// or https://"),
+        ("http://:8780", "has no host"),
+        ("http://example.com:99999", "invalid port"),
+    ],
+)
+def test_a_malformed_base_url_is_a_settings_error(base_url: str, complaint: str) -> None:
+    """A malformed CXONE_BASE_URL exits 2 at once, naming the variable and what is wrong, before any request."""
+    env = {"CXONE_BASE_URL": base_url, "CXONE_CLIENT_ID": "c", "CXONE_CLIENT_SECRET": "s"}
+    result = CliRunner().invoke(app, ["targets", "list"], env=env)
+    assert result.exit_code == 2
+    assert "CXONE_BASE_URL: " in result.stderr
+    assert complaint in result.stderr
+    assert "Value error" not in result.stderr
+
+
+def test_a_malformed_router_url_is_a_settings_error() -> None:
+    """CXEB_ROUTER_URL without a scheme is named with what is wrong, exit 2."""
+    result = CliRunner().invoke(app, ["router", "status"], env={"CXEB_ROUTER_URL": "127.0.0.1:8790"})
+    assert result.exit_code == 2
+    assert "CXEB_ROUTER_URL: '127.0.0.1:8790' has no scheme" in result.stderr
+
+
+async def test_https_against_a_plain_http_port_is_a_settings_error(sandbox: Any) -> None:
+    """https:// against the sandbox's plain-HTTP port: exit 2 with the http:// URL to use, and no retries."""
+    plain = sandbox.base_url
+    env = {
+        "CXONE_BASE_URL": plain.replace("http://", "https://"),
+        "CXONE_CLIENT_ID": sandbox.client_id,
+        "CXONE_CLIENT_SECRET": sandbox.client_secret,
+    }
+    result = await _invoke(["targets", "list"], env)
+    assert result.exit_code == 2, result.output
+    assert f"answered in plain HTTP, not TLS: use {plain} in CXONE_BASE_URL" in result.stderr
+    assert "retrying" not in result.stderr
+
+
+async def test_a_refused_connection_says_where_the_sandbox_was_expected() -> None:
+    """Nothing listening on the loopback base URL: the error asks whether the sandbox runs there, and how to start it."""
+    port = _free_port()
+    env = {
+        "CXONE_BASE_URL": f"http://127.0.0.1:{port}",
+        "CXONE_CLIENT_ID": "c",
+        "CXONE_CLIENT_SECRET": "s",
+        "CXONE_MAX_ATTEMPTS": "2",
+        "CXONE_MAX_RETRY_WAIT_S": "0.05",
+    }
+    result = await _invoke(["targets", "list"], env)
+    assert result.exit_code == 1
+    assert f"is the sandbox running? `cxeb sandbox serve --port {port}` listens there" in result.stderr
+
+
+def test_retry_warnings_and_the_final_error_name_the_same_request() -> None:
+    """Each retry warning names the request that failed (the token request here), in the final error's words."""
+    port = _free_port()
+    env = {
+        "CXONE_BASE_URL": f"http://127.0.0.1:{port}",
+        "CXONE_CLIENT_ID": "c",
+        "CXONE_CLIENT_SECRET": "s",
+        "CXONE_MAX_ATTEMPTS": "2",
+        "CXONE_MAX_RETRY_WAIT_S": "10",
+    }
+    result = CliRunner().invoke(app, ["targets", "list"], env=env)
+    assert result.exit_code == 1
+    first_line = result.stderr.split("error: ", 1)[1].splitlines()[0]
+    assert first_line.startswith(f"POST http://127.0.0.1:{port}/oauth/token got no answer")
+    warnings = [line for line in result.stderr.splitlines() if "retrying in" in line]
+    assert warnings
+    assert all(f": {first_line}; retrying in" in line for line in warnings)
+
+
+# -- nothing destructive without a yes ---------------------------------------------------------------------
+
+TARGET = """\
+name: {name}
+endpoint: https://hooks.example.com/{name}
+"""
+
+
+def _sandbox_env(sandbox: Any) -> dict[str, str]:
+    return {
+        "CXONE_BASE_URL": sandbox.base_url,
+        "CXONE_CLIENT_ID": sandbox.client_id,
+        "CXONE_CLIENT_SECRET": sandbox.client_secret,
+    }
+
+
+async def test_targets_delete_without_yes_and_without_a_terminal_refuses(sandbox: Any, tmp_path: Path) -> None:
+    """`targets delete` with no terminal to ask on and no --yes exits 2 naming --yes, and the target stays."""
+    env = _sandbox_env(sandbox)
+    path = tmp_path / "t.yaml"
+    path.write_text(TARGET.format(name="keep-me"), encoding="utf-8")
+    assert (await _invoke(["targets", "create", "-f", str(path)], env)).exit_code == 0
+    refused = await _invoke(["targets", "delete", "keep-me"], env)
+    assert refused.exit_code == 2
+    assert "pass --yes to delete" in refused.stderr
+    assert (await _invoke(["targets", "get", "keep-me"], env)).exit_code == 0
+
+
+async def test_apply_prune_without_yes_and_without_a_terminal_refuses(sandbox: Any, tmp_path: Path) -> None:
+    """`apply --prune` whose plan deletes exits 2 naming --yes without a terminal; with --yes it deletes."""
+    env = _sandbox_env(sandbox)
+    both = tmp_path / "both.yaml"
+    both.write_text(
+        "- " + TARGET.format(name="a").replace("\n", "\n  ") + "\n- " + TARGET.format(name="b").replace("\n", "\n  ")
+    )
+    assert (await _invoke(["apply", "-f", str(both)], env)).exit_code == 0  # creates only: no question
+    only_a = tmp_path / "a.yaml"
+    only_a.write_text(TARGET.format(name="a"), encoding="utf-8")
+    refused = await _invoke(["apply", "-f", str(only_a), "--prune"], env)
+    assert refused.exit_code == 2
+    assert "the plan deletes 1 target(s)" in refused.stderr
+    assert "pass --yes to delete" in refused.stderr
+    assert (await _invoke(["targets", "get", "b"], env)).exit_code == 0
+    applied = await _invoke(["apply", "-f", str(only_a), "--prune", "--yes"], env)
+    assert applied.exit_code == 0, applied.output
+    assert (await _invoke(["targets", "get", "b"], env)).exit_code == 1
+
+
+def test_dlq_purge_without_yes_and_without_a_terminal_refuses() -> None:
+    """`router dlq purge` without --yes and a terminal exits 2 before it contacts any router."""
+    port = _free_port()
+    result = CliRunner().invoke(app, ["router", "dlq", "purge", "--url", f"http://127.0.0.1:{port}"])
+    assert result.exit_code == 2
+    assert "not purging ALL dead letters: no terminal to ask on; pass --yes to delete" in result.stderr
