@@ -12,7 +12,7 @@ from cxone_eventbridge import signing
 from cxone_eventbridge.models import TargetStatus
 from cxone_eventbridge.observe.events import CircuitStateChanged, DeliveryAttempted, TargetChanged
 from cxone_eventbridge.router.circuit import CircuitPolicy
-from cxone_eventbridge.router.delivery import CheckedResolver, RequestTemplate, build_request
+from cxone_eventbridge.router.delivery import RequestTemplate, build_request
 from cxone_eventbridge.router.queue import Delivery
 from cxone_eventbridge.ssrf import EgressPolicy
 
@@ -147,16 +147,6 @@ async def test_hostname_resolution_is_checked_and_pinned(https_receiver: Any, ma
     assert letter.reason == "egress_denied"
     assert "private" in (letter.last_error or "")
     assert lookups == ["hooks.example.test"]
-
-
-async def test_checked_resolver_returns_only_admitted_addresses() -> None:
-    """The connector gets exactly the addresses that passed the policy."""
-
-    async def resolver(host: str, port: int) -> list[str]:
-        return ["127.0.0.2"]
-
-    results = await CheckedResolver(EgressPolicy.from_cidrs(["127.0.0.0/8"]), resolver).resolve("x.test", 443)
-    assert [(r["host"], r["port"]) for r in results] == [("127.0.0.2", 443)]
 
 
 async def test_dns_failure_is_retried_not_refused(make_router: RouterFactory, tmp_path: Any) -> None:

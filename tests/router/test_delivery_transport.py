@@ -166,17 +166,24 @@ def test_the_host_is_the_one_the_client_connects_to() -> None:
             parse_endpoint(bad)
 
 
-async def test_a_literal_in_any_notation_is_checked_before_anything_is_sent(
+async def test_a_literal_is_checked_before_anything_is_sent_in_any_notation(
     server: ServerFactory, transports: Callable[..., HttpTransport]
 ) -> None:
-    """https://2130706433/ is 127.0.0.1 to the client, so the loopback refusal applies; nothing reaches it."""
+    """A refused literal gets nothing; https://2130706433/ (127.0.0.1 to the client) is refused even when allowed."""
     receiver = await server()
-    transport = transports(egress=EgressPolicy())
-    result = await transport.post(parse_endpoint(f"https://2130706433:{receiver.port}/x"), HEADERS, BODY, TEN_S)
-    assert isinstance(result, Failure)
-    assert result.kind is FailureKind.REFUSED
-    assert "loopback" in result.message
+    strict = transports(egress=EgressPolicy())
+    plain = await strict.post(parse_endpoint(f"https://127.0.0.1:{receiver.port}/x"), HEADERS, BODY, TEN_S)
+    assert isinstance(plain, Failure)
+    assert plain.kind is FailureKind.REFUSED
+    assert "loopback" in plain.message
+    allowing = transports()  # 127.0.0.0/8 allowed: the spelling alone is refused
+    for spelling in ("2130706433", "0x7f.1", "127.1"):
+        result = await allowing.post(parse_endpoint(f"https://{spelling}:{receiver.port}/x"), HEADERS, BODY, TEN_S)
+        assert isinstance(result, Failure)
+        assert result.kind is FailureKind.REFUSED
+        assert "canonical" in result.message
     assert receiver.requests == []
+    assert strict.clients_built == allowing.clients_built == 0
 
 
 async def test_body_and_headers_arrive_exactly_and_the_answer_is_read(

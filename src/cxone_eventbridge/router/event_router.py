@@ -20,16 +20,15 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import aiohttp
-
 from cxone_eventbridge import secret_refs
 from cxone_eventbridge.exceptions import FieldError, InputError, InvalidEventError
 from cxone_eventbridge.matching import RoutingTable
 from cxone_eventbridge.models import IntegrationTarget, TargetStatus
 from cxone_eventbridge.observe.events import EventAccepted, IngestRejected, ObserverBus
 from cxone_eventbridge.router.circuit import CircuitState
-from cxone_eventbridge.router.delivery import DeliveryClient, aclose_session, create_session
+from cxone_eventbridge.router.delivery import DeliveryClient, create_transport
 from cxone_eventbridge.router.dispatcher import Dispatcher, DispatcherOptions
+from cxone_eventbridge.router.http_transport import HttpTransport
 from cxone_eventbridge.router.queue import (
     DEFAULT_PRIORITY,
     MAX_PRIORITY,
@@ -92,7 +91,7 @@ class EventRouter:
         self._targets: dict[str, IntegrationTarget] = {}
         self._gone: set[str] = set()
         self._loaded = False
-        self._session: aiohttp.ClientSession | None = None
+        self._transport: HttpTransport | None = None
         self._dispatcher: Dispatcher | None = None
         self._background: set[asyncio.Task[None]] = set()
         targets = list(targets)
@@ -110,15 +109,13 @@ class EventRouter:
         if reclaimed:
             log.info("reclaimed %d deliveries leased by a previous run", reclaimed)
         self._gone = set(await self.queue.disabled_targets())
-        self._session = create_session(
+        self._transport = create_transport(
             egress=self._egress,
             ssl_context=self._ssl_context,
             limit=self.options.max_in_flight,
             resolver=self._resolver,
         )
-        client = DeliveryClient(
-            self._session, egress=self._egress, clock=self._clock, retryable_4xx=self.options.retryable_4xx
-        )
+        client = DeliveryClient(self._transport, clock=self._clock, retryable_4xx=self.options.retryable_4xx)
         self._dispatcher = Dispatcher(
             self.queue, client, bus=self.bus, options=self.options, clock=self._clock, on_gone=self._target_gone
         )
@@ -132,9 +129,9 @@ class EventRouter:
             self._dispatcher = None
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        if self._session is not None:
-            await aclose_session(self._session)
-            self._session = None
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
         await self.queue.close()
 
     async def __aenter__(self) -> EventRouter:

@@ -3,6 +3,11 @@
 Why pyreqwest: a delivery's HTTPS request cost about 250 µs of CPU with aiohttp and about 115 µs with
 pyreqwest (docs/delivery.md, "Choosing the HTTP client"), and the request was most of a delivery's cost.
 
+SSRF guard. Before anything else, the URL's host as written and the host the client will connect to (read
+by the client's own parser) must be the same canonical host (:func:`cxone_eventbridge.ssrf.destination_refusal`:
+``https://2130706433/`` is 127.0.0.1 to reqwest, and is refused as a non-canonical spelling), and an IP
+literal must pass the egress policy. A DNS name is checked when it is resolved, address by address.
+
 SSRF pinning. reqwest has no resolver hook, only a static ``resolve(name, address)`` override fixed when a
 client is built. So each destination host name gets its own client (:class:`_Pin`), built with the one
 address that :func:`cxone_eventbridge.ssrf.resolve_and_check` approved: the connection can go nowhere
@@ -10,9 +15,7 @@ else, while SNI and the certificate check still use the real host name. The name
 again every ``dns_ttl_s``; when its answer no longer contains the pinned address, a new client is pinned
 to an approved address and the old one is closed once its requests are done; when the answer contains a
 refused address, the host is refused. IP literals need no resolver: one shared client serves them, after
-the literal was checked. The host that is checked is the one the client connects to: the URL is parsed by
-the client's own parser (``https://2130706433/`` is 127.0.0.1 to it, ``BÜCHER.example`` is
-``xn--bcher-kva.example``), never by a second parser that could disagree.
+the literal was checked.
 
 Redirects are not followed, no proxy is taken from the environment, no cookies are kept, answers are not
 decompressed, and at most :data:`MAX_RESPONSE_BYTES` of an answer are read.
@@ -28,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from pyreqwest import exceptions as reqwest_errors
 from pyreqwest.client import Client, ClientBuilder
@@ -35,7 +39,14 @@ from pyreqwest.http import Url
 from pyreqwest.response import ResponseBodyReader
 
 from cxone_eventbridge.exceptions import EgressDeniedError
-from cxone_eventbridge.ssrf import EgressPolicy, IPAddress, Resolver, resolve_and_check, system_resolver
+from cxone_eventbridge.ssrf import (
+    EgressPolicy,
+    IPAddress,
+    Resolver,
+    destination_refusal,
+    resolve_and_check,
+    system_resolver,
+)
 
 MAX_RESPONSE_BYTES = 64 * 1024  # read (then drop) at most this much of an answer
 DNS_TTL_S = 10.0  # a host's checked address is reused this long, so no lookup runs per request
@@ -47,6 +58,7 @@ CLOSE_SETTLE_S = 0.05  # see HttpTransport.aclose
 class Endpoint:
     """A target URL as the HTTP client reads it: the host it will connect to, normalised, and the port."""
 
+    written: str  # the URL as configured
     url: Url
     host: str  # IDNA-encoded name, or the IP address without brackets
     port: int
@@ -58,16 +70,16 @@ def parse_endpoint(url: str) -> Endpoint:
     try:
         parsed = Url(url)
     except ValueError as exc:
-        raise ValueError(f"endpoint: {url!r} is not a URL") from exc
+        raise ValueError(f"endpoint {url!r} is not a URL") from exc
     host = parsed.host_str
     port = parsed.port_or_known_default
     if parsed.scheme not in ("http", "https") or not host or port is None:
-        raise ValueError(f"endpoint: {url!r} is not an http(s) URL with a host")
+        raise ValueError(f"endpoint {url!r} is not an http(s) URL with a host")
     literal: IPAddress | None = None
     if parsed.domain is None:  # the parser found an IPv4 or IPv6 address (in whatever notation it was written)
         literal = ipaddress.ip_address(host.strip("[]"))
         host = str(literal)
-    return Endpoint(url=parsed, host=host, port=port, literal=literal)
+    return Endpoint(written=url, url=parsed, host=host, port=port, literal=literal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +159,7 @@ class HttpTransport:
         self._user_agent = user_agent
         self._clock = clock
         self._literal: Client | None = None  # for IP-literal endpoints, which never meet a resolver
-        self._literal_refusals: dict[str, str | None] = {}
+        self._refusals: dict[str, str | None] = {}  # by endpoint URL: why refused before any lookup, or None
         self._hosts: dict[tuple[str, int], _Host] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -183,10 +195,10 @@ class HttpTransport:
         """One POST; never raises for a network outcome, only returns it."""
         if self._closed:
             raise RuntimeError("the HTTP transport is closed")
+        refused = self._refusal(endpoint)
+        if refused is not None:
+            return Failure(FailureKind.REFUSED, refused)
         if endpoint.literal is not None:
-            refused = self._check_literal(endpoint)
-            if refused is not None:
-                return Failure(FailureKind.REFUSED, refused)
             if self._literal is None:
                 self._literal = self._build(None)
             return await _send(self._literal, endpoint, headers, body, time_limit)
@@ -201,17 +213,13 @@ class HttpTransport:
             if pin.retired and pin.in_flight == 0:
                 self._close_later(pin.client)
 
-    def _check_literal(self, endpoint: Endpoint) -> str | None:
-        # Cached per address: the policy is fixed for the transport's life.
-        if endpoint.host not in self._literal_refusals:
-            assert endpoint.literal is not None
-            reason: str | None = None
-            try:
-                self._egress.check(endpoint.literal, host=endpoint.host)
-            except EgressDeniedError as exc:
-                reason = str(exc)
-            self._literal_refusals[endpoint.host] = reason
-        return self._literal_refusals[endpoint.host]
+    def _refusal(self, endpoint: Endpoint) -> str | None:
+        """Why ``endpoint`` is refused before any lookup: a host written in a spelling that another parser
+        could read differently, or an IP literal the policy refuses. Cached: the policy is fixed."""
+        if endpoint.written not in self._refusals:
+            written = urlsplit(endpoint.written).hostname or ""
+            self._refusals[endpoint.written] = destination_refusal(written, endpoint.host, self._egress)
+        return self._refusals[endpoint.written]
 
     async def _pin_for(self, endpoint: Endpoint) -> _Pin | Failure:
         key = (endpoint.host, endpoint.port)
