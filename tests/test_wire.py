@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from typing import Any
 
 import pytest
@@ -69,3 +70,44 @@ def test_describe_json_type(value: object, described: str) -> None:
     """Messages name a value's JSON type, with Python's own name for anything that is not JSON."""
     assert wire.describe_json_type(value) == described
     assert wire.describe_json_type({1}) == "a set"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1e999",
+        '{"a": [-1e400]}',
+        '"\\ud800"',
+        '{"\\udc00": 1}',
+        b'"\xed\xa0\x80"',
+        "[" * 100_000 + "]" * 100_000,
+        "[" * 65 + "]" * 65,
+        "1" * 5_000,
+        "[1] x",
+    ],
+)
+def test_loads_refuses_json_the_package_cannot_carry_on_with_a_value_error(text: str | bytes) -> None:
+    """Overflowing numbers, lone surrogates, nesting past the limit and huge integers are ValueErrors, never crashes."""
+    with pytest.raises(ValueError):
+        wire.loads(text)
+
+
+def test_loads_accepts_the_limits_themselves() -> None:
+    """64 levels, a surrogate pair, bytes with a BOM and big finite numbers read as json.loads reads them."""
+    assert wire.loads("[" * 64 + "]" * 64) == json.loads("[" * 64 + "]" * 64)
+    assert wire.loads(b'\xef\xbb\xbf{"e": "\\ud83d\\ude00", "n": 1e308, "i": 12345678901234567890}') == {
+        "e": "\U0001f600",
+        "n": 1e308,
+        "i": 12345678901234567890,
+    }
+
+
+def test_encode_event_refuses_a_lone_surrogate_and_hopeless_depth_with_value_error() -> None:
+    """The library path (events given as dicts) gets ValueError, not UnicodeError escapes or RecursionError."""
+    with pytest.raises(ValueError, match="surrogates"):
+        wire.encode_event({"a": "\ud800"})
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested"):
+        wire.encode_event({"a": deep})

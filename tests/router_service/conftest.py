@@ -150,7 +150,9 @@ async def router_stack(
         )
         if start_router:
             await router.start()
-        service_config = ServiceConfig(host="127.0.0.1", port=0, ingest_key=SecretStr(INGEST_KEY), **(config or {}))
+        service_config = ServiceConfig(
+            **{"host": "127.0.0.1", "port": 0, "ingest_key": SecretStr(INGEST_KEY), **(config or {})}
+        )
         service = RouterAPI(router, service_config, bus=bus, metrics=metrics, status=status)
         await service.start()
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False))

@@ -48,10 +48,17 @@ class Conjunction:
     others: tuple[FieldClause, ...]  # the clauses to verify once the anchors hold, cheapest first
     anchor: FieldClause | None
     second: FieldClause | None = None  # indexed under the anchor's exact value
-    checks: tuple[tuple[str, PathReader, ClauseCheck], ...] = field(init=False, repr=False)
+    # Per clause to verify: its path, the path's reader, the check, and whether the check scans strings
+    # (its cost grows with their length, which the routing table's work bound then counts).
+    checks: tuple[tuple[str, PathReader, ClauseCheck, bool], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.checks = tuple((c.path, path_reader(c.path), clause_check(c)) for c in self.others)
+        self.checks = tuple((c.path, path_reader(c.path), clause_check(c), scans_strings(c)) for c in self.others)
+
+
+def scans_strings(clause: FieldClause) -> bool:
+    """Whether checking ``clause`` may read whole strings (regex, wildcard, contains, cidr, anything-but...)."""
+    return any(bucket_of(test) is None and not isinstance(test, Numeric) for test in clause.tests)
 
 
 def _no_probe(values: list[Any], out: set[Conjunction], cache: Cache, root: dict[str, Any]) -> None:

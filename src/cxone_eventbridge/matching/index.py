@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from cxone_eventbridge.exceptions import InvalidEventError
 from cxone_eventbridge.matching.buckets import (
     Conjunction,
     PathIndex,
@@ -66,6 +67,16 @@ from cxone_eventbridge.matching.rules import CompiledRule, RuleSource, compile_t
 _RANGE_COST = 50
 _SCAN_COST = 100
 _UNSELECTIVE_COST = 100_000
+
+# The most work matching one event may take, in units: each value that a test examines costs one unit
+# and, for tests that scan strings (regex, wildcard, contains, ...), one more per _CHARS_PER_UNIT
+# characters. Hash lookups of the index are free. Matching an event beyond it raises InvalidEventError
+# (the router refuses that event with 422) instead of holding the event loop: a 275 KB event holding a
+# 25,000-element array, against 1,000 targets with regex, wildcard and contains filters on it, took 66 s.
+# 50,000 units take 50-100 ms here (1-2 us a unit); ordinary events cost tens to hundreds, and 1,000
+# targets with a regex on one field can still match events holding 50 values there.
+MAX_MATCH_WORK = 50_000
+_CHARS_PER_UNIT = 256
 
 
 def _exact_only(clause: FieldClause) -> bool:
@@ -111,13 +122,30 @@ def _check_cost(clause: FieldClause) -> int:
     return cost
 
 
+def _string_work(values: list[Any]) -> int:
+    """The work of scanning ``values`` once: a unit per value and per _CHARS_PER_UNIT characters of strings."""
+    work = len(values)
+    for value in values:
+        if type(value) is str and len(value) >= _CHARS_PER_UNIT:
+            work += len(value) // _CHARS_PER_UNIT
+    return work
+
+
 class RoutingTable:
     """Target names by rule, indexed; ``match(event)`` returns the names of the targets that want it."""
 
-    def __init__(self, targets: Iterable[RuleSource] = (), *, direct_lookup_paths: int = 32) -> None:
+    def __init__(
+        self,
+        targets: Iterable[RuleSource] = (),
+        *,
+        direct_lookup_paths: int = 32,
+        max_match_work: int = MAX_MATCH_WORK,
+    ) -> None:
         """Index ``targets``; up to ``direct_lookup_paths`` anchored paths are looked up one by one, beyond
-        that an event is walked once (both give the same answers; tests run both)."""
+        that an event is walked once (both give the same answers; tests run both). Matching one event may
+        take ``max_match_work`` units of work (see ``MAX_MATCH_WORK``)."""
         self._direct_lookup_paths = direct_lookup_paths
+        self._max_match_work = max_match_work
         self._rules: dict[str, CompiledRule] = {}
         self._rule_conjunctions: dict[str, list[Conjunction]] = {}
         self._always: dict[Conjunction, None] = {}  # an ordered set
@@ -128,7 +156,7 @@ class RoutingTable:
         self._wanted_stale = False
         # Derived from the above by ``_refresh_plan`` when ``_plan`` is None (after a change): per anchored
         # path, (path, reader, probe); the conjunctions checked for every event; whether to walk events.
-        self._plan: tuple[tuple[str, PathReader, Probe], ...] | None = None
+        self._plan: tuple[tuple[str, PathReader, Probe, int], ...] | None = None
         self._always_checked: tuple[Conjunction, ...] = ()
         self._walk = False
         rules = [compile_target_rule(target) for target in targets]
@@ -174,7 +202,11 @@ class RoutingTable:
         return True
 
     def match(self, event: object) -> list[str]:
-        """The names (sorted) of the targets whose rule ``event`` matches; InvalidEventError for a non-object."""
+        """The names (sorted) of the targets whose rule ``event`` matches.
+
+        InvalidEventError for a non-object, and for an event that would take more than the table's
+        ``max_match_work`` to match (many or long values at fields that non-indexed tests read).
+        """
         if type(event) is not dict:
             require_object(event)  # raises InvalidEventError
         root: dict[str, Any] = event  # type: ignore[assignment]
@@ -183,11 +215,16 @@ class RoutingTable:
             plan = self._refresh_plan()
         candidates: set[Conjunction] = set()
         cache: dict[str, list[Any]] = {}  # the values at each path read so far
+        budget = self._max_match_work  # what is left of the work this event may take
         if not self._walk:
             # Few anchored paths: look each up directly; other paths are read when a candidate needs them.
-            for path, reader, probe in plan:
+            for path, reader, probe, scans in plan:
                 found = cache[path] = reader(root)
                 if found:
+                    if scans:
+                        budget -= scans * _string_work(found)
+                        if budget < 0:
+                            raise self._too_costly()
                     probe(found, candidates, cache, root)
         else:
             # Many anchored paths: one walk of the event, visiting only the paths some rule names.
@@ -196,6 +233,10 @@ class RoutingTable:
             for path, collected in walked.items():
                 anchored = self._paths.get(path)
                 if anchored is not None:
+                    if anchored.scans:
+                        budget -= len(anchored.scans) * _string_work(collected)
+                        if budget < 0:
+                            raise self._too_costly()
                     anchored.probe(collected, candidates, cache, root)
         if self._always_checked:
             candidates.update(self._always_checked)
@@ -204,10 +245,13 @@ class RoutingTable:
         # The hot loop: each candidate's remaining clauses (cheapest first), each path read once per event.
         matched: list[str] = []
         for conjunction in candidates:
-            for path, reader, check in conjunction.checks:
+            for path, reader, check, scans in conjunction.checks:
                 values = cache.get(path)
                 if values is None:
                     values = cache[path] = reader(root)
+                budget -= _string_work(values) if scans else len(values)
+                if budget < 0:
+                    raise self._too_costly()
                 if not check(values):
                     break
             else:
@@ -217,12 +261,21 @@ class RoutingTable:
             return sorted(set(matched))
         return matched
 
+    def _too_costly(self) -> InvalidEventError:
+        return InvalidEventError(
+            f"matching this event would take more than {self._max_match_work} units of work (each value that "
+            f"a non-indexed test such as regex, wildcard or contains examines, plus one per {_CHARS_PER_UNIT} "
+            "characters it scans); send fewer or shorter values in the fields such filters read"
+        )
+
     # -- maintenance -------------------------------------------------------------------------------
 
-    def _refresh_plan(self) -> tuple[tuple[str, PathReader, Probe], ...]:
+    def _refresh_plan(self) -> tuple[tuple[str, PathReader, Probe, int], ...]:
         self._walk = len(self._paths) > self._direct_lookup_paths
         self._always_checked = tuple(self._always)
-        plan = self._plan = tuple((path, index.reader, index.probe) for path, index in self._paths.items())
+        plan = self._plan = tuple(
+            (path, index.reader, index.probe, len(index.scans)) for path, index in self._paths.items()
+        )
         return plan
 
     def _count(self, rule: CompiledRule, delta: int) -> None:

@@ -50,6 +50,7 @@ from cxone_eventbridge.exceptions import (
 from cxone_eventbridge.observe.events import IngestRejected, ObserverBus
 from cxone_eventbridge.observe.metrics import CONTENT_TYPE, RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker
+from cxone_eventbridge.router.connection_cap import CappedTCPSite, ConnectionCap
 from cxone_eventbridge.router.queue import (
     DEFAULT_PRIORITY,
     MAX_PRIORITY,
@@ -57,11 +58,19 @@ from cxone_eventbridge.router.queue import (
     DeadLetter,
     QueueStats,
 )
-from cxone_eventbridge.wire import DEFAULT_MAX_EVENTS_PER_REQUEST, MAX_EVENT_BYTES, loads, parse_events
+from cxone_eventbridge.wire import DEFAULT_MAX_EVENTS_PER_REQUEST, MAX_EVENT_BYTES, loads, parse_events_stepwise
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# Connections beyond this are answered 503 and closed (router.connection_cap); well under the usual
+# descriptor limits, so the queue and the delivery client always have descriptors left.
+DEFAULT_MAX_CONNECTIONS = 1024
+# A connection that has not completed a request's headers this long after opening, or after its last
+# response, is closed (idle keep-alive included).
+DEFAULT_IDLE_TIMEOUT_S = 15.0
+# The whole body of a request must arrive within this, or the request is answered 408.
+DEFAULT_BODY_TIMEOUT_S = 60.0
 
 
 class RouterOperations(Protocol):
@@ -103,6 +112,13 @@ def parse_priority(value: str | None) -> int:
     return priority
 
 
+def bare_host(host: str) -> str:
+    """``host`` as a socket binds it: an IPv6 literal written in URL brackets (``[::1]``) without them."""
+    if host.startswith("[") and host.endswith("]"):
+        return host[1:-1]
+    return host
+
+
 def is_loopback_host(host: str) -> bool:
     """Whether binding ``host`` keeps the service on this machine."""
     if host == "localhost":
@@ -125,6 +141,13 @@ class ServiceConfig:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_events_per_request: int = DEFAULT_MAX_EVENTS_PER_REQUEST
     drain_deadline_s: float = 30.0
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        # "[::1]" is how a URL writes the address; the socket wants "::1".
+        object.__setattr__(self, "host", bare_host(self.host))
 
     def check(self) -> None:
         """Refuse to listen beyond loopback without an ingest key; sane limits."""
@@ -137,6 +160,10 @@ class ServiceConfig:
             raise ConfigurationError("the ingest key must be at least 16 characters")
         if self.max_request_bytes < self.max_event_bytes:
             raise ConfigurationError("max_request_bytes must be at least max_event_bytes")
+        if self.max_connections < 1:
+            raise ConfigurationError("max_connections must be at least 1")
+        if self.idle_timeout_s <= 0 or self.body_timeout_s <= 0:
+            raise ConfigurationError("the idle and body timeouts must be positive")
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -164,7 +191,8 @@ class RouterAPI:
         self._clock = clock
         self._draining = False
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._site: CappedTCPSite | None = None
+        self.connections = ConnectionCap(config.max_connections)
         self.port: int | None = None
         self.app = self._build_app()
 
@@ -220,7 +248,9 @@ class RouterAPI:
         if key is not None and request.path.startswith("/v1/"):
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             expected = key.get_secret_value().encode()
-            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            # Header bytes that are not UTF-8 arrive as surrogate escapes: keep them as the bytes they were.
+            presented = token.strip().encode("utf-8", "surrogateescape")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(presented, expected):
                 raise IngestError(401, "unauthorized", "a valid bearer ingest key is required")
         return await handler(request)
 
@@ -235,13 +265,26 @@ class RouterAPI:
             raise IngestError(
                 413, "request_too_large", f"the request is {length} bytes; the limit is {self.config.max_request_bytes}"
             )
-        body = await request.read()
-        events = parse_events(
+        try:
+            async with asyncio.timeout(self.config.body_timeout_s):
+                body = await request.read()
+        except TimeoutError:
+            raise IngestError(
+                408, "request_timeout", f"the body did not arrive within {self.config.body_timeout_s:g} seconds"
+            ) from None
+        steps = parse_events_stepwise(
             body,
             content_type=request.content_type,
             max_event_bytes=self.config.max_event_bytes,
             max_events=self.config.max_events_per_request,
         )
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                events: list[dict[str, Any]] = done.value
+                break
+            await asyncio.sleep(0)  # a step is ~64 KiB of JSON text: other requests run in between
         try:
             ids = await self.router.ingest(events, priority=priority)
         except QueueFullError:
@@ -351,10 +394,19 @@ class RouterAPI:
 
     async def start(self) -> None:
         """Listen; ``port`` is the bound port (useful with port 0)."""
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # aiohttp's keep-alive timeout runs from the moment a connection opens: it is the header timeout too.
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, keepalive_timeout=self.config.idle_timeout_s
+        )
         await self._runner.setup()
-        self._site = web.TCPSite(
-            self._runner, self.config.host, self.config.port, ssl_context=self.config.ssl_context, backlog=1024
+        self._site = CappedTCPSite(
+            self._runner,
+            self.config.host,
+            self.config.port,
+            cap=self.connections,
+            ssl_context=self.config.ssl_context,
+            ssl_handshake_timeout=self.config.idle_timeout_s,
+            backlog=1024,
         )
         try:
             await self._site.start()
