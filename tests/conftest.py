@@ -25,11 +25,12 @@ import pytest
 from fastapi import FastAPI
 
 from cxone_eventbridge.config import Settings
-from cxone_eventbridge.sandbox.app import SandboxState, create_app
+from cxone_eventbridge.sandbox.app import create_app
 from cxone_eventbridge.sandbox.certs import ensure_certificates
 from cxone_eventbridge.sandbox.config import SandboxClient, SandboxConfig
 from cxone_eventbridge.sandbox.receiver import ReceiverConfig, RunningReceiver, start_receiver
 from cxone_eventbridge.sandbox.server import BackgroundServer
+from cxone_eventbridge.sandbox.state import SandboxState
 
 ReceiverFactory = Callable[..., Awaitable[RunningReceiver]]
 # Client-side and server-side limits high enough that no test meets them unless it asks to.

@@ -14,8 +14,9 @@ from schemathesis import GenerationMode
 
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.sandbox import targets as ops
-from cxone_eventbridge.sandbox.app import SandboxState, create_app
+from cxone_eventbridge.sandbox.app import create_app
 from cxone_eventbridge.sandbox.config import ALL_SCOPES, DEMO_CLIENT_ID, SandboxConfig
+from cxone_eventbridge.sandbox.state import SandboxState
 
 EXAMPLES_PER_OPERATION = 15
 

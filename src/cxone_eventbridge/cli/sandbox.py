@@ -49,7 +49,7 @@ def _url_host(host: str) -> str:
 
 
 def _print_banner(config: SandboxConfig, base_url: str, *, custom_secret: bool) -> None:
-    from cxone_eventbridge.sandbox.app import TOKEN_PATH  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
+    from cxone_eventbridge.sandbox.routes.oauth import TOKEN_PATH  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
 
     # Demo credentials guard nothing real and are printed for copying; a secret the user chose is not.
     shown_secret = "<the --client-secret you gave>" if custom_secret else config.client_secret
