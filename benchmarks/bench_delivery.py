@@ -50,7 +50,7 @@ from cxone_eventbridge.router.delivery import DeliveryClient, RequestTemplate, c
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.http_transport import Answer, parse_endpoint
-from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.signing import generate_signing_secret
 from cxone_eventbridge.ssrf import EgressPolicy
 

@@ -15,12 +15,17 @@ loop and returns it (``.url``, ``.ca_path``, ``.records()``); every receiver is 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import itertools
+import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
 
@@ -189,3 +194,67 @@ def sandbox_factory(receiver_certs_dir: Path) -> Iterator[SandboxFactory]:
     for app, server in running:
         server.stop()
         app.state.sandbox.close()
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------------
+# Tests that need PostgreSQL take the server from CXEB_TEST_POSTGRES_DSN (default: this machine kind's
+# server, trust auth, database ``test``). Without a server they are skipped, with one line saying so,
+# unless CXEB_REQUIRE_POSTGRES=1 (as .ci/run sets it): then a missing server fails the run.
+POSTGRES_DSN = os.environ.get("CXEB_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+_RUN_ID = secrets.token_hex(3)
+_schemas = itertools.count()
+
+
+def _in_thread(fn: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a coroutine to completion on a loop of its own (never the test's), from sync fixture code."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(fn())).result()  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """The test PostgreSQL server's DSN; skips (or fails, with CXEB_REQUIRE_POSTGRES=1) when it does not answer."""
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(POSTGRES_DSN, timeout=3)
+        await conn.close()
+
+    try:
+        _in_thread(probe)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        where = POSTGRES_DSN.rsplit("@", 1)[-1]
+        message = (
+            f"PostgreSQL tests need a server at {where} ({type(exc).__name__}); start one or set"
+            " CXEB_TEST_POSTGRES_DSN to run them"
+        )
+        if os.environ.get("CXEB_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"CXEB_REQUIRE_POSTGRES=1: {message}", pytrace=False)
+        pytest.skip(message)
+    yield POSTGRES_DSN
+
+    async def drop_leftovers() -> None:
+        conn = await asyncpg.connect(POSTGRES_DSN, timeout=3)
+        try:
+            names = await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", f"cxeb_t{_RUN_ID}_%")
+            for (name,) in names:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        finally:
+            await conn.close()
+
+    _in_thread(drop_leftovers)
+
+
+@pytest.fixture
+def pg_schema(postgres_dsn: str) -> Iterator[str]:
+    """A schema name of this test's own (created by the queue's migrations), dropped afterwards."""
+    name = f"cxeb_t{_RUN_ID}_{next(_schemas)}"
+    yield name
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(postgres_dsn, timeout=3)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        finally:
+            await conn.close()
+
+    _in_thread(drop)

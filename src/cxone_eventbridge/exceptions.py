@@ -7,7 +7,9 @@
      ├── EgressDeniedError               a destination resolves to a refused address (SSRF guard)
      ├── QueueError                      the durable delivery queue could not complete an operation
      │    ├── QueueFullError             the disk (or the queue's size cap) is full; ingest answers 503
-     │    └── QueueClosedError           the queue was used after close()
+     │    ├── QueueClosedError           the queue was used after close()
+     │    ├── QueueUnavailableError      the queue's database cannot be reached now; ingest answers 503
+     │    └── QueueSchemaError           the queue's schema is newer than this version knows, or not migrated
      ├── IngestError                     the router's HTTP API refuses a request: HTTP status, code, fields
      ├── AuditLineError                  an audit line is malformed or fails its hash (also a ValueError)
      ├── InputError                      bad user input (files, flags, bodies); CLI exit code 2
@@ -77,6 +79,14 @@ class QueueFullError(QueueError):
 
 class QueueClosedError(QueueError):
     """The queue was used after it was closed."""
+
+
+class QueueUnavailableError(QueueError):
+    """The queue's database cannot be reached now (down, restarting); nothing was committed."""
+
+
+class QueueSchemaError(QueueError):
+    """The queue's schema is newer than this version of cxeb knows, or older and not migrated yet."""
 
 
 class IngestError(CxebError):

@@ -239,6 +239,9 @@ class IntegrationTarget(WireModel):
     event_pattern: dict[str, Any] | None = None
     description: str | None = Field(default=None, max_length=1000)
     signing_secret: SecretStr | None = None
+    # Delivery limits held across every router sharing a queue (as EventBridge API destinations' rate).
+    max_in_flight: int | None = Field(default=None, ge=1, le=10_000)
+    rate_limit_per_second: float | None = Field(default=None, gt=0, le=10_000)
     status: TargetStatus | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -29,7 +29,7 @@ def attempts(ledger: Any) -> list[DeliveryAttempted]:
 def test_webhook_id_is_constant_and_signature_changes_per_attempt() -> None:
     """The id is the delivery's; timestamp and signature are computed for each attempt."""
     target = make_target("crm", "https://example.com")
-    delivery = Delivery(1, "msg_abc", "e1", "crm", 5, b'{"a":1}', 0, 0.0, 30.0)
+    delivery = Delivery("1", "token", "msg_abc", "e1", "crm", 5, b'{"a":1}', 0, 0.0, 30.0)
     first = build_request(target, delivery, timestamp=1_700_000_000)
     second = build_request(target, delivery, timestamp=1_700_000_060)
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == "msg_abc"

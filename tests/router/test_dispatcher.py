@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from cxone_eventbridge.models import TargetStatus
 from cxone_eventbridge.observe.events import DeliveryDeadLettered
-from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 
 from .conftest import RouterFactory, fast_options, make_target
 
@@ -39,7 +38,7 @@ async def test_stop_past_deadline_releases_in_flight_work_unspent(
     async with SQLiteQueue(tmp_path / "stop.db") as queue:
         stats = await queue.stats()
         assert (stats.pending, stats.leased, stats.delivered) == (5, 0, 0)
-        leased = await queue.lease(capacity={"crm": 10}, limit=10, now=time.time(), lease_s=30)
+        leased = await queue.lease({"crm": 10}, limit=10, lease_s=30)
         assert [d.attempts for d in leased] == [0] * 5
 
 

@@ -23,7 +23,7 @@ from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
-from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 from cxone_eventbridge.ssrf import EgressPolicy
 

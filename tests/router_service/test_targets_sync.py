@@ -17,7 +17,7 @@ from cxone_eventbridge.observe.audit import AuditLog
 from cxone_eventbridge.observe.events import ObserverBus
 from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.event_router import EventRouter
-from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.router.targets_sync import TargetsSync
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 

@@ -557,7 +557,7 @@ async def serve_router(options: ServeOptions) -> None:
     from cxone_eventbridge.observe.status import StatusTracker
     from cxone_eventbridge.router.event_router import EventRouter
     from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
-    from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+    from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
     from cxone_eventbridge.ssrf import EgressPolicy
 
     try:

@@ -37,7 +37,7 @@ from cxone_eventbridge.router.circuit import CircuitPolicy
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
-from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.sandbox.app import create_app
 from cxone_eventbridge.sandbox.certs import ensure_certificates
 from cxone_eventbridge.sandbox.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig

@@ -16,6 +16,14 @@ delivery. Measured with 64 slots: only about 24 were sending on average. Two thi
   (no attempt spent); one whose lease ran out before a slot freed is dropped, and the queue offers it
   again. A newly ready delivery of a higher priority waits behind at most ``prefetch`` leased ones.
 
+Limits held across routers: a target's ``maxInFlight`` and ``rateLimitPerSecond`` go with every lease
+(the queue keeps them across every router sharing it); a rate-limited delivery comes with its send slot
+(``not_before``) and waits for it among the leased-ahead ones, spending no attempt. Leases of attempts
+still in flight are renewed, so a slow endpoint never lets another router take a delivery over; a dead
+router's leases end and the queue offers its deliveries to the others. Disabled targets (410) are the
+queue's: they are never leased, whichever router saw the 410, and this dispatcher refreshes its view of
+them at each housekeeping round.
+
 Shutdown: stop leasing, let in-flight deliveries finish until the deadline, then cancel the rest and
 give their leases back (no attempt spent; the receiver may see such a delivery again, which
 at-least-once allows and the constant ``webhook-id`` lets it detect).
@@ -44,7 +52,7 @@ from cxone_eventbridge.observe.events import (
 from cxone_eventbridge.retry import next_delay
 from cxone_eventbridge.router.circuit import CircuitPolicy, Circuits, CircuitState
 from cxone_eventbridge.router.delivery import AttemptOutcome, AttemptResult, DeliveryClient
-from cxone_eventbridge.router.queue import DeadLetterReason, Delivery, DeliveryQueue
+from cxone_eventbridge.router.queue import DeadLetterReason, Delivery, DeliveryQueue, TargetLimits
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +87,11 @@ class DispatcherOptions:
 
 
 GoneListener = Callable[[str], None]
+DisabledListener = Callable[[set[str]], None]
+
+
+def target_limits(target: IntegrationTarget) -> TargetLimits:
+    return TargetLimits(max_in_flight=target.max_in_flight, rate_per_s=target.rate_limit_per_second)
 
 
 class Dispatcher:
@@ -93,6 +106,7 @@ class Dispatcher:
         options: DispatcherOptions,
         clock: Callable[[], float] = time.time,
         on_gone: GoneListener | None = None,
+        on_disabled: DisabledListener | None = None,
     ) -> None:
         self._queue = queue
         self._client = client
@@ -100,14 +114,17 @@ class Dispatcher:
         self._options = options
         self._clock = clock
         self._on_gone = on_gone
+        self._on_disabled = on_disabled
         self._targets: dict[str, IntegrationTarget] = {}
+        self._limits: dict[str, TargetLimits] = {}
         self._disabled: set[str] = set()
+        self._gone_seen: set[str] = set()  # the queue's disabled targets at the last housekeeping round
         self._circuits = Circuits(policy=options.circuit, clock=clock, on_change=self._circuit_changed)
-        self._in_flight: dict[int, tuple[Delivery, asyncio.Task[None]]] = {}  # sending or recording
+        self._in_flight: dict[str, tuple[Delivery, asyncio.Task[None]]] = {}  # sending or recording
         self._sending = 0
         self._per_target: dict[str, int] = {}  # attempts sending, per target
         self._ready: dict[str, deque[Delivery]] = {}  # leased ahead, waiting for a slot, per target
-        self._ready_keys: set[int] = set()
+        self._ready_keys: set[str] = set()
         self._releases: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -124,6 +141,7 @@ class Dispatcher:
             self._circuits.forget(name)
             self._release_ready(name)
         self._targets = dict(targets)
+        self._limits = {name: limits for name, t in targets.items() if (limits := target_limits(t)).limited}
         self.notify()
 
     def set_disabled(self, names: set[str]) -> None:
@@ -152,6 +170,7 @@ class Dispatcher:
     def start(self) -> None:
         if self._loop_task is None:
             self._stopping = False
+            self._queue.on_ready(self.notify)
             self._loop_task = asyncio.create_task(self._run(), name="cxeb-dispatcher")
 
     async def stop(self, deadline_s: float = 10.0) -> None:
@@ -217,7 +236,9 @@ class Dispatcher:
             if capacity and asked > 0:
                 self._wake.clear()
                 try:
-                    leased = await self._queue.lease(capacity=capacity, limit=asked, now=now, lease_s=options.lease_s)
+                    leased = await self._queue.lease(
+                        capacity, limit=asked, lease_s=options.lease_s, limits=self._limits
+                    )
                 except Exception:  # dispatcher boundary: a failed lease is retried at the next poll
                     log.exception("leasing deliveries failed; retrying")
             for delivery in leased:
@@ -262,7 +283,11 @@ class Dispatcher:
             breaker = self._circuits.get(name)
             allowed = min(room, breaker.allowance(cap - self._per_target.get(name, 0)))
             while ready and allowed > 0:
-                delivery = ready.popleft()
+                delivery = ready[0]
+                if delivery.not_before > now and delivery.lease_until > now:
+                    self._wake_at(delivery.not_before)  # a rate-limited target's send slot is still ahead
+                    break
+                ready.popleft()
                 self._ready_keys.discard(delivery.key)
                 if delivery.lease_until <= now:
                     continue  # its lease ran out while it waited; the queue offers it again
@@ -302,7 +327,13 @@ class Dispatcher:
 
     async def _housekeeping(self, now: float) -> None:
         try:
-            for letter in await self._queue.expire(now=now, max_age_s=self._options.max_event_age_s):
+            await self._renew(now)
+            await self._queue.reclaim()  # a dead router's leases that ran out
+            disabled = set(await self._queue.disabled_targets())
+            if self._on_disabled is not None and disabled != self._gone_seen:
+                self._gone_seen = disabled
+                self._on_disabled(disabled)
+            for letter in await self._queue.expire(max_age_s=self._options.max_event_age_s):
                 self._bus.publish(
                     DeliveryDeadLettered(
                         event_id=letter.event_id,
@@ -317,9 +348,20 @@ class Dispatcher:
                 )
             if now - self._last_prune >= self._options.prune_interval_s:
                 self._last_prune = now
-                await self._queue.prune(now=now, retention_s=self._options.retention_s)
+                await self._queue.prune(retention_s=self._options.retention_s)
         except Exception:  # dispatcher boundary: housekeeping is retried at the next interval
             log.exception("queue housekeeping failed; retrying later")
+
+    async def _renew(self, now: float) -> None:
+        """Extend the leases of attempts in flight that are past half their lease."""
+        lease_s = self._options.lease_s
+        due = [d for d, _ in self._in_flight.values() if d.lease_until - now < lease_s / 2]
+        if not due:
+            return
+        for renewed in await self._queue.renew(due, lease_s=lease_s):
+            entry = self._in_flight.get(renewed.key)
+            if entry is not None:
+                self._in_flight[renewed.key] = (renewed, entry[1])
 
     # -- one delivery ------------------------------------------------------------------------------
 
@@ -406,7 +448,7 @@ class Dispatcher:
         attempt = delivery.attempts + 1
         outcome = result.outcome
         if outcome is AttemptOutcome.SUCCESS:
-            await self._queue.ack(delivery, now=now, status=result.status)
+            await self._queue.ack(delivery, status=result.status)
             self._bus.publish(
                 DeliverySucceeded(
                     event_id=delivery.event_id,
@@ -435,9 +477,7 @@ class Dispatcher:
             if next_at - delivery.accepted_at > self._options.max_event_age_s:
                 await self._dead_letter(delivery, DeadLetterReason.EXPIRED, result, now)
                 return
-            await self._queue.reschedule(
-                delivery, next_attempt_at=next_at, now=now, last_status=result.status, last_error=result.error
-            )
+            await self._queue.reschedule(delivery, delay_s=delay, last_status=result.status, last_error=result.error)
             self._wake_at(next_at)
             self._bus.publish(
                 DeliveryRetryScheduled(
@@ -465,9 +505,7 @@ class Dispatcher:
     async def _dead_letter(
         self, delivery: Delivery, reason: DeadLetterReason, result: AttemptResult, now: float
     ) -> None:
-        await self._queue.dead_letter(
-            delivery, reason=reason.value, now=now, last_status=result.status, last_error=result.error
-        )
+        await self._queue.dead_letter(delivery, reason=reason.value, last_status=result.status, last_error=result.error)
         self._bus.publish(
             DeliveryDeadLettered(
                 event_id=delivery.event_id,

@@ -6,8 +6,9 @@ returns their ids only after the events and their deliveries are committed to th
 nothing is lost: the dispatcher delivers each (event, target) at least once, or dead-letters it with
 the reason.
 
-A target that answers 410 Gone is disabled (remembered in the queue across restarts); its deliveries,
-and those of events accepted meanwhile, wait in the queue until ``enable_target`` or until they expire.
+A target that answers 410 Gone is disabled (remembered in the queue across restarts, and seen by every
+router sharing the queue); its deliveries, and those of events accepted meanwhile, wait in the queue
+until ``enable_target`` or until they expire.
 """
 
 from __future__ import annotations
@@ -122,7 +123,13 @@ class EventRouter:
         )
         client = DeliveryClient(self._transport, clock=self._clock, retryable_4xx=self.options.retryable_4xx)
         self._dispatcher = Dispatcher(
-            self.queue, client, bus=self.bus, options=self.options, clock=self._clock, on_gone=self._target_gone
+            self.queue,
+            client,
+            bus=self.bus,
+            options=self.options,
+            clock=self._clock,
+            on_gone=self._target_gone,
+            on_disabled=self._disabled_in_queue,
         )
         self._sync_dispatcher()
         self._dispatcher.start()
@@ -211,6 +218,11 @@ class EventRouter:
             self._dispatcher.set_targets(self._targets)
             self._dispatcher.set_disabled(self._disabled())
 
+    def _disabled_in_queue(self, names: set[str]) -> None:
+        """The queue's disabled targets changed (another router saw a 410, or an operator enabled one)."""
+        self._gone = set(names)
+        self._sync_dispatcher()
+
     def _target_gone(self, name: str) -> None:
         self._gone.add(name)
         task = asyncio.create_task(self._remember_gone(name))
@@ -219,7 +231,7 @@ class EventRouter:
 
     async def _remember_gone(self, name: str) -> None:
         try:
-            await self.queue.disable_target(name, reason="gone", now=self._clock())
+            await self.queue.disable_target(name, reason="gone")
         except Exception:  # a background task's boundary: the target stays disabled in memory regardless
             log.exception("could not record that target %s is disabled", name)
 
@@ -291,7 +303,7 @@ class EventRouter:
 
     async def replay(self, *, delivery_ids: Sequence[str] | None = None, target: str | None = None) -> int:
         """Make dead letters pending again (all, a target's, or the named ones)."""
-        count = await self.queue.replay(now=self._clock(), delivery_ids=delivery_ids, target=target)
+        count = await self.queue.replay(delivery_ids=delivery_ids, target=target)
         if count and self._dispatcher is not None:
             self._dispatcher.notify()
         return count

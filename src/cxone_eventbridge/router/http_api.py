@@ -45,6 +45,7 @@ from cxone_eventbridge.exceptions import (
     IngestError,
     InputError,
     QueueClosedError,
+    QueueError,
     QueueFullError,
 )
 from cxone_eventbridge.observe.events import IngestRejected, ObserverBus
@@ -291,6 +292,10 @@ class RouterAPI:
             raise IngestError(503, "queue_full", "the queue's storage is full; nothing was accepted") from None
         except QueueClosedError:
             raise IngestError(503, "shutting_down", "the router is shutting down; nothing was accepted") from None
+        except QueueError:
+            # The database is down or failed mid-commit: nothing is acknowledged, the client retries
+            # (with the same ids, deduplicated) against this or another router.
+            raise IngestError(503, "queue_unavailable", "the queue cannot be reached; nothing was accepted") from None
         except InputError as exc:
             errors = [(e.field, e.message) for e in exc.errors]
             raise IngestError(422, "invalid_event", exc.message, errors, counted=True) from None

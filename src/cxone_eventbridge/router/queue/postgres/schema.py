@@ -1,0 +1,170 @@
+"""The PostgreSQL queue's schema, as numbered migrations, and the SQL of its hot statements.
+
+Everything lives in one schema of its own (``cxeb`` by default), so several queues can share a
+database and tests can drop theirs. Times are Unix seconds (``float8``), as in the SQLite backend, taken
+from the database's clock (``now()``) unless a test injects one; ``$now`` below is always
+``coalesce(<injected>, extract(epoch from now()))``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from cxone_eventbridge.router.queue.migrations import Migration
+
+MIGRATIONS: Final = (
+    Migration(
+        1,
+        "events, deliveries (with lease tokens) and the target state every router shares",
+        (
+            """CREATE TABLE events (
+                id bigserial PRIMARY KEY,
+                event_id text NOT NULL UNIQUE,
+                body bytea NOT NULL,
+                priority smallint NOT NULL,
+                accepted_at float8 NOT NULL
+            )""",
+            """CREATE TABLE deliveries (
+                id bigserial PRIMARY KEY,
+                event_seq bigint NOT NULL,
+                delivery_id text NOT NULL,
+                target text NOT NULL,
+                priority smallint NOT NULL,
+                state smallint NOT NULL,
+                accepted_at float8 NOT NULL,
+                next_attempt_at float8 NOT NULL,
+                attempts integer NOT NULL DEFAULT 0,
+                lease_owner text,
+                lease_incarnation text,
+                lease_token text,
+                lease_until float8,
+                last_status integer,
+                last_error text,
+                reason text,
+                done_at float8,
+                UNIQUE (event_seq, target)
+            )""",
+            "CREATE INDEX ix_ready ON deliveries (target, priority, next_attempt_at, id) WHERE state = 0",
+            "CREATE INDEX ix_pending_age ON deliveries (accepted_at) WHERE state = 0",
+            "CREATE INDEX ix_leased ON deliveries (target, lease_until) WHERE state = 1",
+            "CREATE INDEX ix_delivered ON deliveries (done_at) WHERE state = 2",
+            "CREATE INDEX ix_dead ON deliveries (done_at) WHERE state = 3",
+            "CREATE INDEX ix_delivery_id ON deliveries (delivery_id)",
+            """CREATE TABLE target_state (
+                name text PRIMARY KEY,
+                disabled_reason text,
+                disabled_at float8,
+                next_slot_at float8
+            )""",
+        ),
+    ),
+)
+
+NOW: Final = "coalesce($1::float8, extract(epoch from now()))"
+NO_LEASE: Final = "lease_owner = NULL, lease_incarnation = NULL, lease_token = NULL, lease_until = NULL"
+
+PUT_EVENTS: Final = (
+    "INSERT INTO events (event_id, body, priority, accepted_at)"
+    " SELECT * FROM unnest($1::text[], $2::bytea[], $3::int2[], $4::float8[])"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+# Deliveries take the stored event's priority and age, so a repeated id changes neither.
+PUT_DELIVERIES: Final = (
+    "INSERT INTO deliveries (event_seq, delivery_id, target, priority, state, accepted_at, next_attempt_at)"
+    f" SELECT e.id, x.did, x.target, e.priority, 0, e.accepted_at, least(e.accepted_at, {NOW})"
+    " FROM unnest($2::text[], $3::text[], $4::text[]) AS x(event_id, target, did)"
+    " JOIN events e ON e.event_id = x.event_id"
+    " ON CONFLICT (event_seq, target) DO NOTHING RETURNING delivery_id"
+)
+# The ready candidates of each (target, priority) pair, locked so that no other router leases them
+# meanwhile; the ones the scheduler does not choose are unlocked at commit.
+CANDIDATES: Final = (
+    "SELECT c.id, c.target, c.priority, c.next_attempt_at"
+    " FROM unnest($2::text[], $3::int[]) AS w(target, cap)"
+    " CROSS JOIN generate_series(0, 9) AS p(priority)"
+    " CROSS JOIN LATERAL ("
+    "   SELECT d.id, d.target, d.priority, d.next_attempt_at FROM deliveries d"
+    "   WHERE d.state = 0 AND d.target = w.target AND d.priority = p.priority"
+    f"   AND d.next_attempt_at <= {NOW}"
+    "   ORDER BY d.next_attempt_at, d.id LIMIT w.cap FOR UPDATE SKIP LOCKED"
+    " ) c"
+)
+CLAIM: Final = (
+    "UPDATE deliveries d SET state = 1, lease_owner = $3, lease_incarnation = $4, lease_token = $5,"
+    f" lease_until = {NOW} + $6 FROM events e WHERE d.id = ANY($2::bigint[]) AND e.id = d.event_seq"
+    " RETURNING d.id, d.delivery_id, e.event_id, d.target, d.priority, e.body, d.attempts, d.accepted_at,"
+    " d.lease_until"
+)
+TARGET_ROWS: Final = "INSERT INTO target_state (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING"
+# A limited target's row is locked for the lease, so routers count its leases and take its send slots
+# one at a time (in name order: no deadlock).
+LIMITED_STATE: Final = (
+    "SELECT ts.name, ts.next_slot_at,"
+    " (SELECT count(*) FROM deliveries d WHERE d.state = 1 AND d.target = ts.name AND d.lease_until > $2)"
+    " FROM target_state ts WHERE ts.name = ANY($1::text[]) ORDER BY ts.name FOR UPDATE"
+)
+DISABLED: Final = "SELECT name, disabled_reason FROM target_state WHERE disabled_reason IS NOT NULL"
+NEXT_SLOTS: Final = (
+    "UPDATE target_state ts SET next_slot_at = v.at FROM unnest($1::text[], $2::float8[]) AS v(name, at)"
+    " WHERE ts.name = v.name"
+)
+ACK: Final = (
+    f"UPDATE deliveries d SET state = 2, attempts = greatest(d.attempts, v.attempts), done_at = {NOW},"
+    f" last_status = v.status, {NO_LEASE}"
+    " FROM unnest($2::bigint[], $3::text[], $4::int[], $5::int[]) AS v(id, token, attempts, status)"
+    " WHERE d.id = v.id AND d.state = 1 AND d.lease_token = v.token"
+)
+RESCHEDULE: Final = (
+    f"UPDATE deliveries SET state = 0, attempts = $4, next_attempt_at = {NOW} + $5, last_status = $6,"
+    f" last_error = $7, {NO_LEASE} WHERE id = $2 AND state = 1 AND lease_token = $3"
+)
+DEAD_LETTER: Final = (
+    f"UPDATE deliveries SET state = 3, attempts = $4, reason = $5, done_at = {NOW}, last_status = $6,"
+    f" last_error = $7, {NO_LEASE} WHERE id = $2 AND state = 1 AND lease_token = $3"
+)
+RELEASE: Final = (
+    f"UPDATE deliveries d SET state = 0, {NO_LEASE} FROM unnest($1::bigint[], $2::text[]) AS v(id, token)"
+    " WHERE d.id = v.id AND d.state = 1 AND d.lease_token = v.token"
+)
+RENEW: Final = (
+    f"UPDATE deliveries d SET lease_until = {NOW} + $4 FROM unnest($2::bigint[], $3::text[]) AS v(id, token)"
+    " WHERE d.id = v.id AND d.state = 1 AND d.lease_token = v.token"
+    f" RETURNING d.id, d.lease_until, {NOW}"
+)
+RECLAIM: Final = (
+    f"UPDATE deliveries SET state = 0, {NO_LEASE} WHERE id IN ("
+    " SELECT id FROM deliveries WHERE state = 1"
+    f" AND ((lease_owner = $2 AND lease_incarnation <> $3) OR lease_until <= {NOW})"
+    " FOR UPDATE SKIP LOCKED)"
+)
+DEAD_LETTER_COLUMNS: Final = (
+    "d.delivery_id, e.event_id, d.target, d.priority, d.attempts, d.reason, d.last_status, d.last_error,"
+    " d.accepted_at, d.done_at"
+)
+EXPIRE: Final = (
+    f"UPDATE deliveries d SET state = 3, reason = $3, done_at = {NOW} FROM events e"
+    f" WHERE d.state = 0 AND d.accepted_at < {NOW} - $2 AND e.id = d.event_seq RETURNING {DEAD_LETTER_COLUMNS}"
+)
+DROP_ORPHANS: Final = (
+    "DELETE FROM events e WHERE e.id = ANY($1::bigint[])"
+    " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.id)"
+)
+STATS: Final = (
+    "SELECT (SELECT count(*) FROM deliveries WHERE state = 0), (SELECT count(*) FROM deliveries WHERE state = 1),"
+    " (SELECT count(*) FROM deliveries WHERE state = 2), (SELECT count(*) FROM deliveries WHERE state = 3),"
+    " (SELECT min(accepted_at) FROM deliveries WHERE state = 0)"
+)
+DEAD_LETTERS: Final = (
+    f"SELECT {DEAD_LETTER_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_seq"
+    " WHERE d.state = 3 AND ($1::text IS NULL OR d.target = $1) ORDER BY d.done_at DESC, d.id DESC LIMIT $2"
+)
+REPLAY: Final = (
+    f"UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = {NOW}, accepted_at = {NOW},"
+    " reason = NULL, done_at = NULL WHERE state = 3 AND ($2::text IS NULL OR target = $2)"
+    " AND ($3::text[] IS NULL OR delivery_id = ANY($3::text[]))"
+)
+PRUNE: Final = f"DELETE FROM deliveries WHERE state = 2 AND done_at < {NOW} - $2 RETURNING event_seq"
+DISABLE: Final = (
+    f"INSERT INTO target_state (name, disabled_reason, disabled_at) VALUES ($2, $3, {NOW})"
+    " ON CONFLICT (name) DO UPDATE SET disabled_reason = excluded.disabled_reason, disabled_at = excluded.disabled_at"
+)

@@ -1,0 +1,149 @@
+"""The delivery queue's seam, split by job: what a backend must do, and nothing about how.
+
+- :class:`WorkCycle` — what the dispatcher does all day: put, lease, renew, ack, reschedule, release,
+  dead-letter.
+- :class:`DeadLetterStore` — what an operator does with deliveries that gave up: list, replay, purge.
+- :class:`Maintenance` — what runs in the background: expire, prune, reclaim, stats.
+- :class:`TargetStateStore` — a target's state shared by every router on the queue: disabled (410).
+
+:class:`DeliveryQueue` is all four plus opening and closing; a backend implements it whole.
+
+Semantics every backend keeps (the contract suite in ``tests/router/queue/`` checks each one):
+
+- ``put`` writes the events and all their deliveries in one durable transaction and only then returns;
+  it is idempotent on (event id, target).
+- ``lease`` hands out ready deliveries for ``lease_s`` seconds under a fresh lease token. The backend
+  only *finds* ready candidates; the one :class:`~.scheduler.FairScheduler` chooses among them, so
+  priority fairness and per-target caps are the same on every backend. It returns up to ``limit``
+  deliveries (no hidden cut), never one of a disabled target, and keeps each target's
+  :class:`~.records.TargetLimits` across every router sharing the queue.
+- Only the holder of the current lease completes a delivery: ``ack``, ``reschedule``, ``release``,
+  ``dead_letter`` and ``renew`` with a lease token that is no longer current change nothing.
+- ``ack``, ``reschedule`` and ``dead_letter`` each record one attempt; ``release`` gives a lease back
+  without spending one. Times come from the backend (a shared database's clock where several machines
+  share it); the times on a :class:`~.records.Delivery` are converted to the caller's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from cxone_eventbridge.router.queue.records import (
+    DeadLetter,
+    Delivery,
+    PutResult,
+    QueuedEvent,
+    QueueStats,
+    TargetLimits,
+)
+
+NO_LIMITS: Mapping[str, TargetLimits] = {}
+
+
+@runtime_checkable
+class WorkCycle(Protocol):
+    """Put work in, lease it, and settle each lease."""
+
+    async def put(self, events: Sequence[QueuedEvent]) -> list[PutResult]:
+        """Write events and their deliveries in one durable transaction (idempotent on event id, target)."""
+        ...
+
+    async def lease(
+        self,
+        wants: Mapping[str, int],
+        *,
+        limit: int,
+        lease_s: float,
+        limits: Mapping[str, TargetLimits] = NO_LIMITS,
+    ) -> list[Delivery]:
+        """Up to ``limit`` ready deliveries, at most ``wants[target]`` per target; other targets get none."""
+        ...
+
+    async def renew(self, deliveries: Sequence[Delivery], *, lease_s: float) -> list[Delivery]:
+        """Extend current leases by ``lease_s`` from now; the deliveries still held, with their new end."""
+        ...
+
+    async def ack(self, delivery: Delivery, *, status: int | None = None) -> None:
+        """The delivery succeeded (one attempt)."""
+
+    async def reschedule(
+        self, delivery: Delivery, *, delay_s: float, last_status: int | None, last_error: str | None
+    ) -> None:
+        """The attempt failed and will be retried ``delay_s`` from now (one attempt spent)."""
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Give leases back without spending an attempt."""
+
+    async def dead_letter(
+        self, delivery: Delivery, *, reason: str, last_status: int | None, last_error: str | None
+    ) -> None:
+        """The delivery gives up after this attempt (one attempt spent)."""
+
+    def on_ready(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when another process may have made work ready (a no-op for one process)."""
+
+
+@runtime_checkable
+class DeadLetterStore(Protocol):
+    """Deliveries that gave up."""
+
+    async def dead_letters(self, *, target: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters, newest first."""
+        ...
+
+    async def replay(self, *, delivery_ids: Sequence[str] | None = None, target: str | None = None) -> int:
+        """Make dead letters pending again (all, a target's, or the named ones); returns how many."""
+        ...
+
+    async def purge(self, *, delivery_ids: Sequence[str] | None = None, target: str | None = None) -> int:
+        """Delete dead letters for good (all, a target's, or the named ones); returns how many."""
+        ...
+
+
+@runtime_checkable
+class Maintenance(Protocol):
+    """Background upkeep."""
+
+    async def expire(self, *, max_age_s: float) -> list[DeadLetter]:
+        """Dead-letter (``expired``) every pending delivery accepted more than ``max_age_s`` ago."""
+        ...
+
+    async def prune(self, *, retention_s: float) -> int:
+        """Delete delivered rows older than ``retention_s`` (and events left without deliveries)."""
+        ...
+
+    async def reclaim(self) -> int:
+        """Make leases pending again that expired or that a previous run of this owner held; how many."""
+        ...
+
+    async def stats(self) -> QueueStats:
+        """Counts by state."""
+        ...
+
+
+@runtime_checkable
+class TargetStateStore(Protocol):
+    """A target's state that every router sharing the queue sees."""
+
+    async def disable_target(self, name: str, *, reason: str) -> None:
+        """Remember that a target is disabled (410 Gone); its deliveries are not leased until enabled."""
+
+    async def enable_target(self, name: str) -> bool:
+        """Forget that a target is disabled; True when it was."""
+        ...
+
+    async def disabled_targets(self) -> dict[str, str]:
+        """Disabled targets and why."""
+        ...
+
+
+@runtime_checkable
+class DeliveryQueue(WorkCycle, DeadLetterStore, Maintenance, TargetStateStore, Protocol):
+    """A whole backend: the four jobs, plus opening and closing its storage."""
+
+    async def open(self) -> None:
+        """Open the storage (and check its schema); idempotent."""
+
+    async def close(self) -> None:
+        """Finish queued writes and release the storage."""

@@ -1,0 +1,374 @@
+"""The queue contract: what every backend does, checked against each (SQLite, PostgreSQL) on real storage."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from cxone_eventbridge.exceptions import QueueClosedError
+from cxone_eventbridge.router.queue import (
+    DeadLetterStore,
+    DeliveryQueue,
+    Maintenance,
+    TargetLimits,
+    TargetStateStore,
+    WorkCycle,
+    delivery_id_for,
+)
+from cxone_eventbridge.router.queue.scheduler import RATE_SPACING_MARGIN
+
+from .conftest import T0, ManualClock, QueueFactory, event
+
+ALL = {"a": 1000, "b": 1000, "c": 1000}
+
+
+async def test_satisfies_every_protocol(queue: DeliveryQueue) -> None:
+    """The backend is a DeliveryQueue and each of its four jobs, so the dispatcher can take any backend."""
+    for protocol in (DeliveryQueue, WorkCycle, DeadLetterStore, Maintenance, TargetStateStore):
+        assert isinstance(queue, protocol)
+
+
+async def test_put_lease_ack_round_trip_keeps_body_and_ids(queue: DeliveryQueue, clock: ManualClock) -> None:
+    """A put event comes back from lease with its exact body, its ids, zero attempts and a lease token."""
+    body = '{"eventType":"call.answered","note":"héllo"}'.encode()
+    [result] = await queue.put([event("e1", "a", body=body)])
+    assert result.created == ("a",)
+    [d] = await queue.lease(ALL, limit=10, lease_s=30)
+    assert (d.event_id, d.target, d.body, d.attempts) == ("e1", "a", body, 0)
+    assert d.delivery_id == delivery_id_for("e1", "a")
+    assert isinstance(d.key, str)
+    assert d.lease_token
+    assert d.lease_until == pytest.approx(T0 + 30)
+    await queue.ack(d, status=200)
+    stats = await queue.stats()
+    assert (stats.pending, stats.leased, stats.delivered, stats.dead) == (0, 0, 1, 0)
+    clock.now += 100
+    assert await queue.lease(ALL, limit=10, lease_s=30) == []
+
+
+async def test_put_is_idempotent_on_event_id_and_target(queue: DeliveryQueue) -> None:
+    """The same event id twice yields one set of deliveries; a new target on the repeat is added alone."""
+    first = await queue.put([event("e1", "a", "b")])
+    again = await queue.put([event("e1", "a", "b"), event("e1", "a", "b", "c")])
+    assert first[0].created == ("a", "b")
+    assert again[0].duplicate
+    assert again[1].created == ("c",)
+    leased = await queue.lease(ALL, limit=100, lease_s=30)
+    assert sorted(d.target for d in leased) == ["a", "b", "c"]
+
+
+async def test_event_without_targets_is_not_stored(queue: DeliveryQueue) -> None:
+    """An event that matched nothing creates no delivery."""
+    [result] = await queue.put([event("e1")])
+    assert result.created == ()
+    assert (await queue.stats()).pending == 0
+
+
+async def test_invalid_priority_is_refused(queue: DeliveryQueue) -> None:
+    """Priorities are 0-9."""
+    with pytest.raises(ValueError, match="priority"):
+        await queue.put([event("e1", "a", priority=10)])
+
+
+async def test_lower_priority_number_goes_first_and_fifo_within(queue: DeliveryQueue, clock: ManualClock) -> None:
+    """Priority 1 is leased before priority 5; within a priority, in order of acceptance."""
+    await queue.put([event("low1", "a", priority=5, at=T0)])
+    await queue.put([event("high1", "a", priority=1, at=T0 + 1)])
+    await queue.put([event("high2", "a", priority=1, at=T0 + 2)])
+    await queue.put([event("low2", "a", priority=5, at=T0 + 3)])
+    clock.now = T0 + 10
+    order = []
+    for _ in range(4):
+        [d] = await queue.lease(ALL, limit=1, lease_s=30)
+        order.append(d.event_id)
+    assert order == ["high1", "high2", "low1", "low2"]
+
+
+async def test_sustained_high_priority_load_does_not_starve_priority_9(queue: DeliveryQueue) -> None:
+    """Weighted fairness: under a flood of priority 0, priority 9 still gets about 1 slot in 512."""
+    await queue.put([event(f"p0-{i}", "a", priority=0) for i in range(3000)])
+    await queue.put([event(f"p9-{i}", "a", priority=9) for i in range(50)])
+    leased = []
+    for _ in range(40):
+        leased += await queue.lease(ALL, limit=50, lease_s=30)
+    p9 = [d for d in leased if d.priority == 9]
+    assert len(leased) == 2000
+    assert 2 <= len(p9) <= 6  # 2000 / 513 ~ 4: served, but rarely
+    assert leased[0].priority == 0
+
+
+async def test_per_target_wants_prevent_head_of_line_blocking(queue: DeliveryQueue, clock: ManualClock) -> None:
+    """A target at its cap is skipped without blocking another target's later work."""
+    await queue.put([event(f"a{i}", "a", at=T0) for i in range(100)])
+    await queue.put([event("b0", "b", at=T0 + 1)])
+    clock.now = T0 + 2
+    leased = await queue.lease({"a": 2, "b": 5}, limit=50, lease_s=30)
+    assert sorted(d.target for d in leased) == ["a", "a", "b"]
+    assert await queue.lease({"a": 0}, limit=50, lease_s=30) == []
+
+
+async def test_lease_returns_the_whole_limit_without_a_hidden_cut(queue: DeliveryQueue) -> None:
+    """Asked for 1,200, a lease hands out 1,200 when that many are ready."""
+    await queue.put([event(f"e{i}", "a") for i in range(1_300)])
+    leased = await queue.lease({"a": 5_000}, limit=1_200, lease_s=30)
+    assert len(leased) == 1_200
+    assert len({d.key for d in leased}) == 1_200
+
+
+async def test_lease_expires_and_the_delivery_is_leased_again(queue: DeliveryQueue, clock: ManualClock) -> None:
+    """Work leased by a process that died is delivered again once its lease ends, under a new token."""
+    await queue.put([event("e1", "a")])
+    [first] = await queue.lease(ALL, limit=10, lease_s=30)
+    clock.now = T0 + 29
+    assert await queue.lease(ALL, limit=10, lease_s=30) == []
+    clock.now = T0 + 30
+    await queue.reclaim()
+    [again] = await queue.lease(ALL, limit=10, lease_s=30)
+    assert again.delivery_id == first.delivery_id
+    assert again.lease_token != first.lease_token
+    assert again.attempts == 0  # a lost lease does not spend a retry
+
+
+async def test_a_late_ack_from_an_expired_lease_changes_nothing(make_queue: QueueFactory, clock: ManualClock) -> None:
+    """Only the current lease completes a delivery: the old holder's ack, retry, dead letter, release and
+    renewal are ignored, and the new holder's ack counts."""
+    one = await make_queue(owner="one")
+    two = await make_queue(owner="two")
+    await one.put([event("e1", "a")])
+    [stale] = await one.lease(ALL, limit=1, lease_s=1)
+    clock.now = T0 + 2
+    await two.reclaim()
+    [fresh] = await two.lease(ALL, limit=1, lease_s=30)
+    assert fresh.key == stale.key
+    await one.ack(stale, status=200)
+    await one.reschedule(stale, delay_s=100, last_status=500, last_error=None)
+    await one.dead_letter(stale, reason="permanent", last_status=400, last_error=None)
+    await one.release([stale])
+    assert await one.renew([stale], lease_s=30) == []
+    stats = await two.stats()
+    assert (stats.leased, stats.delivered, stats.dead, stats.pending) == (1, 0, 0, 0)
+    await two.ack(fresh, status=200)
+    stats = await two.stats()
+    assert (stats.leased, stats.delivered) == (0, 1)
+
+
+async def test_renew_extends_a_current_lease(queue: DeliveryQueue, clock: ManualClock) -> None:
+    """A renewed lease lasts lease_s from the renewal, so nobody takes over an attempt still in flight."""
+    await queue.put([event("e1", "a")])
+    [d] = await queue.lease(ALL, limit=1, lease_s=10)
+    clock.now = T0 + 8
+    [renewed] = await queue.renew([d], lease_s=10)
+    assert renewed.lease_until == pytest.approx(T0 + 18)
+    clock.now = T0 + 12
+    assert await queue.reclaim() == 0
+    assert await queue.lease(ALL, limit=1, lease_s=10) == []
+    await queue.ack(renewed, status=200)
+    assert (await queue.stats()).delivered == 1
+
+
+async def test_restart_reclaims_previous_incarnations_leases_at_once(make_queue: QueueFactory) -> None:
+    """A restarted router takes back its dead predecessor's leases without waiting for them to expire."""
+    old = await make_queue(owner="r1", incarnation="old")
+    await old.put([event("e1", "a"), event("e2", "a")])
+    assert len(await old.lease(ALL, limit=10, lease_s=30)) == 2
+    other = await make_queue(owner="other", incarnation="x")
+    await other.put([event("e3", "a")])
+    assert len(await other.lease(ALL, limit=10, lease_s=30)) == 1
+    new = await make_queue(owner="r1", incarnation="new")
+    assert await new.reclaim() == 2
+    leased = await new.lease(ALL, limit=10, lease_s=30)
+    assert sorted(d.event_id for d in leased) == ["e1", "e2"]  # another owner's lease is left to expire
+
+
+async def test_reschedule_spends_an_attempt_and_waits_for_the_delay(queue: DeliveryQueue, clock: ManualClock) -> None:
+    """A retry is a row with next_attempt_at: not leasable before it, leasable after, attempts counted."""
+    await queue.put([event("e1", "a")])
+    [d] = await queue.lease(ALL, limit=10, lease_s=30)
+    await queue.reschedule(d, delay_s=5, last_status=503, last_error=None)
+    clock.now = T0 + 4.9
+    assert await queue.lease(ALL, limit=10, lease_s=30) == []
+    clock.now = T0 + 5
+    [again] = await queue.lease(ALL, limit=10, lease_s=30)
+    assert again.attempts == 1
+
+
+async def test_release_returns_the_lease_without_spending_an_attempt(queue: DeliveryQueue) -> None:
+    """Released work is leasable at once with the same attempt count."""
+    await queue.put([event("e1", "a")])
+    leased = await queue.lease(ALL, limit=10, lease_s=30)
+    await queue.release(leased)
+    [again] = await queue.lease(ALL, limit=10, lease_s=30)
+    assert again.attempts == 0
+
+
+async def test_dead_letters_keep_reason_status_attempts_and_replay(queue: DeliveryQueue, clock: ManualClock) -> None:
+    """A dead letter records why; replay makes it pending again with a fresh retry budget."""
+    await queue.put([event("e1", "a"), event("e2", "b")])
+    leased = await queue.lease(ALL, limit=10, lease_s=30)
+    clock.now = T0 + 1
+    for d in leased:
+        await queue.dead_letter(d, reason="permanent", last_status=400, last_error="bad request")
+    letters = await queue.dead_letters()
+    assert {(x.event_id, x.reason, x.last_status, x.last_error, x.attempts, x.dead_at) for x in letters} == {
+        ("e1", "permanent", 400, "bad request", 1, T0 + 1),
+        ("e2", "permanent", 400, "bad request", 1, T0 + 1),
+    }
+    assert [x.target for x in await queue.dead_letters(target="b")] == ["b"]
+    assert len(await queue.dead_letters(limit=1)) == 1
+    clock.now = T0 + 2
+    assert await queue.replay(delivery_ids=[delivery_id_for("e1", "a")]) == 1
+    [d] = await queue.lease(ALL, limit=10, lease_s=30)
+    assert (d.event_id, d.attempts) == ("e1", 0)
+    assert await queue.replay(target="b") == 1
+    assert await queue.replay() == 0
+    assert (await queue.stats()).dead == 0
+
+
+async def test_purge_deletes_dead_letters_only(queue: DeliveryQueue) -> None:
+    """Purge removes the selected dead letters for good and leaves pending work alone."""
+    await queue.put([event("e1", "a"), event("e2", "b"), event("e3", "c")])
+    leased = await queue.lease({"a": 1, "b": 1}, limit=10, lease_s=30)
+    for d in leased:
+        await queue.dead_letter(d, reason="permanent", last_status=400, last_error=None)
+    assert await queue.purge(delivery_ids=[delivery_id_for("e1", "a")]) == 1
+    assert await queue.purge(target="b") == 1
+    stats = await queue.stats()
+    assert (stats.dead, stats.pending) == (0, 1)
+
+
+async def test_expire_dead_letters_what_waited_too_long(queue: DeliveryQueue, clock: ManualClock) -> None:
+    """Pending deliveries older than the maximum age become dead letters with reason expired."""
+    await queue.put([event("old", "a", at=T0), event("young", "a", at=T0 + 3600)])
+    clock.now = T0 + 86_401
+    expired = await queue.expire(max_age_s=86_400)
+    assert [(x.event_id, x.reason, x.attempts) for x in expired] == [("old", "expired", 0)]
+    [d] = await queue.lease(ALL, limit=10, lease_s=30)
+    assert d.event_id == "young"
+
+
+async def test_prune_deletes_delivered_rows_after_retention_only(queue: DeliveryQueue, clock: ManualClock) -> None:
+    """Delivered rows older than the retention go; pending and dead letters stay; the pruned id is forgotten."""
+    await queue.put([event("done", "a"), event("dead", "b"), event("waiting", "c", at=T0 + 10**6)])
+    leased = await queue.lease({"a": 1, "b": 1}, limit=10, lease_s=30)
+    for d in leased:
+        if d.target == "a":
+            await queue.ack(d)
+        else:
+            await queue.dead_letter(d, reason="permanent", last_status=404, last_error=None)
+    clock.now = T0 + 10
+    assert await queue.prune(retention_s=60) == 0
+    clock.now = T0 + 61
+    assert await queue.prune(retention_s=60) == 1
+    stats = await queue.stats()
+    assert (stats.pending, stats.delivered, stats.dead) == (1, 0, 1)
+    # The pruned event's id is forgotten: dedup holds for the retention period.
+    [again] = await queue.put([event("done", "a")])
+    assert again.created == ("a",)
+
+
+async def test_stats_count_states_and_pending_by_target(queue: DeliveryQueue) -> None:
+    """Stats give each state's count, pending work per target and the oldest pending acceptance time."""
+    await queue.put([event("e1", "a", at=T0 - 5), event("e2", "a", "b")])
+    [d] = await queue.lease({"b": 1}, limit=1, lease_s=30)
+    stats = await queue.stats()
+    assert (stats.pending, stats.leased) == (2, 1)
+    assert dict(stats.pending_by_target) == {"a": 2}
+    assert stats.oldest_pending_at == T0 - 5
+    assert d.target == "b"
+
+
+async def test_concurrent_puts_all_land(queue: DeliveryQueue) -> None:
+    """Many concurrent puts all succeed and are all leasable afterwards."""
+    results = await asyncio.gather(*(queue.put([event(f"e{i}", "a", "b")]) for i in range(300)))
+    assert all(r[0].created == ("a", "b") for r in results)
+    assert (await queue.stats()).pending == 600
+
+
+async def test_a_large_batch_with_repeated_ids_keeps_each_body_with_its_event(queue: DeliveryQueue) -> None:
+    """A large batch: each delivery carries its own event's body, once per id, repeats add only new targets."""
+    await queue.put([event("old", "a")])
+    batch = [event(f"e{i}", "a", "b") for i in range(1_100)]
+    batch += [event("e7", "a", "b", "c"), event("old", "a", "b"), event("none")]
+    results = await queue.put(batch)
+    created = {r.event_id: r.created for r in results[-3:]}
+    assert created == {"e7": ("c",), "old": ("b",), "none": ()}
+    assert all(r.created == ("a", "b") for r in results[:1_100])
+    leased = await queue.lease({"a": 5_000, "b": 5_000, "c": 5_000}, limit=5_000, lease_s=30)
+    assert len(leased) == 2 * 1_100 + 3
+    for d in leased:
+        assert d.body == f'{{"id":"{d.event_id}"}}'.encode()
+        assert d.delivery_id == delivery_id_for(d.event_id, d.target)
+
+
+async def test_acks_all_land_even_when_a_caller_is_cancelled(queue: DeliveryQueue) -> None:
+    """Concurrent acks are grouped; a cancelled caller neither fails nor undoes the others."""
+    await queue.put([event(f"e{i}", "a") for i in range(50)])
+    leased = await queue.lease(ALL, limit=50, lease_s=30)
+    tasks = [asyncio.create_task(queue.ack(d, status=200)) for d in leased]
+    await asyncio.sleep(0)  # every ack has joined the group
+    tasks[0].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert results[1:] == [None] * 49
+    stats = await queue.stats()
+    assert (stats.delivered + stats.leased, stats.pending) == (50, 0)
+    assert stats.delivered >= 49
+
+
+async def test_disabled_targets_are_shared_persist_and_are_not_leased(make_queue: QueueFactory) -> None:
+    """A target disabled through one queue is not leased through another, and stays so until enabled."""
+    one = await make_queue(owner="one")
+    await one.put([event("e1", "a", "b")])
+    await one.disable_target("a", reason="gone")
+    two = await make_queue(owner="two")
+    assert await two.disabled_targets() == {"a": "gone"}
+    assert [d.target for d in await two.lease(ALL, limit=10, lease_s=30)] == ["b"]
+    assert await two.enable_target("a") is True
+    assert await two.enable_target("a") is False
+    assert await one.disabled_targets() == {}
+    assert [d.target for d in await one.lease(ALL, limit=10, lease_s=30)] == ["a"]
+
+
+async def test_max_in_flight_holds_across_queues_sharing_storage(make_queue: QueueFactory) -> None:
+    """maxInFlight counts leases held through every queue on the storage, not one process's."""
+    one = await make_queue(owner="one")
+    await one.put([event(f"e{i}", "a") for i in range(10)])
+    two = await make_queue(owner="two")
+    limits = {"a": TargetLimits(max_in_flight=4)}
+    first = await one.lease(ALL, limit=3, lease_s=30, limits=limits)
+    second = await two.lease(ALL, limit=10, lease_s=30, limits=limits)
+    assert (len(first), len(second)) == (3, 1)
+    assert await one.lease(ALL, limit=10, lease_s=30, limits=limits) == []
+    await two.ack(second[0])
+    assert len(await one.lease(ALL, limit=10, lease_s=30, limits=limits)) == 1
+
+
+async def test_rate_limit_hands_out_evenly_spaced_send_slots_across_queues(
+    make_queue: QueueFactory, clock: ManualClock
+) -> None:
+    """rateLimitPerSecond: leases through two queues draw from one sequence of send slots, 1/rate apart."""
+    one = await make_queue(owner="one")
+    await one.put([event(f"e{i}", "a") for i in range(200)])
+    two = await make_queue(owner="two")
+    limits = {"a": TargetLimits(rate_per_s=50)}
+    first = await one.lease(ALL, limit=200, lease_s=30, limits=limits)
+    second = await two.lease(ALL, limit=200, lease_s=30, limits=limits)
+    slots = sorted(d.not_before for d in first + second)
+    spacing = RATE_SPACING_MARGIN / 50
+    assert slots[0] == pytest.approx(T0)
+    assert len(slots) == len(set(slots)) > 40
+    assert all(b - a == pytest.approx(spacing, abs=1e-6) for a, b in itertools.pairwise(slots))
+    assert slots[-1] <= T0 + 1.0 + 1e-9  # no more than a second's worth handed out ahead
+    clock.now = T0 + 2
+    later = await one.lease(ALL, limit=200, lease_s=30, limits=limits)
+    assert min(d.not_before for d in later) == pytest.approx(T0 + 2)
+
+
+async def test_closed_queue_refuses_work(make_queue: QueueFactory) -> None:
+    """Using a queue after close raises QueueClosedError rather than hanging."""
+    q = await make_queue()
+    await q.close()
+    with pytest.raises(QueueClosedError):
+        await q.put([event("e1", "a")])
