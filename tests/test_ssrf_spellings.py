@@ -146,7 +146,7 @@ async def _router_attempt(target: IntegrationTarget) -> AttemptOutcome:
     transport = create_transport(egress=EgressPolicy(), resolver=_private_answer)
     try:
         client = DeliveryClient(transport)
-        delivery = Delivery(1, "msg_1", "e1", target.name, 5, b"{}", 0, 0.0, 30.0)
+        delivery = Delivery("1", "token", "msg_1", "e1", target.name, 5, b"{}", 0, 0.0, 30.0)
         outcome = (await client.send(target, delivery)).outcome
     finally:
         await transport.aclose()
@@ -202,7 +202,7 @@ async def test_full_width_loopback_endpoint_gets_nothing(https_receiver: Any, tm
     transport = create_transport(egress=EgressPolicy(), ssl_context=client_ssl_context(str(receiver.ca_path)))
     try:
         client = DeliveryClient(transport)
-        result = await client.send(target, Delivery(1, "msg_1", "e1", "victim", 5, b"{}", 0, 0.0, 30.0))
+        result = await client.send(target, Delivery("1", "token", "msg_1", "e1", "victim", 5, b"{}", 0, 0.0, 30.0))
     finally:
         await transport.aclose()
     assert result.outcome is AttemptOutcome.REFUSED

@@ -82,6 +82,7 @@ def _translate(exc: BaseException) -> QueueError:
         | TimeoutError
         | asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
+        | asyncpg.InternalClientError
         | asyncpg.CannotConnectNowError
         | asyncpg.AdminShutdownError
         | asyncpg.CrashShutdownError,
@@ -119,6 +120,7 @@ class PostgresQueue:
         self.incarnation = incarnation or uuid.uuid4().hex
         self.schema_version: int | None = None
         self.channel = f"cxeb_ready_{schema}"
+        self.application_name = f"cxeb-router:{schema}"  # what pg_stat_activity shows for its connections
         self._dsn = dsn
         self._migrate = migrate
         self._pool_size = pool_size
@@ -150,7 +152,7 @@ class PostgresQueue:
                 max_size=self._pool_size,
                 timeout=self._connect_timeout_s,
                 command_timeout=60,
-                server_settings={"search_path": self.schema, "application_name": "cxeb-router"},
+                server_settings={"search_path": self.schema, "application_name": self.application_name},
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _translate(exc) from exc
@@ -214,7 +216,13 @@ class PostgresQueue:
         try:
             async with self._pool.acquire() as conn:
                 yield conn
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,  # a connection the server dropped mid-operation
+        ) as exc:
             raise _translate(exc) from exc
 
     def _now(self) -> float | None:
@@ -240,7 +248,11 @@ class PostgresQueue:
             lost = asyncio.Event()
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout_s)
+                conn = await asyncpg.connect(
+                    self._dsn,
+                    timeout=self._connect_timeout_s,
+                    server_settings={"application_name": self.application_name},
+                )
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(self.channel, self._wake)
                 delay = 0.1

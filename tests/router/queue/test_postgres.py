@@ -1,0 +1,95 @@
+"""What only the PostgreSQL backend does: migrations in a schema, wake-ups across routers, lost connections."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from cxone_eventbridge.exceptions import QueueSchemaError, QueueUnavailableError
+from cxone_eventbridge.router.queue.postgres import PostgresQueue
+from cxone_eventbridge.router.queue.postgres.schema import MIGRATIONS
+
+from .conftest import ManualClock, event
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_a_new_schema_is_refused_until_migrated_and_then_opens(postgres_dsn: str, pg_schema: str) -> None:
+    """Without migrate, an empty schema is refused naming `cxeb router migrate`; after migrating it opens."""
+    with pytest.raises(QueueSchemaError, match="cxeb router migrate"):
+        await PostgresQueue(postgres_dsn, schema=pg_schema).open()
+    async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True) as q:
+        assert q.schema_version == MIGRATIONS[-1].version
+    async with PostgresQueue(postgres_dsn, schema=pg_schema) as q:
+        assert (await q.stats()).pending == 0
+
+
+async def test_a_newer_schema_is_refused_with_a_clear_message(postgres_dsn: str, pg_schema: str) -> None:
+    """A database migrated by a newer cxeb is not used: the message says to upgrade."""
+    async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True):
+        pass
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute(f'UPDATE "{pg_schema}".schema_version SET version = 99')
+    finally:
+        await conn.close()
+    with pytest.raises(QueueSchemaError, match=r"version 99, newer than this cxeb knows"):
+        await PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True).open()
+
+
+async def test_the_dsn_never_shows_in_repr() -> None:
+    """The DSN may carry a password: repr names the schema and owner only."""
+    queue = PostgresQueue("postgresql://u:hunter2@db.example/x", schema="s1", owner="r1")
+    assert "hunter2" not in repr(queue)
+    assert repr(queue) == "PostgresQueue(schema='s1', owner='r1')"
+
+
+def test_an_invalid_schema_name_is_refused() -> None:
+    """The schema is an SQL identifier; anything else is refused before it reaches SQL."""
+    with pytest.raises(ValueError, match="schema"):
+        PostgresQueue("postgresql://x", schema='bad"name')
+
+
+async def test_an_unreachable_database_is_unavailable() -> None:
+    """No server at the address: opening raises QueueUnavailableError (ingest answers 503), not a driver error."""
+    with pytest.raises(QueueUnavailableError):
+        await PostgresQueue("postgresql://postgres@127.0.0.1:1/test", connect_timeout_s=1).open()
+
+
+async def test_a_put_through_one_router_wakes_the_others(postgres_dsn: str, pg_schema: str) -> None:
+    """LISTEN/NOTIFY: another router learns of new work at once, without polling."""
+    one = PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True, owner="one")
+    two = PostgresQueue(postgres_dsn, schema=pg_schema, owner="two")
+    async with one, two:
+        woken = asyncio.Event()
+        two.on_ready(woken.set)
+        async with asyncio.timeout(5):
+            await woken.wait()  # the listener's first wake-up, once it listens
+        woken.clear()
+        await one.put([event("e1", "a")])
+        async with asyncio.timeout(5):
+            await woken.wait()
+
+
+async def test_lost_connections_fail_one_call_then_the_queue_recovers(
+    postgres_dsn: str, pg_schema: str, clock: ManualClock
+) -> None:
+    """The server dropping the queue's connections fails the call in progress as unavailable; the next
+    ones reconnect, and what was committed before is all there."""
+    async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True, clock=clock, pool_size=1) as q:
+        await q.put([event("e1", "a")])
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                q.application_name,
+            )
+        finally:
+            await admin.close()
+        with pytest.raises(QueueUnavailableError):
+            await q.put([event("e2", "a")])
+        await q.put([event("e3", "a")])
+        leased = await q.lease({"a": 10}, limit=10, lease_s=30)
+        assert sorted(d.event_id for d in leased) == ["e1", "e3"]
