@@ -16,10 +16,10 @@ from pydantic import SecretStr
 from cxone_eventbridge.models import IntegrationTarget, RetryPolicy, TargetAuthentication
 from cxone_eventbridge.observe.events import DeliveryDeadLettered, DeliverySucceeded, ObservedEvent, ObserverBus
 from cxone_eventbridge.router.circuit import CircuitPolicy
+from cxone_eventbridge.router.composition import RouterConfig, build_router, sqlite_url
 from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
-from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.sandbox.certs import ensure_certificates
 from cxone_eventbridge.sandbox.receiver import server_ssl_context
 from cxone_eventbridge.ssrf import EgressPolicy
@@ -97,24 +97,32 @@ RouterFactory = Callable[..., Awaitable[tuple[EventRouter, Ledger]]]
 
 @pytest.fixture
 async def make_router(tmp_path: Path) -> AsyncIterator[RouterFactory]:
-    """An async factory of started EventRouters on a SQLite file in tmp_path, trusting ``ca_path``."""
+    """An async factory of started EventRouters (built by the composition root) on a SQLite file in
+    tmp_path, trusting ``ca_path``; a ``clock`` given drives the queue's time too."""
     routers: list[EventRouter] = []
 
     async def factory(
-        targets: list[IntegrationTarget], *, ca_path: Path, db: str = "queue.db", **kwargs: Any
+        targets: list[IntegrationTarget],
+        *,
+        ca_path: Path,
+        db: str = "queue.db",
+        options: DispatcherOptions | None = None,
+        clock: Callable[[], float] | None = None,
+        **kwargs: Any,
     ) -> tuple[EventRouter, Ledger]:
         bus = ObserverBus()
         ledger = Ledger()
         bus.subscribe(ledger)
-        kwargs.setdefault("options", fast_options())
-        kwargs.setdefault("egress", LOOPBACK)
-        router = EventRouter(
-            SQLiteQueue(tmp_path / db),
-            targets=targets,
-            bus=bus,
+        config = RouterConfig(
+            queue_url=sqlite_url(tmp_path / db),
+            owner="test",
+            dispatcher=options if options is not None else fast_options(),
+            egress=kwargs.pop("egress", LOOPBACK),
             ssl_context=ssl_context_for(str(ca_path)),
-            **kwargs,
         )
+        if clock is not None:
+            kwargs.update(clock=clock, queue_clock=clock)
+        router = build_router(config, targets=targets, bus=bus, **kwargs)
         await router.start()
         routers.append(router)
         return router, ledger

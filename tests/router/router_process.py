@@ -14,10 +14,9 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from cxone_eventbridge.models import IntegrationTarget, RetryPolicy
+from cxone_eventbridge.router.composition import RouterConfig, build_router, sqlite_url
 from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
-from cxone_eventbridge.router.event_router import EventRouter
-from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.ssrf import EgressPolicy
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -31,13 +30,14 @@ async def main(mode: str, db: str, url: str, ca: str, count: int) -> int:
         retry_policy=RetryPolicy(max_retries=10),
     )
     options = DispatcherOptions(retry_base_s=0.01, retry_cap_s=0.05, poll_interval_s=0.02, per_target_in_flight=8)
-    router = EventRouter(
-        SQLiteQueue(Path(db), owner="crash-test"),
-        targets=[target],
-        options=options,
+    config = RouterConfig(
+        queue_url=sqlite_url(Path(db)),
+        owner="crash-test",
+        dispatcher=options,
         egress=EgressPolicy.from_cidrs(["127.0.0.0/8"]),
         ssl_context=ssl_context_for(ca),
     )
+    router = build_router(config, targets=[target])
     await router.start()
     out = sys.stdout
     if mode == "ingest":

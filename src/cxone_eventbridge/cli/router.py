@@ -510,7 +510,8 @@ class ServeOptions:
 
     host: str
     port: int
-    db: Path
+    queue_url: str
+    migrate: bool
     targets: Path | None
     from_api: bool
     sync_interval_s: float
@@ -555,9 +556,8 @@ async def serve_router(options: ServeOptions) -> None:
     from cxone_eventbridge.observe.events import ObserverBus
     from cxone_eventbridge.observe.metrics import RouterMetrics
     from cxone_eventbridge.observe.status import StatusTracker
-    from cxone_eventbridge.router.event_router import EventRouter
+    from cxone_eventbridge.router.composition import RouterConfig, build_router
     from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
-    from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
     from cxone_eventbridge.ssrf import EgressPolicy
 
     try:
@@ -587,14 +587,15 @@ async def serve_router(options: ServeOptions) -> None:
     audit = AuditLog(options.audit_log) if options.audit_log is not None else None
     if audit is not None:
         bus.subscribe(audit.observe)
-    options.db.parent.mkdir(parents=True, exist_ok=True)
-    router = EventRouter(
-        SQLiteQueue(options.db),
-        targets=targets,
-        bus=bus,
+    router_config = RouterConfig(
+        queue_url=options.queue_url,
+        migrate=options.migrate,
         egress=egress,
         ssl_context=_delivery_ssl(options.ca_bundle),
     )
+    if router_config.backend == "sqlite":
+        Path(options.queue_url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    router = build_router(router_config, targets=targets, bus=bus)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(lambda: audit.close() if audit is not None else None)
         sync_task: asyncio.Task[None] | None = None
@@ -626,11 +627,41 @@ async def serve_router(options: ServeOptions) -> None:
         render.info("router stopped")
 
 
+QUEUE_URL = typer.Option(
+    None,
+    "--queue",
+    envvar="CXEB_QUEUE_URL",
+    help="The queue: sqlite:///PATH (one router) or postgresql://USER@HOST/DB[?schema=NAME] (several).",
+    show_envvar=True,
+)
+
+
+def sqlite_url(path: Path) -> str:
+    from cxone_eventbridge.router.composition import sqlite_url as url_of
+
+    return url_of(path)
+
+
+@router_app.command("migrate")
+def migrate_command(
+    queue: str | None = QUEUE_URL,
+    db: Path = typer.Option(Path("cxeb-router.db"), "--db", help="The SQLite queue file (when --queue is not given)."),
+) -> None:
+    """Create or upgrade the queue's schema to this version's (PostgreSQL routers refuse to start until then)."""
+    from cxone_eventbridge.router.composition import RouterConfig, migrate_queue
+
+    config = RouterConfig(queue_url=queue or sqlite_url(db))
+    version = run(migrate_queue(config))
+    render.info(f"the {config.backend} queue's schema is at version {version}")
+
+
 @router_app.command("serve")
 def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     host: str = typer.Option("127.0.0.1", "--host", help="Listen address; beyond loopback an ingest key is required."),
     port: int = typer.Option(DEFAULT_ROUTER_PORT, "--port", min=0, max=65535),
-    db: Path = typer.Option(Path("cxeb-router.db"), "--db", help="The SQLite queue file."),
+    db: Path = typer.Option(Path("cxeb-router.db"), "--db", help="The SQLite queue file (when --queue is not given)."),
+    queue: str | None = QUEUE_URL,
+    migrate: bool = typer.Option(False, "--migrate", help="Migrate a PostgreSQL queue's schema on start."),
     targets: Path | None = typer.Option(None, "--targets", help="A targets file (no control-plane settings needed)."),
     from_api: bool = typer.Option(False, "--from-api", help="Sync targets from GET /api/v2/events/routes (CXONE_*)."),
     sync_interval: float = typer.Option(30.0, "--sync-interval", min=1.0, help="Seconds between --from-api syncs."),
@@ -657,7 +688,8 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     options = ServeOptions(
         host=host,
         port=port,
-        db=db,
+        queue_url=queue or sqlite_url(db),
+        migrate=migrate,
         targets=targets,
         from_api=from_api,
         sync_interval_s=sync_interval,

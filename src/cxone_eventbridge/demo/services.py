@@ -34,10 +34,10 @@ from cxone_eventbridge.observe.events import ObserverBus
 from cxone_eventbridge.observe.metrics import RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker
 from cxone_eventbridge.router.circuit import CircuitPolicy
+from cxone_eventbridge.router.composition import RouterConfig, build_router, sqlite_url
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
-from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.sandbox.app import create_app
 from cxone_eventbridge.sandbox.certs import ensure_certificates
 from cxone_eventbridge.sandbox.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig
@@ -187,12 +187,15 @@ class DemoServices:
             # A flaky endpoint that fails one request in five must not trip the breaker for seconds at a time.
             circuit=CircuitPolicy(failure_threshold=10, open_s=0.5, max_open_s=2.0),
         )
-        router = EventRouter(
-            SQLiteQueue(out / QUEUE_DB),
+        router = build_router(
+            RouterConfig(
+                queue_url=sqlite_url(out / QUEUE_DB),
+                owner="demo",
+                dispatcher=dispatcher,
+                egress=EgressPolicy.from_cidrs([f"{LOOPBACK}/32"]),
+                ssl_context=ssl.create_default_context(cafile=str(certs.ca)),
+            ),
             bus=self.bus,
-            options=dispatcher,
-            egress=EgressPolicy.from_cidrs([f"{LOOPBACK}/32"]),
-            ssl_context=ssl.create_default_context(cafile=str(certs.ca)),
         )
         self._stack.push_async_callback(router.stop, ROUTER_DRAIN_DEADLINE_S)
         await router.start()

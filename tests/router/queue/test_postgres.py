@@ -73,11 +73,11 @@ async def test_a_put_through_one_router_wakes_the_others(postgres_dsn: str, pg_s
             await woken.wait()
 
 
-async def test_lost_connections_fail_one_call_then_the_queue_recovers(
+async def test_lost_connections_fail_at_most_one_call_then_the_queue_recovers(
     postgres_dsn: str, pg_schema: str, clock: ManualClock
 ) -> None:
-    """The server dropping the queue's connections fails the call in progress as unavailable; the next
-    ones reconnect, and what was committed before is all there."""
+    """The server dropping the queue's connections fails a call in progress as unavailable (or the pool
+    notices first); the next calls reconnect, and everything committed is there."""
     async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True, clock=clock, pool_size=1) as q:
         await q.put([event("e1", "a")])
         admin = await asyncpg.connect(postgres_dsn)
@@ -88,8 +88,12 @@ async def test_lost_connections_fail_one_call_then_the_queue_recovers(
             )
         finally:
             await admin.close()
-        with pytest.raises(QueueUnavailableError):
+        expected = ["e1", "e3"]
+        try:
             await q.put([event("e2", "a")])
+            expected.insert(1, "e2")
+        except QueueUnavailableError:
+            pass  # not acknowledged, so not counted on: a client retries it
         await q.put([event("e3", "a")])
         leased = await q.lease({"a": 10}, limit=10, lease_s=30)
-        assert sorted(d.event_id for d in leased) == ["e1", "e3"]
+        assert sorted(d.event_id for d in leased) == expected

@@ -324,6 +324,7 @@ class PostgresQueue:
             next_slot_at: dict[str, float | None] = {}
             if limited:
                 await conn.execute(sql.TARGET_ROWS, limited)
+                await conn.execute(sql.LOCK_LIMITED, limited)
                 for name, slot, count in await conn.fetch(sql.LIMITED_STATE, limited, now):
                     leased[name], next_slot_at[name] = count, slot
             caps = limited_caps(wanted, limits, leased=leased, next_slot_at=next_slot_at, now=now)

@@ -97,11 +97,13 @@ CLAIM: Final = (
 )
 TARGET_ROWS: Final = "INSERT INTO target_state (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING"
 # A limited target's row is locked for the lease, so routers count its leases and take its send slots
-# one at a time (in name order: no deadlock).
+# one at a time (in name order: no deadlock). The count is a statement of its own, after the lock: a
+# statement's snapshot is taken when it starts, before another router's claims committed.
+LOCK_LIMITED: Final = "SELECT name FROM target_state WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE"
 LIMITED_STATE: Final = (
     "SELECT ts.name, ts.next_slot_at,"
     " (SELECT count(*) FROM deliveries d WHERE d.state = 1 AND d.target = ts.name AND d.lease_until > $2)"
-    " FROM target_state ts WHERE ts.name = ANY($1::text[]) ORDER BY ts.name FOR UPDATE"
+    " FROM target_state ts WHERE ts.name = ANY($1::text[])"
 )
 DISABLED: Final = "SELECT name, disabled_reason FROM target_state WHERE disabled_reason IS NOT NULL"
 NEXT_SLOTS: Final = (
