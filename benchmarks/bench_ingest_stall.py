@@ -34,7 +34,7 @@ from cxone_eventbridge.observe.metrics import RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker
 from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
-from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
+from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 
 SIXTEEN_MIB = 16 * 2**20
 
