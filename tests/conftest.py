@@ -153,7 +153,7 @@ def sandbox(_shared_sandbox: tuple[FastAPI, BackgroundServer]) -> SandboxHandle:
         access_key_id=f"test-key-{suffix}",
         access_key_secret=secrets.token_urlsafe(24),
     )
-    state.register_client(client)
+    state.clients.register(client)
     assert client.access_key_id is not None
     assert client.access_key_secret is not None
     return SandboxHandle(

@@ -12,6 +12,14 @@
      │    └── QueueSchemaError           the queue's schema is newer than this version knows, or not migrated
      ├── IngestError                     the router's HTTP API refuses a request: HTTP status, code, fields
      ├── AuditLineError                  an audit line is malformed or fails its hash (also a ValueError)
+     ├── DemoError                       a demo step did not do what it must (demo/router_api.py)
+     ├── SandboxError                    the sandbox server's own errors (its modules define them)
+     │    ├── SandboxHTTPError           an API error answer: status, code, field errors (sandbox/errors.py)
+     │    ├── OAuthError                 an RFC 6749 token-endpoint error (sandbox/oauth.py)
+     │    ├── InvalidTokenError          a bearer token that is malformed, forged or expired (sandbox/oauth.py)
+     │    ├── NameTakenError             a tenant's target name is taken (sandbox/store.py)
+     │    ├── DuplicateIdempotencyKeyError  an Idempotency-Key already has a response (sandbox/store.py)
+     │    └── StaleVersionError          the target changed since it was read (sandbox/store.py)
      ├── InputError                      bad user input (files, flags, bodies); CLI exit code 2
      │    ├── ConfigurationError         a setting is missing or invalid
      │    ├── TargetsFileError           a targets file cannot be read or is invalid
@@ -123,6 +131,13 @@ class IngestError(CxebError):
 
 class AuditLineError(CxebError, ValueError):
     """A line is not a well-formed audit line, or its content does not match its hash."""
+
+
+class SandboxError(CxebError):
+    """An error of the sandbox control-plane server; its subclasses live in the sandbox modules that raise them.
+
+    They depend on the sandbox's web framework or store, which the client and the router never import.
+    """
 
 
 class InputError(CxebError):

@@ -296,11 +296,6 @@ class IntegrationTarget(WireModel):
     def _serialize_signing_secret(self, secret: SecretStr | None, info: SerializationInfo) -> str | None:
         return _dump_secret(secret, info)
 
-    def secret_texts(self) -> list[str]:
-        """Every secret this target holds, for redaction."""
-        texts = [self.authentication.value, self.signing_secret]
-        return [s.get_secret_value() for s in texts if s is not None and s.get_secret_value()]
-
 
 class TargetPage(WireModel):
     """One page of ``GET /targets``."""

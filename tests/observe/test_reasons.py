@@ -16,8 +16,7 @@ from cxone_eventbridge.observe.reasons import FailureReason, dead_letter_reason,
 from cxone_eventbridge.router.delivery import (
     AttemptOutcome,
     DeliveryClient,
-    aclose_session,
-    create_session,
+    create_transport,
     ssl_context_for,
 )
 from cxone_eventbridge.router.queue import DeadLetterReason, Delivery
@@ -120,13 +119,13 @@ async def _attempt_reason(target: IntegrationTarget, *, ca: Any = None, resolver
     kwargs: dict[str, Any] = {"egress": LOOPBACK, "ssl_context": ca}
     if resolver is not None:
         kwargs["resolver"] = resolver
-    session = create_session(**kwargs)
+    transport = create_transport(**kwargs)
     try:
-        client = DeliveryClient(session, egress=LOOPBACK)
-        delivery = Delivery(1, "msg_1", "e1", "crm", 5, b"{}", 0, 0.0, 30.0)
+        client = DeliveryClient(transport)
+        delivery = Delivery("1", "token", "msg_1", "e1", "crm", 5, b"{}", 0, 0.0, 30.0)
         result = await client.send(target, delivery)
     finally:
-        await aclose_session(session)
+        await transport.aclose()
     return result.outcome.value, failure_reason(result.status, result.error).value
 
 

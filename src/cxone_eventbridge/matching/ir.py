@@ -353,9 +353,6 @@ class Node:
     any_of: tuple[tuple[Node, ...], ...] = ()
 
 
-MATCH_ALL = Node()
-
-
 def and_nodes(*nodes: Node) -> Node:
     """The conjunction of several nodes, flattened into one."""
     clauses: list[FieldClause] = []

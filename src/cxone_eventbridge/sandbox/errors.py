@@ -6,11 +6,11 @@ from collections.abc import Iterable, Mapping
 
 from fastapi.responses import JSONResponse
 
-from cxone_eventbridge.exceptions import FieldError
+from cxone_eventbridge.exceptions import FieldError, SandboxError
 from cxone_eventbridge.models import ErrorBody
 
 
-class SandboxHTTPError(Exception):
+class SandboxHTTPError(SandboxError):
     """An API error answer: status, machine-readable code, message, field errors, extra headers."""
 
     def __init__(

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from cxone_eventbridge.exceptions import SandboxError
 from cxone_eventbridge.sandbox.config import ALL_SCOPES, SandboxClient
 
 _TOKEN_PREFIX = "sbx1"  # noqa: S105 -- a format marker, not a secret
 _MAX_TOKEN_CHARS = 4096
 
 
-class OAuthError(Exception):
+class OAuthError(SandboxError):
     """A token-endpoint error, rendered as RFC 6749 section 5.2 says."""
 
     def __init__(self, error: str, description: str, *, status: int = 400) -> None:
@@ -44,7 +45,7 @@ class OAuthError(Exception):
         return headers
 
 
-class InvalidTokenError(Exception):
+class InvalidTokenError(SandboxError):
     """A bearer token that is malformed, forged or expired."""
 
 

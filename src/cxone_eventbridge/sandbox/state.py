@@ -8,7 +8,7 @@ import ssl
 
 from fastapi import Request
 
-from cxone_eventbridge.sandbox.config import SandboxClient, SandboxConfig
+from cxone_eventbridge.sandbox.config import SandboxConfig
 from cxone_eventbridge.sandbox.faults import FaultInjector
 from cxone_eventbridge.sandbox.oauth import ClientRegistry, TokenIssuer
 from cxone_eventbridge.sandbox.rate_limit import RateLimiter
@@ -38,10 +38,6 @@ class SandboxState:
     def ssl_context(self) -> ssl.SSLContext:
         """Built on first use: loading the system CAs costs tens of milliseconds that most runs never need."""
         return client_ssl_context(str(self.config.ca_bundle) if self.config.ca_bundle else None)
-
-    def register_client(self, client: SandboxClient) -> None:
-        """Add a client (a fresh tenant) while the server runs."""
-        self.clients.register(client)
 
     def close(self) -> None:
         self.store.close()

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cxone_eventbridge.exceptions import SandboxError
 from cxone_eventbridge.models import IntegrationTarget
 
 _SCHEMA = """
@@ -44,15 +45,15 @@ CREATE TABLE IF NOT EXISTS idempotency (
 """
 
 
-class NameTakenError(Exception):
+class NameTakenError(SandboxError):
     """Another target of the tenant already has this name."""
 
 
-class DuplicateIdempotencyKeyError(Exception):
+class DuplicateIdempotencyKeyError(SandboxError):
     """Another request stored a response under this idempotency key first."""
 
 
-class StaleVersionError(Exception):
+class StaleVersionError(SandboxError):
     """The target changed since the version the caller read."""
 
 
