@@ -24,6 +24,7 @@
      │    ├── ConfigurationError         a setting is missing or invalid
      │    ├── TargetsFileError           a targets file cannot be read or is invalid
      │    ├── InvalidPatternError        an event pattern or filter is invalid (also a ValueError)
+     │    ├── InvalidTransformError      a target's input, inputPath or inputTransformer is invalid (a ValueError)
      │    └── InvalidEventError          an event to match is not a JSON object
      └── APIError                        talking to the control plane failed; CLI exit code 1
           ├── APIConnectionError         the request never got an answer
@@ -165,6 +166,10 @@ class TargetsFileError(InputError):
 
 class InvalidPatternError(InputError, ValueError):
     """An event pattern or filter is invalid; raised when it is compiled, never while matching."""
+
+
+class InvalidTransformError(InputError, ValueError):
+    """A target's ``input``, ``inputPath`` or ``inputTransformer`` is invalid; raised at validation."""
 
 
 class InvalidEventError(InputError):

@@ -28,11 +28,12 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from cxone_eventbridge import secret_refs
-from cxone_eventbridge.exceptions import FieldError, InvalidPatternError
+from cxone_eventbridge.exceptions import FieldError, InvalidPatternError, InvalidTransformError
 from cxone_eventbridge.matching.filters import FilterOperator, check_filter_value
 from cxone_eventbridge.matching.patterns import compile_pattern
 from cxone_eventbridge.signing import validate_signing_secret
 from cxone_eventbridge.ssrf import canonical_host
+from cxone_eventbridge.transform import check_constant_input, compile_template, parse_json_path
 
 _REVEAL_SECRETS = "reveal_secrets"
 
@@ -223,6 +224,49 @@ def _check_endpoint(endpoint: str) -> str:
     return endpoint
 
 
+class InputTransformer(WireModel):
+    """EventBridge's input transformer: variables read by JSON paths, placed into a template.
+
+    The semantics (placeholders inside and outside quotes, missing paths, predefined variables) are in
+    :mod:`cxone_eventbridge.transform`; everything is checked here, at validation, never at delivery.
+    """
+
+    input_paths_map: dict[str, str] = Field(default_factory=dict)
+    input_template: str
+
+    @field_validator("input_paths_map")
+    @classmethod
+    def _paths_are_json_paths(cls, paths: dict[str, str]) -> dict[str, str]:
+        problems = _transform_problems(paths, "x", "inputPathsMap")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return paths
+
+    @field_validator("input_template")
+    @classmethod
+    def _template_fits_its_variables(cls, template: str, info: ValidationInfo) -> str:
+        paths = info.data.get("input_paths_map")
+        if paths is None:
+            return template  # the paths map is invalid and reported; the template is checked once it is fixed
+        problems = _transform_problems(paths, template, "inputTemplate")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return template
+
+
+def _transform_problems(paths: dict[str, str], template: str, field: str) -> list[str]:
+    """The problems ``transform.compile_template`` finds in one of the transformer's two fields."""
+    try:
+        compile_template(paths, template, where="")
+    except InvalidTransformError as exc:
+        return [
+            f"{error.field.removeprefix(field + '.')}: {error.message}" if error.field != field else error.message
+            for error in exc.errors
+            if error.field == field or error.field.startswith(field + ".")
+        ]
+    return []
+
+
 _NULLABLE_WITH_DEFAULTS = ("authentication", "retryPolicy", "retry_policy", "eventFilters", "event_filters")
 
 
@@ -237,6 +281,11 @@ class IntegrationTarget(WireModel):
     retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
     event_filters: list[EventFilter] = Field(default_factory=list, max_length=MAX_FILTERS)
     event_pattern: dict[str, Any] | None = None
+    # What the target receives instead of the event (at most one; see transform.py): a constant JSON text,
+    # the part of the event a JSON path finds, or an input transformer's output.
+    input: str | None = None
+    input_path: str | None = None
+    input_transformer: InputTransformer | None = None
     description: str | None = Field(default=None, max_length=1000)
     signing_secret: SecretStr | None = None
     # Delivery limits held across every router sharing a queue (as EventBridge API destinations' rate).
@@ -278,6 +327,28 @@ class IntegrationTarget(WireModel):
         except InvalidPatternError as exc:
             raise ValueError(exc.message) from exc
         return compiled.source
+
+    @field_validator("input")
+    @classmethod
+    def _input_is_json_text(cls, text: str | None) -> str | None:
+        return None if text is None else check_constant_input(text)
+
+    @field_validator("input_path")
+    @classmethod
+    def _input_path_is_a_json_path(cls, path: str | None) -> str | None:
+        if path is not None:
+            parse_json_path(path)
+        return path
+
+    @model_validator(mode="after")
+    def _one_input_form(self) -> IntegrationTarget:
+        given = [name for name, value in self._input_forms() if value is not None]
+        if len(given) > 1:
+            raise ValueError(f"{' and '.join(given)} are exclusive: a target receives one of them")
+        return self
+
+    def _input_forms(self) -> list[tuple[str, object]]:
+        return [("input", self.input), ("inputPath", self.input_path), ("inputTransformer", self.input_transformer)]
 
     @field_validator("signing_secret")
     @classmethod

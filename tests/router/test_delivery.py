@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
 import pytest
 
 from cxone_eventbridge import signing
-from cxone_eventbridge.models import TargetStatus
+from cxone_eventbridge.models import InputTransformer, TargetStatus
 from cxone_eventbridge.observe.events import CircuitStateChanged, DeliveryAttempted, TargetChanged
 from cxone_eventbridge.router.circuit import CircuitPolicy
 from cxone_eventbridge.router.delivery import RequestTemplate, build_request
@@ -247,3 +248,56 @@ async def test_leased_ahead_deliveries_are_released_unspent_when_the_circuit_ope
     assert (stats.pending, stats.leased) == (6, 0)
     assert receiver.request_count == 1  # only the attempt that opened the circuit
     assert len(attempts(ledger)) == 1
+
+
+async def test_transformed_bodies_are_delivered_signed_with_their_content_type(
+    https_receiver: Any, make_router: RouterFactory
+) -> None:
+    """inputTransformer, inputPath and input change the body; Content-Type follows; the signature verifies."""
+    receiver = await https_receiver(secret=SECRET)
+    targets = [
+        make_target(
+            "text",
+            receiver.url,
+            input_transformer=InputTransformer(
+                input_paths_map={"agent": "$.agent.name", "wait": "$.metrics.wait"},
+                input_template='"<agent> waited <wait> s on <aws.events.rule-name>"',
+            ),
+        ),
+        make_target(
+            "json",
+            receiver.url,
+            input_transformer=InputTransformer(
+                input_paths_map={"agent": "$.agent.name", "gone": "$.nothing"},
+                input_template='{"who": <agent>, "missing": <gone>, "id": <cxeb.event-id>}',
+            ),
+        ),
+        make_target("part", receiver.url, input_path="$.metrics"),
+        make_target("fixed", receiver.url, input='{"ping": true}'),
+        make_target("plain", receiver.url),
+    ]
+    router, ledger = await make_router(targets, ca_path=receiver.ca_path)
+    event = {"id": "e1", "agent": {"name": 'Ana "A"'}, "metrics": {"wait": 42}}
+    await router.ingest([event])
+    await ledger.wait_for(5)
+    by_path = {record["path"]: record for record in receiver.records()}
+    assert all(record["signature_valid"] for record in by_path.values())
+    text = by_path["/hooks/text"]
+    assert text["headers"]["Content-Type"] == "text/plain; charset=utf-8"
+    assert text["body"] == 'Ana "A" waited 42 s on text'
+    shaped = by_path["/hooks/json"]
+    assert shaped["headers"]["Content-Type"] == "application/json"
+    assert json.loads(shaped["body"]) == {"who": 'Ana "A"', "missing": None, "id": "e1"}
+    assert json.loads(by_path["/hooks/part"]["body"]) == {"wait": 42}
+    assert by_path["/hooks/fixed"]["body"] == '{"ping": true}'
+    assert json.loads(by_path["/hooks/plain"]["body"]) == event
+
+
+def test_build_request_signs_the_transformed_bytes() -> None:
+    """The signature covers the bytes sent: the transformed body, not the event."""
+    target = make_target("crm", "https://example.com", input_path="$.a")
+    delivery = Delivery(1, "msg_abc", "e1", "crm", 5, b'{"a":{"b":1}}', 0, 0.0, 30.0)
+    request = build_request(target, delivery, timestamp=1_700_000_000)
+    assert request.body == b'{"b":1}'
+    assert request.headers["webhook-signature"] == signing.sign(SECRET, "msg_abc", 1_700_000_000, b'{"b":1}')
+    assert request.headers["Content-Type"] == "application/json"

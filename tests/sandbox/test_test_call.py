@@ -204,3 +204,25 @@ async def test_hostname_resolving_to_a_refused_address_is_not_contacted(https_re
     assert outcome.http_status == 502
     assert "loopback" in (outcome.result.error or "")
     assert receiver.records() == []
+
+
+async def test_the_test_event_goes_through_the_targets_input_transformer(local_api, https_receiver) -> None:
+    """A target with an input transformer is stored with it and receives its transformed, signed test event."""
+    receiver = await https_receiver(secret=SECRET, clock=local_api.clock)
+    transformer = {"inputPathsMap": {"kind": "$.eventType"}, "inputTemplate": '"<kind> for <cxeb.target-name>"'}
+    response, target = await _create_and_test(local_api, f"{receiver.url}/hook", inputTransformer=transformer)
+    assert response.status_code == 200, response.text
+    assert target["inputTransformer"] == transformer
+    (record,) = receiver.records()
+    assert record["body"] == f"target.test for {target['name']}"
+    assert record["headers"]["Content-Type"] == "text/plain; charset=utf-8"
+    assert record["signature_valid"] is True
+
+
+async def test_an_invalid_input_transformer_is_a_422_naming_the_field(local_api) -> None:
+    """The sandbox refuses an invalid transformer at create time, with its wire field path."""
+    transformer = {"inputPathsMap": {"a": "$.a"}, "inputTemplate": '{"x": <b>}'}
+    created = await local_api.create(local_api.body(endpoint="https://example.com/h", inputTransformer=transformer))
+    assert created.status_code == 422
+    fields = {error["field"]: error["message"] for error in created.json()["errors"]}
+    assert "is not a variable" in fields["inputTransformer.inputTemplate"]

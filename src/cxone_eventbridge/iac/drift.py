@@ -125,12 +125,16 @@ def _wire(key: str) -> str:
     return to_camel(key) if "_" in key else key
 
 
+# Objects whose keys are the user's own (pattern fields, variable names): compared whole, never renamed.
+_USER_KEYED = ("eventPattern", "inputTransformer.inputPathsMap")
+
+
 def _compare(before: Any, after: Any, path: str, changes: list[FieldChange]) -> None:
     if before == after:
         return
     if path == "authentication.valueFingerprint":
         changes.append(FieldChange(AUTH_VALUE_PATH, sensitive=True))
-    elif isinstance(before, dict) and isinstance(after, dict) and path != "eventPattern":
+    elif isinstance(before, dict) and isinstance(after, dict) and path not in _USER_KEYED:
         for key in sorted(set(before) | set(after)):
             _compare(before.get(key), after.get(key), f"{path}.{_wire(key)}", changes)
     elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):

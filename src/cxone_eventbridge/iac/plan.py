@@ -221,6 +221,10 @@ def _diff(
                     changes.append(FieldChange(f"{key}.{sub_key}", before, after))
         elif name == "event_filters":
             changes.extend(_diff_list(key, remote_wire[key], desired_wire[key]))
+        elif name == "input_transformer" and desired_wire[key] is not None and remote_wire[key] is not None:
+            for sub in ("inputPathsMap", "inputTemplate"):  # the map's keys are the user's: compared whole
+                if remote_wire[key][sub] != desired_wire[key][sub]:
+                    changes.append(FieldChange(f"{key}.{sub}", remote_wire[key][sub], desired_wire[key][sub]))
         elif name == "signing_secret":
             change = _diff_signing_secret(desired, remote, unknown, signing_fingerprints)
             if change is not None:

@@ -85,6 +85,14 @@ def target_attributes(target: IntegrationTarget) -> dict[str, Any]:
         ],
         "event_pattern": None if wire["eventPattern"] is None else _json_text(wire["eventPattern"]),
         "id": wire["id"],
+        "input": wire["input"],
+        "input_path": wire["inputPath"],
+        "input_transformer": None
+        if wire["inputTransformer"] is None
+        else {
+            "input_paths_map": wire["inputTransformer"]["inputPathsMap"],
+            "input_template": wire["inputTransformer"]["inputTemplate"],
+        },
         "name": wire["name"],
         "retry_policy": {
             "backoff_strategy": policy["backoffStrategy"],
@@ -235,6 +243,9 @@ def _resource_body(target: IntegrationTarget, name: str) -> tuple[dict[str, Any]
         body["event_filters"] = _escape_template(attributes["event_filters"])
     if attributes["event_pattern"] is not None:
         body["event_pattern"] = _escape_template(attributes["event_pattern"])
+    for key in ("input", "input_path", "input_transformer"):
+        if attributes[key] is not None:
+            body[key] = _escape_template(attributes[key])
     return body, secret_variable
 
 

@@ -1,6 +1,8 @@
 """One signed delivery over HTTPS: build the request, send it over the data plane's HTTP client, classify the answer.
 
-The body is the event's JSON exactly as it was accepted (``Content-Type: application/json``). Each
+The body is the event's JSON exactly as it was accepted (``Content-Type: application/json``), or what the
+target's ``input``, ``inputPath`` or ``inputTransformer`` makes of it (``transform.py``; the content type
+follows, and the signature covers the bytes sent, the same on every attempt). Each
 request carries the target's authentication header and the Standard Webhooks headers: ``webhook-id`` is
 the delivery's id (the same on every attempt), ``webhook-timestamp`` and ``webhook-signature`` are
 computed per attempt. Redirects are not followed (a 3xx is a permanent failure). The per-attempt timeout
@@ -36,6 +38,7 @@ from cxone_eventbridge.router.http_transport import (
 from cxone_eventbridge.router.queue import Delivery
 from cxone_eventbridge.signing import signing_key
 from cxone_eventbridge.ssrf import EgressPolicy, Resolver, system_resolver
+from cxone_eventbridge.transform import JSON_CONTENT_TYPE, DeliveryContext, Payload, target_input
 
 USER_AGENT = f"cxone-eventbridge/{_version}"
 
@@ -85,7 +88,7 @@ class RequestTemplate:
     ``{id}.{timestamp}.{body}`` (the same value as :func:`cxone_eventbridge.signing.sign`).
     """
 
-    __slots__ = ("_headers", "_mac", "endpoint", "endpoint_problem", "target", "timeout")
+    __slots__ = ("_headers", "_input", "_mac", "endpoint", "endpoint_problem", "target", "timeout")
 
     def __init__(self, target: IntegrationTarget) -> None:
         self.target = target
@@ -108,10 +111,22 @@ class RequestTemplate:
         self._headers = headers
         secret = target.signing_secret
         self._mac = hmac.new(signing_key(secret.get_secret_value()), digestmod=hashlib.sha256) if secret else None
+        self._input = target_input(target)  # validated with the target, so this does not raise
 
-    def headers(self, delivery_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    def payload(self, delivery: Delivery) -> Payload:
+        """What this target receives for ``delivery``: the event as accepted, or its transformed form."""
+        if self._input is None:
+            return Payload(delivery.body, JSON_CONTENT_TYPE)
+        context = DeliveryContext(delivery.event_id, delivery.accepted_at, self.target.name, self.target.id)
+        return self._input.render(delivery.body, context)
+
+    def headers(
+        self, delivery_id: str, timestamp: int, body: bytes, content_type: str = JSON_CONTENT_TYPE
+    ) -> dict[str, str]:
         """The headers of one attempt."""
         headers = self._headers.copy()
+        if content_type != JSON_CONTENT_TYPE:
+            headers["Content-Type"] = content_type
         stamp = str(timestamp)
         headers["webhook-id"] = delivery_id
         headers["webhook-timestamp"] = stamp
@@ -126,8 +141,10 @@ class RequestTemplate:
 
 def build_request(target: IntegrationTarget, delivery: Delivery, *, timestamp: int) -> PreparedRequest:
     """The request for one attempt of ``delivery`` to ``target``; pure, so it can be tested alone."""
-    headers = RequestTemplate(target).headers(delivery.delivery_id, timestamp, delivery.body)
-    return PreparedRequest(url=target.endpoint, headers=headers, body=delivery.body)
+    template = RequestTemplate(target)
+    payload = template.payload(delivery)
+    headers = template.headers(delivery.delivery_id, timestamp, payload.body, payload.content_type)
+    return PreparedRequest(url=target.endpoint, headers=headers, body=payload.body)
 
 
 def create_transport(
@@ -174,8 +191,9 @@ class DeliveryClient:
             template = self._templates[target.name] = RequestTemplate(target)
         if template.endpoint is None:
             return AttemptResult(AttemptOutcome.REFUSED, None, 0.0, error=template.endpoint_problem)
-        body = delivery.body
-        headers = template.headers(delivery.delivery_id, int(self._clock()), body)
+        payload = template.payload(delivery)
+        body = payload.body
+        headers = template.headers(delivery.delivery_id, int(self._clock()), body, payload.content_type)
         started = time.perf_counter()
         answer = await self._transport.post(template.endpoint, headers, body, template.timeout)
         latency = time.perf_counter() - started

@@ -23,6 +23,7 @@ from cxone_eventbridge import __version__, secret_refs, signing
 from cxone_eventbridge.exceptions import EgressDeniedError
 from cxone_eventbridge.models import AuthType, IntegrationTarget, TargetTestResult, TestOutcome
 from cxone_eventbridge.ssrf import EgressPolicy, Resolver, canonical_host, resolve_and_check, system_resolver
+from cxone_eventbridge.transform import JSON_CONTENT_TYPE, DeliveryContext, Payload, target_input
 
 TEST_EVENT_TYPE = "target.test"
 
@@ -59,8 +60,10 @@ def _auth_headers(target: IntegrationTarget) -> dict[str, str]:
     return {auth.header_name or "X-API-Key": value}
 
 
-def _request_headers(target: IntegrationTarget, test_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    headers = {"Content-Type": "application/json", "User-Agent": f"cxeb-sandbox/{__version__}"}
+def _request_headers(
+    target: IntegrationTarget, test_id: str, timestamp: int, body: bytes, content_type: str
+) -> dict[str, str]:
+    headers = {"Content-Type": content_type, "User-Agent": f"cxeb-sandbox/{__version__}"}
     headers.update(_auth_headers(target))
     if target.signing_secret is not None:
         secret = target.signing_secret.get_secret_value()
@@ -83,7 +86,10 @@ async def send_test_event(
     clock: Callable[[], float] = time.time,
     resolver: Resolver = system_resolver,
 ) -> TestCallOutcome:
-    """POST ``{"eventType": "target.test", "testId", "timestamp"}``: 200 when it passed, 502/504 when not."""
+    """POST ``{"eventType": "target.test", "testId", "timestamp"}`` (as the target's input settings shape it).
+
+    200 when it passed, 502/504 when not.
+    """
     test_id = f"tst_{uuid.uuid4().hex}"
     now = clock()
     body = json.dumps(
@@ -93,11 +99,16 @@ async def send_test_event(
             "timestamp": dt.datetime.fromtimestamp(now, dt.UTC).isoformat().replace("+00:00", "Z"),
         }
     ).encode()
+    # The endpoint receives what the router would send it: the target's input form applies to the test event.
+    payload = Payload(body, JSON_CONTENT_TYPE)
+    if (shaped := target_input(target)) is not None:
+        payload = shaped.render(body, DeliveryContext(test_id, now, target.name, target.id))
+    body = payload.body
     parts = urlsplit(target.endpoint)
     host = parts.hostname or ""
     port = parts.port or 443
     try:
-        headers = _request_headers(target, test_id, int(now), body)
+        headers = _request_headers(target, test_id, int(now), body, payload.content_type)
     except ValueError as exc:
         return _failed(502, test_id, str(exc))
     try:
