@@ -296,7 +296,7 @@ async def test_transformed_bodies_are_delivered_signed_with_their_content_type(
 def test_build_request_signs_the_transformed_bytes() -> None:
     """The signature covers the bytes sent: the transformed body, not the event."""
     target = make_target("crm", "https://example.com", input_path="$.a")
-    delivery = Delivery(1, "msg_abc", "e1", "crm", 5, b'{"a":{"b":1}}', 0, 0.0, 30.0)
+    delivery = Delivery("1", "token", "msg_abc", "e1", "crm", 5, b'{"a":{"b":1}}', 0, 0.0, 30.0)
     request = build_request(target, delivery, timestamp=1_700_000_000)
     assert request.body == b'{"b":1}'
     assert request.headers["webhook-signature"] == signing.sign(SECRET, "msg_abc", 1_700_000_000, b'{"b":1}')
