@@ -19,6 +19,7 @@ from cxone_eventbridge.observe.events import DeliveryDeadLettered, DeliverySucce
 from cxone_eventbridge.observe.metrics import RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker
 from cxone_eventbridge.router.circuit import CircuitPolicy
+from cxone_eventbridge.router.composition import RouterConfig, build_router
 from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
@@ -131,6 +132,7 @@ async def router_stack(
         targets: list[str] | None = None,
         config: dict[str, Any] | None = None,
         queue: dict[str, Any] | None = None,
+        queue_url: str | None = None,
         start_router: bool = True,
     ) -> Stack:
         receiver = await https_receiver(status=receiver_status)
@@ -140,14 +142,22 @@ async def router_stack(
         audit = AuditLog(audit_path)
         for observer in (metrics.observe, status.observe, audit.observe, outcomes):
             bus.subscribe(observer)
-        router = EventRouter(
-            SQLiteQueue(tmp_path / f"queue-{len(stacks)}.db", **(queue or {})),
-            targets=[target_for(name, receiver.url) for name in (targets if targets is not None else ["crm"])],
-            bus=bus,
-            options=fast_options(),
-            egress=LOOPBACK,
-            ssl_context=ssl_context_for(str(receiver.ca_path)),
-        )
+        routed = [target_for(name, receiver.url) for name in (targets if targets is not None else ["crm"])]
+        trust = ssl_context_for(str(receiver.ca_path))
+        if queue_url is not None:  # another backend, through the composition root
+            router_config = RouterConfig(
+                queue_url=queue_url, migrate=True, dispatcher=fast_options(), egress=LOOPBACK, ssl_context=trust
+            )
+            router = build_router(router_config, targets=routed, bus=bus)
+        else:
+            router = EventRouter(
+                SQLiteQueue(tmp_path / f"queue-{len(stacks)}.db", **(queue or {})),
+                targets=routed,
+                bus=bus,
+                options=fast_options(),
+                egress=LOOPBACK,
+                ssl_context=trust,
+            )
         if start_router:
             await router.start()
         service_config = ServiceConfig(

@@ -523,6 +523,23 @@ class ServeOptions:
     audit_log: Path | None
     drain_deadline_s: float
     max_request_bytes: int
+    workers: int = 1
+    worker: int | None = None  # this process's index among --workers
+
+    @property
+    def owner(self) -> str:
+        """This router's name in the queue's leases: stable across restarts, distinct per port and worker."""
+        import socket
+
+        suffix = f"/w{self.worker}" if self.worker is not None else ""
+        return f"{socket.gethostname()}:{self.port}{suffix}"
+
+    @property
+    def audit_path(self) -> Path | None:
+        """One hash-chained audit log per process: workers write ``NAME-wN.EXT`` beside ``--audit-log``."""
+        if self.audit_log is None or self.worker is None:
+            return self.audit_log
+        return self.audit_log.with_name(f"{self.audit_log.stem}-w{self.worker}{self.audit_log.suffix}")
 
 
 def _server_ssl(options: ServeOptions) -> ssl.SSLContext | None:
@@ -571,6 +588,7 @@ async def serve_router(options: ServeOptions) -> None:
         ssl_context=_server_ssl(options),
         max_request_bytes=options.max_request_bytes,
         drain_deadline_s=options.drain_deadline_s,
+        reuse_port=options.worker is not None,
     )
     config.check()
     targets = []
@@ -584,11 +602,12 @@ async def serve_router(options: ServeOptions) -> None:
     bus.subscribe(metrics.observe)
     bus.subscribe(status.observe)
     bus.subscribe(log_delivery_outcomes)  # retries at -v, dead letters always, each with its ids
-    audit = AuditLog(options.audit_log) if options.audit_log is not None else None
+    audit = AuditLog(options.audit_path) if options.audit_path is not None else None
     if audit is not None:
         bus.subscribe(audit.observe)
     router_config = RouterConfig(
         queue_url=options.queue_url,
+        owner=options.owner,
         migrate=options.migrate,
         egress=egress,
         ssl_context=_delivery_ssl(options.ca_bundle),
@@ -662,6 +681,9 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     db: Path = typer.Option(Path("cxeb-router.db"), "--db", help="The SQLite queue file (when --queue is not given)."),
     queue: str | None = QUEUE_URL,
     migrate: bool = typer.Option(False, "--migrate", help="Migrate a PostgreSQL queue's schema on start."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Router processes on this machine sharing the port (PostgreSQL queue)."
+    ),
     targets: Path | None = typer.Option(None, "--targets", help="A targets file (no control-plane settings needed)."),
     from_api: bool = typer.Option(False, "--from-api", help="Sync targets from GET /api/v2/events/routes (CXONE_*)."),
     sync_interval: float = typer.Option(30.0, "--sync-interval", min=1.0, help="Seconds between --from-api syncs."),
@@ -701,7 +723,58 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
         audit_log=None if no_audit_log else audit_log,
         drain_deadline_s=drain_deadline,
         max_request_bytes=max_request_bytes,
+        workers=workers,
     )
+    if workers == 1:
+        run(serve_router(options), fast_loop=True)
+        return
+    from cxone_eventbridge.router.composition import RouterConfig
+
+    try:
+        backend = RouterConfig(queue_url=options.queue_url).backend
+    except ConfigurationError as exc:
+        render.fail(str(exc), render.EXIT_INVALID_INPUT)
+    if backend != "postgresql":
+        render.fail(
+            "--workers above 1 needs a PostgreSQL --queue (a SQLite file has one router)", render.EXIT_INVALID_INPUT
+        )
+    if port == 0:
+        render.fail("--workers above 1 needs a fixed --port: the workers share it", render.EXIT_INVALID_INPUT)
+    raise typer.Exit(serve_workers(options))
+
+
+def serve_workers(options: ServeOptions) -> int:
+    """Run ``options.workers`` router processes on one port (the kernel spreads connections over them,
+    SO_REUSEPORT); SIGTERM or SIGINT here drains them all. The exit code is the worst of theirs."""
+    import multiprocessing
+    import os
+    import signal
+    from dataclasses import replace
+
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_serve_worker, args=(replace(options, worker=index),), name=f"cxeb-router-w{index}")
+        for index in range(options.workers)
+    ]
+    for process in processes:
+        process.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for process in processes:
+        process.join()
+    return max((process.exitcode or 0) if (process.exitcode or 0) >= 0 else 1 for process in processes)
+
+
+def _serve_worker(options: ServeOptions) -> None:
+    import os
+
+    os.setsid()  # a terminal's Ctrl-C goes to the parent only, which drains every worker once
     run(serve_router(options), fast_loop=True)
 
 

@@ -129,8 +129,10 @@ class CappedTCPSite(web.BaseSite):
         ssl_context: ssl.SSLContext | None = None,
         ssl_handshake_timeout: float | None = None,
         backlog: int = 1024,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._reuse_port = reuse_port  # several router processes on one port (cxeb router serve --workers)
         self._host = host
         self._port = port
         self._cap = cap
@@ -153,6 +155,8 @@ class CappedTCPSite(web.BaseSite):
         extra: dict[str, Any] = {}
         if self._ssl_handshake_timeout is not None:
             extra["ssl_handshake_timeout"] = self._ssl_handshake_timeout
+        if self._reuse_port:
+            extra["reuse_port"] = True
         self._server = await asyncio.get_running_loop().create_server(
             protocol, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog, **extra
         )

@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from cxone_eventbridge.exceptions import QueueUnavailableError
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.events import (
     CircuitStateChanged,
@@ -86,6 +87,7 @@ class DispatcherOptions:
             raise ValueError("prefetch must be >= 0")
 
 
+_MAX_BACKOFF_S = 5.0
 GoneListener = Callable[[str], None]
 DisabledListener = Callable[[set[str]], None]
 
@@ -132,6 +134,7 @@ class Dispatcher:
         self._next_wake_at: float | None = None
         self._last_housekeeping = float("-inf")
         self._last_prune = float("-inf")
+        self._outage_failures = 0  # consecutive leases that found the queue unreachable
 
     # -- configuration -----------------------------------------------------------------------------
 
@@ -239,8 +242,13 @@ class Dispatcher:
                     leased = await self._queue.lease(
                         capacity, limit=asked, lease_s=options.lease_s, limits=self._limits
                     )
+                except QueueUnavailableError as exc:
+                    await self._queue_down(exc)
+                    continue
                 except Exception:  # dispatcher boundary: a failed lease is retried at the next poll
                     log.exception("leasing deliveries failed; retrying")
+                else:
+                    self._queue_up()
             for delivery in leased:
                 if delivery.key not in self._in_flight and delivery.key not in self._ready_keys:
                     self._ready.setdefault(delivery.target, deque()).append(delivery)
@@ -254,6 +262,24 @@ class Dispatcher:
                 await asyncio.sleep(0)  # more is probably ready; let the tasks run first
                 continue
             await self._idle()
+
+    async def _queue_down(self, exc: QueueUnavailableError) -> None:
+        """The queue's database cannot be reached: wait with exponential backoff (stop() ends the wait),
+        saying so once per outage rather than at every poll."""
+        if self._outage_failures == 0:
+            log.warning("the queue cannot be reached (%s); retrying with backoff up to %.0f s", exc, _MAX_BACKOFF_S)
+        delay = min(self._options.poll_interval_s * 2**self._outage_failures, _MAX_BACKOFF_S)
+        self._outage_failures += 1
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                while not self._stopping:  # the wake event is also set by ingests, which fail meanwhile
+                    self._wake.clear()
+                    await self._wake.wait()
+
+    def _queue_up(self) -> None:
+        if self._outage_failures:
+            log.warning("the queue answers again after %d failed attempts", self._outage_failures)
+            self._outage_failures = 0
 
     async def _idle(self) -> None:
         timeout = self._options.poll_interval_s
@@ -349,6 +375,8 @@ class Dispatcher:
             if now - self._last_prune >= self._options.prune_interval_s:
                 self._last_prune = now
                 await self._queue.prune(retention_s=self._options.retention_s)
+        except QueueUnavailableError:
+            pass  # the lease loop reports the outage once and backs off
         except Exception:  # dispatcher boundary: housekeeping is retried at the next interval
             log.exception("queue housekeeping failed; retrying later")
 

@@ -144,6 +144,7 @@ class ServiceConfig:
     drain_deadline_s: float = 30.0
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    reuse_port: bool = False  # share the port with this machine's other router processes (--workers)
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
 
     def __post_init__(self) -> None:
@@ -412,6 +413,7 @@ class RouterAPI:
             ssl_context=self.config.ssl_context,
             ssl_handshake_timeout=self.config.idle_timeout_s,
             backlog=1024,
+            reuse_port=self.config.reuse_port,
         )
         try:
             await self._site.start()
