@@ -12,6 +12,7 @@ metrics never do, as Prometheus and orchestrators expect)::
     GET  /readyz                        the queue answers and the routing table is loaded
     GET  /metrics                       Prometheus text
     GET  /v1/status                     per-target delivered/failed/retries/p50/p99/circuit, queue depths
+    GET  /ui                            the live dashboard (router.dashboard; its data under /v1/ui/)
     GET  /v1/dead-letters               ?target=&limit=
     POST /v1/dead-letters/replay        {"target": ..., "deliveryIds": [...]} (both optional)
     POST /v1/dead-letters/purge         {"target": ..., "deliveryIds": [...]} (both optional)
@@ -52,6 +53,7 @@ from cxone_eventbridge.observe.events import IngestRejected, ObserverBus
 from cxone_eventbridge.observe.metrics import CONTENT_TYPE, RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker
 from cxone_eventbridge.router.connection_cap import CappedTCPSite, ConnectionCap
+from cxone_eventbridge.router.dashboard import Dashboard
 from cxone_eventbridge.router.queue import (
     DEFAULT_PRIORITY,
     MAX_PRIORITY,
@@ -212,6 +214,9 @@ class RouterAPI:
         app.router.add_post("/v1/dead-letters/replay", self._replay)
         app.router.add_post("/v1/dead-letters/purge", self._purge)
         app.router.add_post("/v1/targets/{name}/enable", self._enable)
+        Dashboard(
+            self.router, status=self.status, bus=self.bus, dead_letter_to_wire=dead_letter_to_wire, clock=self._clock
+        ).mount(app)
         return app
 
     def _reject(self, error: IngestError) -> web.Response:
