@@ -50,7 +50,7 @@ class FailureReason(StrEnum):
     OTHER = "other"
 
 
-# Lowercase fragments of the error descriptions the delivery client writes (router/delivery.py) and
+# Lowercase fragments of the error descriptions the delivery client writes (router/http_transport.py) and
 # of the OS messages they quote; checked in this order, so a TLS error while connecting is "tls" and a
 # refused destination (whose message says "refused") is "egress_denied".
 _ERROR_FRAGMENTS: tuple[tuple[tuple[str, ...], FailureReason], ...] = (
@@ -64,6 +64,7 @@ _ERROR_FRAGMENTS: tuple[tuple[tuple[str, ...], FailureReason], ...] = (
             "nodename nor servname",
             "no address associated",
             "name resolution",
+            "does not resolve",
             "dns",
         ),
         FailureReason.DNS,
@@ -72,7 +73,7 @@ _ERROR_FRAGMENTS: tuple[tuple[tuple[str, ...], FailureReason], ...] = (
 )
 
 
-_HOST_PORT = re.compile(r"connecting to \S+?:\d+")
+_HOST_PORT = re.compile(r"(?:connecting to|with) \S+?:\d+|destination \S+")
 
 
 def status_reason(status: int) -> FailureReason:
@@ -97,7 +98,7 @@ def failure_reason(status: int | None, error: str | None) -> FailureReason:
     if status is not None:
         return status_reason(status)
     # The host name is the user's free text: "connecting to tls-timeout.example:443" says nothing.
-    text = _HOST_PORT.sub("connecting to host", (error or "").lower())
+    text = _HOST_PORT.sub("to host", (error or "").lower())
     for fragments, reason in _ERROR_FRAGMENTS:
         if any(fragment in text for fragment in fragments):
             return reason
