@@ -40,7 +40,7 @@ BODY = b'{"eventType":"call.ended","tenant":"t-123","agent":{"id":"a-42"},"durat
 
 
 def postgres_cpu_s() -> float:
-    """User + system CPU seconds of every process named postgres (the database server's)."""
+    """User + system CPU seconds of every process named postgres (the database server's), exited backends included."""
     total = 0
     tick = os.sysconf("SC_CLK_TCK")
     for pid in os.listdir("/proc"):
@@ -54,7 +54,8 @@ def postgres_cpu_s() -> float:
         except OSError:
             continue
         parts = fields[1].split()
-        total += int(parts[11]) + int(parts[12])
+        # utime + stime, and cutime + cstime: the postmaster's share of its exited backends' CPU.
+        total += int(parts[11]) + int(parts[12]) + int(parts[13]) + int(parts[14])
     return total / tick
 
 

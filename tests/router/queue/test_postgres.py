@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from cxone_eventbridge.exceptions import QueueSchemaError, QueueUnavailableError
+from cxone_eventbridge.router.queue import delivery_id_for
 from cxone_eventbridge.router.queue.postgres import PostgresQueue
 from cxone_eventbridge.router.queue.postgres.schema import MIGRATIONS
 
@@ -97,3 +98,43 @@ async def test_lost_connections_fail_at_most_one_call_then_the_queue_recovers(
         await q.put([event("e3", "a")])
         leased = await q.lease({"a": 10}, limit=10, lease_s=30)
         assert sorted(d.event_id for d in leased) == expected
+
+
+async def test_a_put_racing_another_routers_put_of_the_same_id_loses_no_target(
+    postgres_dsn: str, pg_schema: str, clock: ManualClock
+) -> None:
+    """Two routers put the same new event id at once with different targets: the second adds only what the
+    first did not, though its statement started before the first committed."""
+    async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True, clock=clock) as q:
+        other = await asyncpg.connect(postgres_dsn, server_settings={"search_path": pg_schema})
+        try:
+            transaction = other.transaction()
+            await transaction.start()
+            seq = await other.fetchval(
+                "INSERT INTO events (event_id, body, priority, accepted_at) VALUES ('x', '{}', 5, $1) RETURNING id",
+                clock.now,
+            )
+            await other.execute(
+                "INSERT INTO deliveries (event_seq, delivery_id, target, priority, state, accepted_at, next_attempt_at)"
+                " VALUES ($1, $2, 'a', 5, 0, $3, $3)",
+                seq,
+                delivery_id_for("x", "a"),
+                clock.now,
+            )
+            racing = asyncio.create_task(q.put([event("x", "a", "b")]))
+            async with asyncio.timeout(5):
+                while True:  # until the put waits on the other transaction's row
+                    waiting = await other.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                        q.application_name,
+                    )
+                    if waiting:
+                        break
+                    await asyncio.sleep(0.01)
+            await transaction.commit()
+            [result] = await racing
+        finally:
+            await other.close()
+        assert result.created == ("b",)
+        leased = await q.lease({"a": 10, "b": 10}, limit=10, lease_s=30)
+        assert sorted(d.target for d in leased) == ["a", "b"]

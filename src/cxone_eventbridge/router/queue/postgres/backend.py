@@ -282,17 +282,24 @@ class PostgresQueue:
                 event_ids.append(event.event_id)
                 targets.append(target)
                 dids.append(delivery_id_for(event.event_id, target))
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(
-                sql.PUT_EVENTS,
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                sql.PUT,
+                self._now(),
                 [e.event_id for e in matched],
                 [e.body for e in matched],
                 [e.priority for e in matched],
                 [e.accepted_at for e in matched],
+                event_ids,
+                targets,
+                dids,
+                self.channel,
             )
-            created = {row[0] for row in await conn.fetch(sql.PUT_DELIVERIES, self._now(), event_ids, targets, dids)}
-            if created:
-                await conn.execute("SELECT pg_notify($1, '')", self.channel)
+            assert row is not None  # one row, always
+            created = set(row[0] or ())
+            raced = {e.event_id for e in matched} - set(row[1] or ())
+            if raced:  # inserted by another router while this statement ran; rare
+                created |= await self._put_raced(conn, [e for e in matched if e.event_id in raced])
         results = []
         for event in events:
             mine = []
@@ -303,6 +310,27 @@ class PostgresQueue:
                     mine.append(target)
             results.append(PutResult(event.event_id, tuple(mine)))
         return results
+
+    async def _put_raced(self, conn: asyncpg.Connection, events: list[QueuedEvent]) -> set[str]:
+        """Put again, in two statements, events whose ids another router inserted concurrently."""
+        event_ids, targets, dids = [], [], []
+        for event in events:
+            for target in dict.fromkeys(event.targets):
+                event_ids.append(event.event_id)
+                targets.append(target)
+                dids.append(delivery_id_for(event.event_id, target))
+        async with conn.transaction():
+            await conn.execute(
+                sql.PUT_EVENTS,
+                [e.event_id for e in events],
+                [e.body for e in events],
+                [e.priority for e in events],
+                [e.accepted_at for e in events],
+            )
+            created = {row[0] for row in await conn.fetch(sql.PUT_DELIVERIES, self._now(), event_ids, targets, dids)}
+            if created:
+                await conn.execute("SELECT pg_notify($1, '')", self.channel)
+        return created
 
     async def lease(
         self,
@@ -317,8 +345,10 @@ class PostgresQueue:
             return []
         limited = sorted(t for t in wanted if (lim := limits.get(t)) is not None and lim.limited)
         async with self._connection() as conn, conn.transaction():
-            now: float = await conn.fetchval(f"SELECT {sql.NOW}", self._now())
-            for name, _ in await conn.fetch(sql.DISABLED):
+            clock_row = await conn.fetchrow(sql.LEASE_START, self._now())
+            assert clock_row is not None  # one row, always
+            now: float = clock_row[0]
+            for name in clock_row[1]:
                 wanted.pop(name, None)
             leased: dict[str, int] = {}
             next_slot_at: dict[str, float | None] = {}

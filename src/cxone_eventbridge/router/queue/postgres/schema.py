@@ -76,6 +76,29 @@ PUT_DELIVERIES: Final = (
     " JOIN events e ON e.event_id = x.event_id"
     " ON CONFLICT (event_seq, target) DO NOTHING RETURNING delivery_id"
 )
+# The whole put in one statement (one round trip, one commit): new events, then the deliveries of new
+# and known events, then a NOTIFY when any delivery was created. A statement sees the table as it was
+# when it started, so an id inserted meanwhile by another router's put is in neither ``ev`` nor the
+# snapshot: its event ids are returned (``known``) so that the caller retries those with PUT_EVENTS and
+# PUT_DELIVERIES, whose second statement sees the other router's committed row.
+PUT: Final = (
+    "WITH ev AS ("
+    " INSERT INTO events (event_id, body, priority, accepted_at)"
+    " SELECT * FROM unnest($2::text[], $3::bytea[], $4::int2[], $5::float8[])"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id, priority, accepted_at"
+    "), known AS ("
+    " SELECT id, event_id, priority, accepted_at FROM ev"
+    " UNION ALL SELECT id, event_id, priority, accepted_at FROM events WHERE event_id = ANY($2::text[])"
+    "), ins AS ("
+    " INSERT INTO deliveries (event_seq, delivery_id, target, priority, state, accepted_at, next_attempt_at)"
+    f" SELECT k.id, x.did, x.target, k.priority, 0, k.accepted_at, least(k.accepted_at, {NOW})"
+    " FROM unnest($6::text[], $7::text[], $8::text[]) AS x(event_id, target, did)"
+    " JOIN known k ON k.event_id = x.event_id"
+    " ON CONFLICT (event_seq, target) DO NOTHING RETURNING delivery_id"
+    ")"
+    " SELECT (SELECT array_agg(delivery_id) FROM ins), (SELECT array_agg(event_id) FROM known),"
+    " (SELECT pg_notify($9, '') WHERE EXISTS (SELECT 1 FROM ins))"
+)
 # The ready candidates of each (target, priority) pair, locked so that no other router leases them
 # meanwhile; the ones the scheduler does not choose are unlocked at commit.
 CANDIDATES: Final = (
@@ -104,6 +127,10 @@ LIMITED_STATE: Final = (
     "SELECT ts.name, ts.next_slot_at,"
     " (SELECT count(*) FROM deliveries d WHERE d.state = 1 AND d.target = ts.name AND d.lease_until > $2)"
     " FROM target_state ts WHERE ts.name = ANY($1::text[])"
+)
+# A lease's time and the disabled targets, in one round trip.
+LEASE_START: Final = (
+    f"SELECT {NOW}, array(SELECT name FROM target_state WHERE disabled_reason IS NOT NULL ORDER BY name)"
 )
 DISABLED: Final = "SELECT name, disabled_reason FROM target_state WHERE disabled_reason IS NOT NULL"
 NEXT_SLOTS: Final = (
