@@ -73,3 +73,30 @@ def test_verify_of_a_missing_log_is_an_input_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["audit", "verify", str(tmp_path / "none.log")])
     assert result.exit_code == 2
     assert "does not exist" in result.stderr
+
+
+def test_verify_of_a_log_starting_mid_chain_says_incomplete_not_intact(tmp_path: Path) -> None:
+    """A log whose first lines are gone verifies unaltered, but the verdict says incomplete, never intact."""
+    path = tmp_path / "audit.log"
+    make_log(path)
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[2:]))
+    result = runner.invoke(app, ["audit", "verify", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "intact" not in result.stderr
+    assert "unaltered but incomplete (starts at seq 3)" in result.stderr
+    as_json = runner.invoke(app, ["audit", "verify", str(path), "--output", "json"])
+    assert json.loads(as_json.stdout)["complete"] is False
+
+
+def test_verify_reports_each_gap_the_chain_records(tmp_path: Path) -> None:
+    """A log whose file was deleted while in use: the continuation is warned about and the verdict is incomplete."""
+    path = tmp_path / "audit.log"
+    audit = AuditLog(path, clock=lambda: 1_700_000_000.0)
+    audit.record("apply", target="t0")
+    path.unlink()
+    audit.record("apply", target="t1")
+    audit.close()
+    result = runner.invoke(app, ["audit", "verify", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "deleted or replaced while a writer used it" in result.stderr
+    assert "1 recorded gap(s)" in result.stderr

@@ -134,11 +134,12 @@ async def router_stack(
         queue: dict[str, Any] | None = None,
         queue_url: str | None = None,
         start_router: bool = True,
+        audit_path: Path | None = None,
     ) -> Stack:
         receiver = await https_receiver(status=receiver_status)
         bus = ObserverBus()
         metrics, status, outcomes = RouterMetrics(), StatusTracker(), Outcomes()
-        audit_path = tmp_path / f"audit-{len(stacks)}.log"
+        audit_path = audit_path if audit_path is not None else tmp_path / f"audit-{len(stacks)}.log"
         audit = AuditLog(audit_path)
         for observer in (metrics.observe, status.observe, audit.observe, outcomes):
             bus.subscribe(observer)
@@ -163,7 +164,7 @@ async def router_stack(
         service_config = ServiceConfig(
             **{"host": "127.0.0.1", "port": 0, "ingest_key": SecretStr(INGEST_KEY), **(config or {})}
         )
-        service = RouterAPI(router, service_config, bus=bus, metrics=metrics, status=status)
+        service = RouterAPI(router, service_config, bus=bus, metrics=metrics, status=status, audit=audit)
         await service.start()
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False))
         stack = Stack(service, router, receiver, metrics, outcomes, audit_path, session, bus, audit)

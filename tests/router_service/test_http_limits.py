@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,25 @@ async def test_an_event_too_costly_to_match_is_422_naming_it_and_the_rest_still_
     assert "units of work" in message
     status, data, _ = await stack.call("POST", "/v1/events", json={"tags": ["zz7abcx"]})
     assert (status, data["accepted"]) == (202, 1)
+
+
+async def test_readyz_and_metrics_say_when_the_audit_log_cannot_be_written(
+    router_stack: StackFactory, tmp_path: Path
+) -> None:
+    """With the audit log on a full device, a delivery's line is lost: /readyz is 503 naming it, metrics count it."""
+    full = tmp_path / "full-audit.log"
+    full.symlink_to("/dev/full")
+    stack = await router_stack(audit_path=full)
+    status, data, _ = await stack.call("GET", "/readyz", key=None)
+    assert status == 200
+    status, _, _ = await stack.call("POST", "/v1/events", json={"eventType": "x"})
+    assert status == 202
+    await stack.outcomes.wait(delivered=1)
+    stack.audit.flush()
+    status, data, _ = await stack.call("GET", "/readyz", key=None)
+    assert status == 503
+    assert data["problems"] == ["the audit log cannot be written (No space left on device): 1 record(s) lost so far"]
+    _, text, _ = await stack.call("GET", "/metrics", key=None)
+    assert "cxeb_audit_write_failures_total 1.0" in text
+    assert "cxeb_audit_records_lost_total 1.0" in text
+    assert "cxeb_audit_writing 0.0" in text

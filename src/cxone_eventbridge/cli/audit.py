@@ -20,7 +20,9 @@ def verify(
     """Verify every line's hash and the chain across rotated files; safe while the router is writing.
 
     Exit 0 when the chain holds (a torn last line left by a crash is a warning, not tampering), 1 when a
-    line was edited, removed or reordered (the first such line is named), 2 when there is no log.
+    line was edited, removed or reordered (the first such line is named), 2 when there is no log. A chain
+    that holds but starts after seq 1, or records that something was lost (failed writes, a dropped torn
+    line, a replaced file), is reported as incomplete, with each gap, not as intact.
     """
     result = verify_audit_log(path)
     if output is render.OutputFormat.JSON:
@@ -28,11 +30,17 @@ def verify(
     else:
         for note in result.notes:
             render.warn(note)
-        if result.ok:
-            render.success(
-                f"audit log intact: {result.records} record(s), seq {result.first_seq}..{result.last_seq}, "
-                f"{len(result.files)} file(s)"
-            )
+        for gap in result.gaps:
+            render.warn(gap)
+        counts = f"{result.records} record(s), seq {result.first_seq}..{result.last_seq}, {len(result.files)} file(s)"
+        if result.complete:
+            render.success(f"audit log intact: {counts}")
+        elif result.ok:
+            # Nothing was edited, but the chain itself says it is not whole: never call that "intact".
+            missing = [] if result.first_seq in (None, 1) else [f"starts at seq {result.first_seq}"]
+            if result.gaps:
+                missing.append(f"{len(result.gaps)} recorded gap(s)")
+            render.success(f"audit log unaltered but incomplete ({', '.join(missing)}): {counts}")
     if result.problem is None:
         return
     if result.problem.kind == "missing":

@@ -630,7 +630,7 @@ async def serve_router(options: ServeOptions) -> None:
         await router.start()
         if options.from_api:
             sync_task = asyncio.create_task(sync.run(), name="cxeb-routes-sync")
-        service = RouterAPI(router, config, bus=bus, metrics=metrics, status=status)
+        service = RouterAPI(router, config, bus=bus, metrics=metrics, status=status, audit=audit)
 
         async def drain(deadline_s: float) -> None:
             if sync_task is not None:

@@ -30,17 +30,24 @@ cxeb_queue_depth                                gauge      state (pending | leas
 cxeb_queue_pending                              gauge      target (pending deliveries, refreshed at scrape)
 cxeb_queue_oldest_pending_age_seconds           gauge      (none; 0 when nothing is pending)
 cxeb_ingest_rejections_total                    counter    reason (the error code of the refusal)
+cxeb_audit_write_failures_total                 counter    (none; audit log writes that failed, read at scrape)
+cxeb_audit_records_lost_total                   counter    (none; audit records those writes lost)
+cxeb_audit_writing                              gauge      (none; 1 while the audit log writes, 0 while failing)
 ==============================================  =========  ===============================================
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Enum, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from cxone_eventbridge.observe.audit.writer import AuditHealth
 from cxone_eventbridge.observe.events import (
     CircuitStateChanged,
     DeliveryAttempted,
@@ -65,6 +72,29 @@ ATTEMPT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # Accept-to-delivered includes retries, which back off for minutes or hours.
 END_TO_END_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class AuditHealthSource(Protocol):
+    """What the metrics read from an audit log (``observe.audit.AuditLog`` provides it)."""
+
+    def health(self) -> AuditHealth: ...
+
+
+class _AuditCollector(Collector):
+    """The audit log's failure counts, read from it at each scrape."""
+
+    def __init__(self, audit: AuditHealthSource) -> None:
+        self._audit = audit
+
+    def collect(self) -> Iterator[Metric]:
+        health = self._audit.health()
+        failures = CounterMetricFamily("cxeb_audit_write_failures", "Audit log writes that failed.")
+        failures.add_metric([], health.failed_writes)
+        lost = CounterMetricFamily("cxeb_audit_records_lost", "Audit records lost in failed writes.")
+        lost.add_metric([], health.records_lost)
+        writing = GaugeMetricFamily("cxeb_audit_writing", "1 while the audit log writes, 0 while its writes fail.")
+        writing.add_metric([], 0 if health.failing else 1)
+        yield from (failures, lost, writing)
 
 
 class RouterMetrics:
@@ -238,6 +268,10 @@ class RouterMetrics:
             self.queue_pending.labels(name).set(count)
         self._pending_targets = set(pending_by_target)
         self.oldest_pending_age.set(0.0 if oldest_pending_at is None else max(0.0, now - oldest_pending_at))
+
+    def watch_audit(self, audit: AuditHealthSource) -> None:
+        """Export ``audit``'s failed writes and lost records (read at each scrape)."""
+        self.registry.register(_AuditCollector(audit))
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format (serve it with ``CONTENT_TYPE``)."""

@@ -9,7 +9,7 @@ metrics never do, as Prometheus and orchestrators expect)::
 
     POST /v1/events                     one object, an array or NDJSON; ?priority=0-9 (default 5) -> 202 {ids}
     GET  /healthz                       the process is up
-    GET  /readyz                        the queue answers and the routing table is loaded
+    GET  /readyz                        the queue answers, the routing table is loaded, the audit log writes
     GET  /metrics                       Prometheus text
     GET  /v1/status                     per-target delivered/failed/retries/p50/p99/circuit, queue depths
     GET  /ui                            the live dashboard (router.dashboard; its data under /v1/ui/)
@@ -50,7 +50,7 @@ from cxone_eventbridge.exceptions import (
     QueueFullError,
 )
 from cxone_eventbridge.observe.events import IngestRejected, ObserverBus
-from cxone_eventbridge.observe.metrics import CONTENT_TYPE, RouterMetrics
+from cxone_eventbridge.observe.metrics import CONTENT_TYPE, AuditHealthSource, RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker
 from cxone_eventbridge.router.connection_cap import CappedTCPSite, ConnectionCap
 from cxone_eventbridge.router.dashboard import Dashboard
@@ -184,14 +184,19 @@ class RouterAPI:
         bus: ObserverBus,
         metrics: RouterMetrics,
         status: StatusTracker,
+        audit: AuditHealthSource | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``audit``, when given, is the audit log whose failing writes ``/readyz`` and the metrics report."""
         config.check()
         self.router = router
         self.config = config
         self.bus = bus
         self.metrics = metrics
         self.status = status
+        self.audit = audit
+        if audit is not None:
+            metrics.watch_audit(audit)
         self._clock = clock
         self._draining = False
         self._runner: web.AppRunner | None = None
@@ -318,6 +323,10 @@ class RouterAPI:
             problems.append("shutting down")
         if not self.router.ready:
             problems.append("the routing table is not loaded")
+        if self.audit is not None and (audit := self.audit.health()).failing:
+            problems.append(
+                f"the audit log cannot be written ({audit.last_error}): {audit.records_lost} record(s) lost so far"
+            )
         try:
             await self.router.stats()
         except Exception as exc:  # noqa: BLE001 -- any failure to reach the queue means "not ready"

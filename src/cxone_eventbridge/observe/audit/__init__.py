@@ -25,12 +25,13 @@ from cxone_eventbridge.observe.audit.codec import GENESIS, ParsedLine, encode_li
 from cxone_eventbridge.observe.audit.files import rotated_files
 from cxone_eventbridge.observe.audit.redact import REDACTED, redact
 from cxone_eventbridge.observe.audit.verify import AuditProblem, AuditVerification, verify_audit_log
-from cxone_eventbridge.observe.audit.writer import DEFAULT_AUDIT_PATH, AuditLog
+from cxone_eventbridge.observe.audit.writer import DEFAULT_AUDIT_PATH, AuditHealth, AuditLog
 
 __all__ = [
     "DEFAULT_AUDIT_PATH",
     "GENESIS",
     "REDACTED",
+    "AuditHealth",
     "AuditLineError",
     "AuditLog",
     "AuditProblem",

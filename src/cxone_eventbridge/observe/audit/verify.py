@@ -3,6 +3,12 @@
 An edited line fails its own hash; an edited line whose hash was recomputed breaks the next line's
 ``prev``; a removed or reordered line breaks ``prev`` and the ``seq`` numbering, which tells the three
 apart. A last line without its newline that does not parse is a torn write, not tampering.
+
+An intact chain may still be incomplete, and the verdict says so rather than "intact": a chain that starts
+after seq 1 (earlier records pruned, or the log deleted or replaced), and records the writers left to say
+something was lost: ``gap`` (writes failed, e.g. a full disk), ``recovery`` (a torn line dropped) and
+``continuation`` (the file was deleted or replaced while a writer used it; the chain continues from the
+line it names, the only place where ``prev`` may point elsewhere than the line before).
 """
 
 from __future__ import annotations
@@ -40,10 +46,17 @@ class AuditVerification:
     torn_tail: bool = False
     problem: AuditProblem | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    gaps: tuple[str, ...] = field(default_factory=tuple)  # what the chain itself says was lost
 
     @property
     def ok(self) -> bool:
+        """No line was edited, removed or reordered (the chain may still be incomplete: ``complete``)."""
         return self.problem is None
+
+    @property
+    def complete(self) -> bool:
+        """Intact from seq 1, with no record saying that something was lost."""
+        return self.ok and self.first_seq in (None, 1) and not self.gaps
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form for ``cxeb audit verify --output json``."""
@@ -54,6 +67,8 @@ class AuditVerification:
             "firstSeq": self.first_seq,
             "lastSeq": self.last_seq,
             "tornTail": self.torn_tail,
+            "complete": self.complete,
+            "gaps": list(self.gaps),
             "problem": None
             if self.problem is None
             else {
@@ -118,6 +133,7 @@ def verify_audit_log(path: Path | str) -> AuditVerification:
     all_seqs = {seq for _, _, line, _ in entries if (seq := leading_seq(line)) is not None}
 
     notes: list[str] = []
+    gaps: list[str] = []
     records = 0
     first_seq: int | None = None
     last: ParsedLine | None = None
@@ -132,6 +148,7 @@ def verify_audit_log(path: Path | str) -> AuditVerification:
             torn_tail=torn,
             problem=problem,
             notes=tuple(notes),
+            gaps=tuple(gaps),
         )
 
     for index, (file, number, line, complete) in enumerate(entries):
@@ -150,7 +167,12 @@ def verify_audit_log(path: Path | str) -> AuditVerification:
             if parsed.seq == 1 and parsed.prev != GENESIS:
                 return result(AuditProblem(file, number, "edited", f"{where} does not start the chain"))
             if parsed.seq != 1:
-                notes.append(f"the chain starts at seq {parsed.seq}: earlier records are not present")
+                notes.append(
+                    f"the chain starts at seq {parsed.seq}: earlier records are not present (rotated files "
+                    "pruned, or the log deleted or replaced)"
+                )
+        elif _continues_elsewhere(parsed) and (parsed.prev != last.hash or parsed.seq != last.seq + 1):
+            pass  # a writer found the file replaced and said so: reported below, not tampering
         elif parsed.prev != last.hash or parsed.seq != last.seq + 1:
             expected = last.seq + 1
             if parsed.seq == expected:
@@ -172,8 +194,39 @@ def verify_audit_log(path: Path | str) -> AuditVerification:
             return result(
                 AuditProblem(file, number, "reordered", f"{where} is out of order (seq {parsed.seq} after {last.seq})")
             )
+        if (said := _loss_said(parsed)) is not None:
+            gaps.append(f"{where} (seq {parsed.seq}): {said}")
         last = parsed
         records += 1
         if not complete:
             notes.append(f"{where} has no newline (only the newline of the last write was lost)")
     return result()
+
+
+def _continues_elsewhere(parsed: ParsedLine) -> bool:
+    """A continuation record whose ``prev`` is the line it names (not necessarily the line before it)."""
+    record = parsed.record
+    return (
+        record.get("kind") == "continuation"
+        and record.get("previous_hash") == parsed.prev
+        and record.get("previous_seq") == parsed.seq - 1
+    )
+
+
+def _loss_said(parsed: ParsedLine) -> str | None:
+    """What a record written to say that something was lost says, or None for any other record."""
+    record = parsed.record
+    kind = record.get("kind")
+    if kind == "gap":
+        return (
+            f"{record.get('records_lost')} record(s) were lost: {record.get('failed_writes')} write(s) failed "
+            f"({record.get('error')}) from {record.get('first_failure')} to {record.get('last_failure')}"
+        )
+    if kind == "recovery":
+        return f"a torn last line of {record.get('dropped_bytes')} byte(s) was dropped (a writer crashed mid-line)"
+    if kind == "continuation":
+        return (
+            f"the log was deleted or replaced while a writer used it (it then ended at seq {record.get('found_seq')}); "
+            f"the chain continues from seq {record.get('previous_seq')}"
+        )
+    return None

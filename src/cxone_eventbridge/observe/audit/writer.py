@@ -13,6 +13,13 @@ collects them and writes them together ``batch_delay_s`` later (or at once when 
 waiting); control-plane changes flush what is waiting and are written at once, so lines stay in order.
 ``flush()`` and ``close()`` write what is waiting; a killed process loses at most ``batch_delay_s`` of
 delivery lines (the queue, not the audit log, is what makes deliveries durable).
+
+Nothing is lost silently. A write that fails (a full disk) is undone to the last whole line, its records
+are counted as lost (``health()``: the router's metrics and ``/readyz`` show it) and logged as an error
+when writing starts failing; when writing works again, a ``gap`` record says how many records were lost,
+when and why, so that ``verify`` reports it. A log file deleted or replaced while this writer uses it is
+noticed at the next append: the chain continues from this writer's last line, and a ``continuation``
+record names that line and what was found instead.
 """
 
 from __future__ import annotations
@@ -77,6 +84,27 @@ def _read_tail(fd: int, size: int) -> tuple[bytes | None, int]:
     return None, 0
 
 
+@dataclass(frozen=True, slots=True)
+class AuditHealth:
+    """Whether the audit log is writing, and what it has lost since it was opened."""
+
+    failing: bool  # the last write failed
+    failed_writes: int  # writes that failed
+    records_lost: int  # records in them (counted once each)
+    last_error: str | None  # why the last failing write failed
+
+
+@dataclass(slots=True)
+class _Outage:
+    """Writes failing since ``first_at``: the records lost so far, for the gap record written on resuming."""
+
+    first_at: float
+    last_at: float
+    error: str
+    writes: int = 0
+    records: int = 0
+
+
 @dataclass(slots=True)
 class _ChainHead:
     """Where the chain ends: the file it ends in (inode, size) and the last line's seq and hash."""
@@ -126,6 +154,24 @@ class AuditLog:
         self._lock_fd: int | None = None
         self._head: _ChainHead | None = None
         self._dropped_bytes = 0
+        self._outage: _Outage | None = None  # writes failing since, and what they lost (not yet recorded)
+        self._failed_writes = 0
+        self._records_lost = 0
+        self._last_error: str | None = None
+        # The last line this writer wrote or read (seq, hash): a file found not to continue it was
+        # deleted or replaced meanwhile.
+        self._known: tuple[int, str] | None = None
+        self._continuation: dict[str, Any] | None = None  # the record saying so, written with the next append
+
+    def health(self) -> AuditHealth:
+        """Whether writes fail now, and the failed writes and lost records since this log was opened."""
+        with self._thread_lock:
+            return AuditHealth(
+                failing=self._outage is not None,
+                failed_writes=self._failed_writes,
+                records_lost=self._records_lost,
+                last_error=self._last_error,
+            )
 
     # -- observer ---------------------------------------------------------------------------------
 
@@ -207,31 +253,97 @@ class AuditLog:
         self.append_many([record])
 
     def append_many(self, records: list[Mapping[str, Any]]) -> None:
-        """Append several records under one lock acquisition (one write)."""
+        """Append several records under one lock acquisition (one write).
+
+        Never raises for a failed write (the log is an observer): see the module's docstring.
+        """
         if not records:
             return
         clean = [redact(r) for r in records]
-        with self._thread_lock, self._exclusive():
-            head = self._locate_head()
-            if self._dropped_bytes:
-                clean.insert(
-                    0, {"kind": "recovery", "timestamp": self._timestamp(None), "dropped_bytes": self._dropped_bytes}
-                )
-                self._dropped_bytes = 0
-            data = bytearray()
-            seq, prev = head.seq, head.hash
-            for record in clean:
-                seq += 1
-                line = encode_line(record, seq=seq, prev=prev)
-                prev = hash_of_encoded(line)
-                data += line
-            assert self._fd is not None
-            os.write(self._fd, bytes(data))
+        with self._thread_lock:
+            try:
+                with self._exclusive():
+                    self._write(clean)
+            except OSError as exc:
+                self._failed(len(clean), exc)
+
+    def _write(self, clean: list[Mapping[str, Any]]) -> None:
+        head = self._locate_head()
+        # What the chain must say before these records: a torn tail dropped, a gap, a replaced file.
+        preface: list[Mapping[str, Any]] = []
+        if self._dropped_bytes:
+            preface.append(
+                {"kind": "recovery", "timestamp": self._timestamp(None), "dropped_bytes": self._dropped_bytes}
+            )
+        if self._continuation is not None:
+            preface.append(self._continuation)
+        if self._outage is not None:
+            outage = self._outage
+            preface.append(
+                {
+                    "kind": "gap",
+                    "timestamp": self._timestamp(None),
+                    "records_lost": outage.records,
+                    "failed_writes": outage.writes,
+                    "first_failure": self._timestamp(outage.first_at),
+                    "last_failure": self._timestamp(outage.last_at),
+                    "error": outage.error,
+                }
+            )
+        data = bytearray()
+        seq, prev = head.seq, head.hash
+        for record in [*preface, *clean]:
+            seq += 1
+            line = encode_line(record, seq=seq, prev=prev)
+            prev = hash_of_encoded(line)
+            data += line
+        assert self._fd is not None
+        try:
+            written = 0
+            while written < len(data):  # a full disk may take part of a write before refusing the rest
+                written += os.write(self._fd, data[written:])
             if self.fsync:
                 os.fsync(self._fd)
-            head.seq, head.hash, head.size = seq, prev, head.size + len(data)
-            if head.size >= self.max_bytes:
-                self._rotate()
+        except OSError:
+            # Undo the part that was written: the file keeps ending with a whole line of the chain.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, head.size)
+            raise
+        if self._outage is not None:
+            log.warning(
+                "audit log %s: writing again; %d record(s) were lost in %d failed write(s), recorded as a gap "
+                "at seq %d",
+                self.path,
+                self._outage.records,
+                self._outage.writes,
+                head.seq + len(preface),
+            )
+        self._dropped_bytes, self._continuation, self._outage = 0, None, None
+        head.seq, head.hash, head.size = seq, prev, head.size + len(data)
+        self._known = (seq, prev)
+        if head.size >= self.max_bytes:
+            self._rotate()
+
+    def _failed(self, records: int, exc: OSError) -> None:
+        now = self._clock() if self._clock is not None else datetime.now(UTC).timestamp()
+        error = exc.strerror or type(exc).__name__
+        if self._outage is None:
+            log.error(
+                "audit log %s: cannot write (%s): audit records are being lost until writing works again; "
+                "they are counted (cxeb_audit_records_lost_total), /readyz reports it, and the gap will be "
+                "recorded in the chain",
+                self.path,
+                error,
+            )
+            self._outage = _Outage(first_at=now, last_at=now, error=error)
+        self._outage.last_at = now
+        self._outage.writes += 1
+        self._outage.records += records
+        self._failed_writes += 1
+        self._records_lost += records
+        self._last_error = error
+        # The next append finds the file's state afresh (its size may not be what this writer thinks).
+        self._head = None
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -261,8 +373,33 @@ class AuditLog:
         if head is not None and head.inode == stat.st_ino and head.size == stat.st_size:
             return head
         head = self._read_head(stat.st_ino, stat.st_size)
+        known = self._known
+        if known is not None and (head.seq < known[0] or (head.seq == known[0] and head.hash != known[1])):
+            head = self._continue_replaced(head, known)
+        self._known = (head.seq, head.hash)
         self._head = head
         return head
+
+    def _continue_replaced(self, found: _ChainHead, known: tuple[int, str]) -> _ChainHead:
+        """The file no longer continues this writer's chain: it was deleted or replaced. Continue from ours."""
+        seq, digest = known
+        log.error(
+            "audit log %s was deleted or replaced while in use: it ends at seq %d where this writer's last line "
+            "was seq %d; the chain continues from that line, and a continuation record says so",
+            self.path,
+            found.seq,
+            seq,
+        )
+        if self._continuation is None:  # a failed write may have prepared it already: it names the first head
+            self._continuation = {
+                "kind": "continuation",
+                "timestamp": self._timestamp(None),
+                "previous_seq": seq,
+                "previous_hash": digest,
+                "found_seq": found.seq,
+                "found_hash": found.hash,
+            }
+        return _ChainHead(inode=found.inode, size=found.size, seq=seq, hash=digest)
 
     def _read_head(self, inode: int, size: int) -> _ChainHead:
         read_fd = os.open(self.path, os.O_RDONLY)
