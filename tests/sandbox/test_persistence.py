@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import httpx
 
 from cxone_eventbridge.sandbox.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from cxone_eventbridge.sandbox.store import TargetStore
 
 TARGETS = "/api/v2/integrations/targets"
 
@@ -55,3 +58,22 @@ async def test_in_memory_state_does_not_survive(sandbox_factory) -> None:
     async with httpx.AsyncClient(base_url=second.base_url) as client:
         response = await client.get(TARGETS, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
+
+
+def test_the_database_holding_secrets_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The sandbox's database file and its WAL are created 0600 whatever the umask; an existing 0644 file is tightened."""
+    db = tmp_path / "sandbox.db"
+    previous = os.umask(0o022)
+    try:
+        store = TargetStore(db)
+        store.meta_setdefault("k", "v")
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+        store.close()
+        assert modes["sandbox.db"] == 0o600
+        assert modes.get("sandbox.db-wal", 0o600) == 0o600
+        other = tmp_path / "old.db"
+        other.touch(mode=0o644)
+        TargetStore(other).close()
+        assert stat.S_IMODE(other.stat().st_mode) == 0o600
+    finally:
+        os.umask(previous)

@@ -5,11 +5,14 @@ sandbox serves a developer or a test suite, and each operation is a short local 
 driven from a uvicorn thread and, in process, from a test's event loop at the same time).
 
 Secrets are stored as given: the sandbox holds only what a developer typed into it, and the routes table
-must serve them back to routers.
+must serve them back to routers. So the database file is readable by its owner only (0600, and SQLite
+gives its ``-wal`` and ``-shm`` files the same mode).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -77,12 +80,21 @@ class IdempotencyRecord:
     response: str
 
 
+def _owner_only(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would follow the umask: usually 0644), or make an
+    existing one 0600; SQLite creates the journal files with the database file's mode."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    with contextlib.suppress(PermissionError):  # not ours to change: SQLite will say if it cannot open it
+        os.chmod(path, 0o600)
+
+
 class TargetStore:
     """All persistent state of the sandbox."""
 
     def __init__(self, path: Path | None = None) -> None:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(path)
         self._db = sqlite3.connect(
             str(path) if path is not None else ":memory:", check_same_thread=False, isolation_level=None
         )
