@@ -207,6 +207,7 @@ class DemoServices:
             bus=self.bus,
             metrics=self.metrics,
             status=self.status,
+            audit=self.audit,
         )
         self._stack.push_async_callback(service.stop)
         await service.start()
