@@ -9,7 +9,8 @@
      │    ├── QueueFullError             the disk (or the queue's size cap) is full; ingest answers 503
      │    ├── QueueClosedError           the queue was used after close()
      │    ├── QueueUnavailableError      the queue's database cannot be reached now; ingest answers 503
-     │    └── QueueSchemaError           the queue's schema is newer than this version knows, or not migrated
+     │    ├── QueueSchemaError           the queue's schema is newer than this version knows, or not migrated
+     │    └── QueueCorruptError          the queue's file fails SQLite's integrity check at start
      ├── IngestError                     the router's HTTP API refuses a request: HTTP status, code, fields
      ├── AuditLineError                  an audit line is malformed or fails its hash (also a ValueError)
      ├── DemoError                       a demo step did not do what it must (demo/router_api.py)
@@ -92,6 +93,10 @@ class QueueClosedError(QueueError):
 
 class QueueUnavailableError(QueueError):
     """The queue's database cannot be reached now (down, restarting); nothing was committed."""
+
+
+class QueueCorruptError(QueueError):
+    """The queue's SQLite file is damaged (``PRAGMA quick_check`` at open found problems); it is not used."""
 
 
 class QueueSchemaError(QueueError):

@@ -164,3 +164,19 @@ async def test_readyz_and_metrics_say_when_the_audit_log_cannot_be_written(
     assert "cxeb_audit_write_failures_total 1.0" in text
     assert "cxeb_audit_records_lost_total 1.0" in text
     assert "cxeb_audit_writing 0.0" in text
+
+
+async def test_readyz_says_not_ready_while_the_queue_storage_is_full(router_stack: StackFactory) -> None:
+    """Once a put finds the queue's storage full (a 256 KiB cap stands for the disk), /readyz is 503 saying so."""
+    stack = await router_stack(queue={"max_size_bytes": 256 * 1024})
+    status, _, _ = await stack.call("GET", "/readyz", key=None)
+    assert status == 200
+    big = [{"pad": "z" * 2000, "n": n} for n in range(100)]
+    for _ in range(20):
+        status, _, _ = await stack.call("POST", "/v1/events", json=big)
+        if status == 503:
+            break
+    assert status == 503
+    status, data, _ = await stack.call("GET", "/readyz", key=None)
+    assert status == 503
+    assert "the queue's storage is full: events cannot be accepted until space is freed" in data["problems"]

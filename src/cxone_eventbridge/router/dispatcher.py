@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from cxone_eventbridge.exceptions import QueueUnavailableError
+from cxone_eventbridge.exceptions import QueueError, QueueUnavailableError
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.events import (
     CircuitStateChanged,
@@ -54,6 +54,7 @@ from cxone_eventbridge.retry import next_delay
 from cxone_eventbridge.router.circuit import CircuitPolicy, Circuits, CircuitState
 from cxone_eventbridge.router.delivery import AttemptOutcome, AttemptResult, DeliveryClient
 from cxone_eventbridge.router.queue import DeadLetterReason, Delivery, DeliveryQueue, TargetLimits
+from cxone_eventbridge.router.recurring_failure import RecurringFailure
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,11 @@ class Dispatcher:
         self._last_housekeeping = float("-inf")
         self._last_prune = float("-inf")
         self._outage_failures = 0  # consecutive leases that found the queue unreachable
+        # A queue that keeps failing (a full disk) is logged once per change, not at every poll; one
+        # tracker per kind of work, since leasing may work while recording outcomes fails.
+        self._lease_failure = RecurringFailure("leasing deliveries from the queue", log)
+        self._record_failure = RecurringFailure("recording delivery outcomes in the queue", log)
+        self._housekeeping_failure = RecurringFailure("queue housekeeping", log)
 
     # -- configuration -----------------------------------------------------------------------------
 
@@ -159,6 +165,11 @@ class Dispatcher:
 
     def circuit_states(self) -> dict[str, CircuitState]:
         return self._circuits.states()
+
+    @property
+    def storage_full(self) -> bool:
+        """The queue's storage was full at the latest attempt to lease, record or tidy."""
+        return any(f.storage_full for f in (self._lease_failure, self._record_failure, self._housekeeping_failure))
 
     @property
     def in_flight(self) -> int:
@@ -245,10 +256,13 @@ class Dispatcher:
                 except QueueUnavailableError as exc:
                     await self._queue_down(exc)
                     continue
+                except QueueError as exc:  # the queue's own failure (a full disk): retried at the next poll
+                    self._lease_failure.failed(exc)
                 except Exception:  # dispatcher boundary: a failed lease is retried at the next poll
                     log.exception("leasing deliveries failed; retrying")
                 else:
                     self._queue_up()
+                    self._lease_failure.succeeded()
             for delivery in leased:
                 if delivery.key not in self._in_flight and delivery.key not in self._ready_keys:
                     self._ready.setdefault(delivery.target, deque()).append(delivery)
@@ -377,8 +391,12 @@ class Dispatcher:
                 await self._queue.prune(retention_s=self._options.retention_s)
         except QueueUnavailableError:
             pass  # the lease loop reports the outage once and backs off
+        except QueueError as exc:  # the queue's own failure (a full disk): retried at the next interval
+            self._housekeeping_failure.failed(exc)
         except Exception:  # dispatcher boundary: housekeeping is retried at the next interval
             log.exception("queue housekeeping failed; retrying later")
+        else:
+            self._housekeeping_failure.succeeded()
 
     async def _renew(self, now: float) -> None:
         """Extend the leases of attempts in flight that are past half their lease."""
@@ -423,9 +441,12 @@ class Dispatcher:
             self._free_slot(name)
             slot_held = False
             await self._settle(delivery, target, result, now)
+            self._record_failure.succeeded()
         except asyncio.CancelledError:
             cancelled = True  # shutdown: stop() finds the entry in _in_flight and releases the lease
             raise
+        except QueueError as exc:  # the queue's own failure (a full disk): the lease expires, it is retried
+            self._record_failure.failed(exc)
         except Exception:  # the dispatcher boundary: a failed record leaves the lease to expire
             log.exception(
                 "recording delivery %s failed; its lease will expire and it will be retried",

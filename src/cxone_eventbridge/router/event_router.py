@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cxone_eventbridge import secret_refs
-from cxone_eventbridge.exceptions import FieldError, InputError, InvalidEventError
+from cxone_eventbridge.exceptions import FieldError, InputError, InvalidEventError, QueueFullError
 from cxone_eventbridge.matching import RoutingTable
 from cxone_eventbridge.models import IntegrationTarget, TargetStatus
 from cxone_eventbridge.observe.events import EventAccepted, IngestRejected, ObserverBus
@@ -97,6 +97,7 @@ class EventRouter:
         self._targets: dict[str, IntegrationTarget] = {}
         self._gone: set[str] = set()
         self._loaded = False
+        self._put_full = False  # the latest put found the queue's storage full
         self._transport: HttpTransport | None = None
         self._dispatcher: Dispatcher | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -152,6 +153,11 @@ class EventRouter:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+    @property
+    def storage_full(self) -> bool:
+        """The queue's storage was full at the latest put, or at the dispatcher's latest lease or record."""
+        return self._put_full or (self._dispatcher is not None and self._dispatcher.storage_full)
 
     @property
     def ready(self) -> bool:
@@ -259,7 +265,12 @@ class EventRouter:
         if errors:
             self.bus.publish(IngestRejected(reason="invalid_event", at=now))
             raise InputError(f"{len(errors)} of {len(events)} events are invalid; none was accepted", errors)
-        results = await self.queue.put(prepared)
+        try:
+            results = await self.queue.put(prepared)
+        except QueueFullError:
+            self._put_full = True
+            raise
+        self._put_full = False
         for result in results:
             self.bus.publish(EventAccepted(event_id=result.event_id, targets=result.created, priority=priority, at=now))
         if self._dispatcher is not None and any(result.created for result in results):

@@ -9,7 +9,8 @@ metrics never do, as Prometheus and orchestrators expect)::
 
     POST /v1/events                     one object, an array or NDJSON; ?priority=0-9 (default 5) -> 202 {ids}
     GET  /healthz                       the process is up
-    GET  /readyz                        the queue answers, the routing table is loaded, the audit log writes
+    GET  /readyz                        the queue answers and has room, the routing table is loaded, the audit
+                                        log writes
     GET  /metrics                       Prometheus text
     GET  /v1/status                     per-target delivered/failed/retries/p50/p99/circuit, queue depths
     GET  /ui                            the live dashboard (router.dashboard; its data under /v1/ui/)
@@ -95,6 +96,9 @@ class RouterOperations(Protocol):
 
     @property
     def ready(self) -> bool: ...
+
+    @property
+    def storage_full(self) -> bool: ...
 
 
 def parse_priority(value: str | None) -> int:
@@ -323,6 +327,8 @@ class RouterAPI:
             problems.append("shutting down")
         if not self.router.ready:
             problems.append("the routing table is not loaded")
+        if self.router.storage_full:
+            problems.append("the queue's storage is full: events cannot be accepted until space is freed")
         if self.audit is not None and (audit := self.audit.health()).failing:
             problems.append(
                 f"the audit log cannot be written ({audit.last_error}): {audit.records_lost} record(s) lost so far"

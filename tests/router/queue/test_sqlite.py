@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cxone_eventbridge.exceptions import QueueError, QueueFullError, QueueSchemaError
+from cxone_eventbridge.exceptions import QueueCorruptError, QueueError, QueueFullError, QueueSchemaError
 from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.router.queue.sqlite.schema import MIGRATIONS
 
@@ -112,3 +112,20 @@ async def test_using_an_unopened_queue_is_an_error(tmp_path: Path) -> None:
     """Operations before open() fail with a QueueError saying so, instead of hanging."""
     with pytest.raises(QueueError, match="not open"):
         await SQLiteQueue(tmp_path / "q.db").stats()
+
+
+async def test_a_damaged_file_is_refused_at_open_with_what_to_do(tmp_path: Path) -> None:
+    """Pages overwritten with garbage fail quick_check at open: QueueCorruptError naming the file and the way out."""
+    path = tmp_path / "q.db"
+    async with SQLiteQueue(path) as q:
+        await q.put([event(f"e{n}", "a", body=b'{"pad": "' + b"x" * 500 + b'"}') for n in range(500)])
+    with sqlite3.connect(path) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(path.read_bytes())
+    for page in (3, 10):  # b-tree pages of the tables, past the header page
+        data[page * page_size : (page + 1) * page_size] = bytes(range(256)) * (page_size // 256)
+    path.write_bytes(bytes(data))
+    with pytest.raises(QueueCorruptError, match="is damaged") as caught:
+        await SQLiteQueue(path).open()
+    assert str(path) in str(caught.value)
+    assert ".recover" in str(caught.value)
