@@ -7,7 +7,7 @@ import logging
 import typer
 
 from cxone_eventbridge import __version__
-from cxone_eventbridge.cli import audit, demo, iac, router, sandbox, targets
+from cxone_eventbridge.cli import audit, demo, iac, match, router, sandbox, targets, trigger
 from cxone_eventbridge.cli.logs import LogFormat, configure_logging
 
 app = typer.Typer(
@@ -35,7 +35,7 @@ def _root(
     configure_logging(level=level, log_format=log_format)
 
 
-for module in (targets, sandbox, router, audit, iac, demo):
+for module in (targets, sandbox, router, audit, iac, demo, match, trigger):
     module.register(app)
 
 

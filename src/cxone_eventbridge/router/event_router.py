@@ -198,6 +198,10 @@ class EventRouter:
     def target_names(self) -> list[str]:
         return sorted(self._targets)
 
+    def match(self, event: Any) -> list[IntegrationTarget]:
+        """The targets ``event`` would be routed to now; nothing is queued. InvalidEventError if not an object."""
+        return [self._targets[name] for name in self._table.match(event)]
+
     def disabled_targets(self) -> list[str]:
         """Targets that deliver nothing now: disabled by a 410 answer or by their control-plane status."""
         return sorted(self._disabled())

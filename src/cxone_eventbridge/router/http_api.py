@@ -18,6 +18,7 @@ metrics never do, as Prometheus and orchestrators expect)::
     POST /v1/dead-letters/replay        {"target": ..., "deliveryIds": [...]} (both optional)
     POST /v1/dead-letters/purge         {"target": ..., "deliveryIds": [...]} (both optional)
     POST /v1/targets/{name}/enable      re-enable a target that a 410 disabled
+    POST /v1/match                      one event, a dry run: {matched, deliveries: [{target, contentType, body}]}
 
 Every error is a JSON body ``{"error": code, "message": ..., "errors": [{"field", "message"}]}``, the same
 shape as the control-plane API's. A request is accepted or rejected whole; 202 comes only after the
@@ -50,9 +51,11 @@ from cxone_eventbridge.exceptions import (
     QueueError,
     QueueFullError,
 )
+from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.events import IngestRejected, ObserverBus
 from cxone_eventbridge.observe.metrics import CONTENT_TYPE, AuditHealthSource, RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker
+from cxone_eventbridge.preview import preview
 from cxone_eventbridge.router.connection_cap import CappedTCPSite, ConnectionCap
 from cxone_eventbridge.router.dashboard import Dashboard
 from cxone_eventbridge.router.queue import (
@@ -93,6 +96,8 @@ class RouterOperations(Protocol):
     async def enable_target(self, name: str) -> bool: ...
 
     def target_names(self) -> list[str]: ...
+
+    def match(self, event: Any) -> list[IntegrationTarget]: ...
 
     @property
     def ready(self) -> bool: ...
@@ -226,6 +231,7 @@ class RouterAPI:
         Dashboard(
             self.router, status=self.status, bus=self.bus, dead_letter_to_wire=dead_letter_to_wire, clock=self._clock
         ).mount(app)
+        app.router.add_post("/v1/match", self._match)
         return app
 
     def _reject(self, error: IngestError) -> web.Response:
@@ -415,6 +421,24 @@ class RouterAPI:
         if not await self.router.enable_target(name):
             raise IngestError(404, "not_found", f"no target named {name!r}")
         return web.json_response({"target": name, "enabled": True})
+
+    async def _match(self, request: web.Request) -> web.Response:
+        """A dry run against the live table: the targets an event reaches and what each would receive."""
+        length = request.content_length
+        if length is not None and length > self.config.max_event_bytes:
+            raise IngestError(
+                413, "request_too_large", f"the event is {length} bytes; the limit is {self.config.max_event_bytes}"
+            )
+        try:
+            event = loads(await request.read())
+        except ValueError as exc:
+            raise IngestError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+        if not isinstance(event, dict):
+            raise IngestError(422, "not_object", "the body must be one event, a JSON object")
+        previews = preview(self.router.match(event), event, now=self._clock())
+        return web.json_response(
+            {"matched": [p.target for p in previews], "deliveries": [p.to_wire() for p in previews]}
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
