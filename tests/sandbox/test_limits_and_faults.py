@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from cxone_eventbridge.sandbox.config import SandboxClient, SandboxConfig
@@ -86,12 +84,17 @@ def test_a_single_burst_without_period() -> None:
 
 
 async def test_latency_is_added_to_api_requests(make_api) -> None:
-    """latency_ms delays API answers by at least that long."""
-    api = await make_api(latency_ms=50)
+    """latency_ms makes every API answer wait that long first (on the injected sleep, not the wall clock)."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    api = await make_api(latency_ms=50, sleep=sleep)
     headers = await api.headers()
-    started = time.perf_counter()
-    await api.http.get(TARGETS, headers=headers)
-    assert time.perf_counter() - started >= 0.05
+    assert waits == []  # the token endpoint is not delayed
+    assert (await api.http.get(TARGETS, headers=headers)).status_code == 200
+    assert waits == [0.05]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -107,14 +108,23 @@ async def test_fail_rate_one_always_fails(https_receiver) -> None:
 
 
 async def test_latency_delays_the_answer(https_receiver) -> None:
-    """--latency-ms holds each answer back by at least that long."""
-    receiver = await https_receiver(latency_ms=120)
+    """--latency-ms holds each answer back: the answer waits for the receiver's (injected) sleep to end."""
+    held, release = asyncio.Event(), asyncio.Event()
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        held.set()
+        await release.wait()
+
+    receiver = await https_receiver(latency_ms=120, sleep=sleep)
     async with _client(receiver.ca_path) as client:
-        await client.get(receiver.url)  # connect and handshake outside the measurement
-        started = time.perf_counter()
-        await client.post(receiver.url, content=b"{}")
-        elapsed = time.perf_counter() - started
-    assert elapsed >= 0.12
+        answer = asyncio.create_task(client.post(receiver.url, content=b"{}"))
+        await held.wait()  # the request reached the receiver and is being held
+        assert waits == [0.12]
+        assert not answer.done()
+        release.set()
+        assert (await answer).status_code == 200
 
 
 async def test_health_check_is_not_recorded(https_receiver) -> None:

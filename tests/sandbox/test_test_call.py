@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -142,14 +143,22 @@ async def test_test_needs_its_scope(local_api) -> None:
 
 async def test_timeout_gives_504(https_receiver, receiver_certs_dir) -> None:
     """An endpoint slower than timeoutMs gives 504 failed (timeout shortened below the API minimum)."""
-    receiver = await https_receiver(latency_ms=400)
+    release = asyncio.Event()
+
+    async def hold_until_released(seconds: float) -> None:
+        await release.wait()  # slower than any timeout, however loaded the machine is
+
+    receiver = await https_receiver(latency_ms=1, sleep=hold_until_released)
     target = IntegrationTarget(name="slow", endpoint=receiver.url, signing_secret=SECRET)
     fast = target.model_copy(update={"retry_policy": RetryPolicy.model_construct(max_retries=0, timeout_ms=100)})
-    outcome = await send_test_event(
-        fast,
-        policy=EgressPolicy(allow_all=True),
-        ssl_context=client_ssl_context(str(receiver_certs_dir / "ca.pem")),
-    )
+    try:
+        outcome = await send_test_event(
+            fast,
+            policy=EgressPolicy(allow_all=True),
+            ssl_context=client_ssl_context(str(receiver_certs_dir / "ca.pem")),
+        )
+    finally:
+        release.set()
     assert outcome.http_status == 504
     assert outcome.result.result == "failed"
     assert "100 ms" in (outcome.result.error or "")

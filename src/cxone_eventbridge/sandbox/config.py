@@ -6,8 +6,9 @@ printed at start so a developer can copy them. Time is a callable so tests move 
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class SandboxConfig:
     fault_retry_after_s: int = 1
     max_body_bytes: int = MAX_BODY_BYTES
     clock: Callable[[], float] = field(default=time.time, repr=False)
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)  # how latency_ms waits
     seed: int | None = None  # makes fault injection reproducible
 
     def __post_init__(self) -> None:

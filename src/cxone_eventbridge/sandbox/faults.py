@@ -32,9 +32,10 @@ class FaultInjector:
         self._count = 0
         self._lock = threading.Lock()
 
-    @property
-    def latency_s(self) -> float:
-        return self._config.latency_ms / 1000
+    async def delay(self) -> None:
+        """Wait the configured ``latency_ms`` (with the config's ``sleep``, which tests replace)."""
+        if self._config.latency_ms:
+            await self._config.sleep(self._config.latency_ms / 1000)
 
     def next_fault(self) -> Fault | None:
         """The fault for the next request, if any: a forced 429 first, then a random 5xx."""

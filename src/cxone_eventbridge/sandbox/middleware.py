@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -82,8 +81,7 @@ class FaultMiddleware:
         if scope["type"] != "http" or not str(path).startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
-        if self.faults.latency_s:
-            await asyncio.sleep(self.faults.latency_s)
+        await self.faults.delay()
         fault = self.faults.next_fault()
         if fault is None:
             await self.app(scope, receive, send)

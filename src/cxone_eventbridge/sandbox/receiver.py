@@ -17,7 +17,7 @@ import json
 import random
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -50,6 +50,7 @@ class ReceiverConfig:
     latency_ms: float = 0.0
     reject_invalid_signatures: bool = False  # answer 401 when a signature does not verify
     clock: Callable[[], float] = field(default=time.time, repr=False)
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)  # how latency_ms waits
     seed: int | None = None  # makes --fail-rate reproducible
 
     def __post_init__(self) -> None:
@@ -111,7 +112,7 @@ class _Handler:
             self.record.write(json.dumps(line, ensure_ascii=False) + "\n")
             self.record.flush()
         if self.config.latency_ms:
-            await asyncio.sleep(self.config.latency_ms / 1000)
+            await self.config.sleep(self.config.latency_ms / 1000)
         if verdict is False and self.config.reject_invalid_signatures:
             return web.Response(status=401, body=_REJECT_BODY, content_type=_JSON)
         if self.config.fail_rate and self._random.random() < self.config.fail_rate:
