@@ -157,7 +157,15 @@ async def test_an_unreachable_router_is_exit_1_with_the_url() -> None:
 
 @pytest.mark.parametrize(
     ("line", "problem"),
-    [("{", "not valid JSON"), ("[]", "not a JSON object"), ('{"a": NaN}', "NaN"), ('{"id": ""}', "id must be")],
+    [
+        ("{", "not valid JSON"),
+        ("[]", "not a JSON object"),
+        ('{"a": NaN}', "NaN"),
+        ('{"id": ""}', "id must be"),
+        ('{"a": 1e999}', "beyond the range"),
+        ('{"a": "\\ud800"}', "lone surrogate"),
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper than 64"),
+    ],
 )
 def test_check_line_names_the_problem(line: str, problem: str) -> None:
     """check_line refuses what the router would refuse, saying why."""

@@ -24,6 +24,7 @@ import httpx
 import typer
 from pydantic import SecretStr
 
+from cxone_eventbridge import wire
 from cxone_eventbridge.cli import render
 from cxone_eventbridge.cli.confirm import confirm_deletion
 from cxone_eventbridge.cli.runner import run
@@ -137,17 +138,14 @@ class SendSummary:
 
 def check_line(text: str, *, max_event_bytes: int = MAX_EVENT_BYTES) -> dict[str, Any]:
     """One JSON line as an event; ValueError says what is wrong with it (as the router would)."""
-
-    def no_constants(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
-
     try:
-        event = json.loads(text, parse_constant=no_constants)
+        # The router's own rules: NaN, 1e999, lone surrogates and nesting past 64 levels are not JSON here.
+        event = wire.loads(text)
     except ValueError as exc:
         raise ValueError(f"not valid JSON: {exc}") from None
     if not isinstance(event, dict):
         raise ValueError("not a JSON object")
-    size = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
+    size = len(wire.encode_event(event))
     if size > max_event_bytes:
         raise ValueError(f"the event is {size} bytes; the limit is {max_event_bytes}")
     event_id = event.get("id")
