@@ -26,7 +26,7 @@
      │    ├── TargetsFileError           a targets file cannot be read or is invalid
      │    ├── InvalidPatternError        an event pattern or filter is invalid (also a ValueError)
      │    ├── InvalidTransformError      a target's input, inputPath or inputTransformer is invalid (a ValueError)
-     │    └── InvalidEventError          an event to match is not a JSON object
+     │    └── InvalidEventError          an event to match is not an object, or too costly to match
      └── APIError                        talking to the control plane failed; CLI exit code 1
           ├── APIConnectionError         the request never got an answer
           │    └── APITimeoutError
@@ -178,7 +178,7 @@ class InvalidTransformError(InputError, ValueError):
 
 
 class InvalidEventError(InputError):
-    """An event given to the matcher is not a JSON object."""
+    """An event given to the matcher is not a JSON object, or would cost more than the table's bound to match."""
 
 
 class APIError(CxebError):

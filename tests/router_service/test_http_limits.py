@@ -142,6 +142,9 @@ async def test_an_event_too_costly_to_match_is_422_naming_it_and_the_rest_still_
     assert "units of work" in message
     status, data, _ = await stack.call("POST", "/v1/events", json={"tags": ["zz7abcx"]})
     assert (status, data["accepted"]) == (202, 1)
+    status, data, _ = await stack.call("POST", "/v1/match", json=hostile)  # the dry run is bounded alike
+    assert (status, data["error"]) == (422, "invalid_event")
+    assert "units of work" in data["message"]
 
 
 async def test_readyz_and_metrics_say_when_the_audit_log_cannot_be_written(

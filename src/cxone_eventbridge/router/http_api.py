@@ -47,6 +47,7 @@ from cxone_eventbridge.exceptions import (
     ConfigurationError,
     IngestError,
     InputError,
+    InvalidEventError,
     QueueClosedError,
     QueueError,
     QueueFullError,
@@ -435,7 +436,11 @@ class RouterAPI:
             raise IngestError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
         if not isinstance(event, dict):
             raise IngestError(422, "not_object", "the body must be one event, a JSON object")
-        previews = preview(self.router.match(event), event, now=self._clock())
+        try:
+            matched = self.router.match(event)
+        except InvalidEventError as exc:  # too costly to match against this table (matching.index.MAX_MATCH_WORK)
+            raise IngestError(422, "invalid_event", exc.message, [("event", exc.message)]) from None
+        previews = preview(matched, event, now=self._clock())
         return web.json_response(
             {"matched": [p.target for p in previews], "deliveries": [p.to_wire() for p in previews]}
         )
