@@ -377,3 +377,22 @@ async def test_unknown_route_and_method_have_error_bodies(api) -> None:
     assert missing.json()["error"] == "not_found"
     wrong = await api.http.put("/api/v2/integrations/targets", headers=await api.headers())
     assert wrong.status_code == 405
+
+
+async def test_patch_of_an_input_transformer_merges_and_keeps_the_users_variable_names(api) -> None:
+    """A PATCH changes the template alone (snake_case too), keeps variable names; the input forms stay exclusive."""
+    transformer = {"inputPathsMap": {"agent_name": "$.agent.name"}, "inputTemplate": "<agent_name>"}
+    created = (await api.create(api.body(inputTransformer=transformer))).json()
+    headers = await api.headers()
+    url = f"{TARGETS}/{created['id']}"
+    response = await api.http.patch(
+        url, json={"inputTransformer": {"input_template": "agent <agent_name>"}}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["inputTransformer"] == {**transformer, "inputTemplate": "agent <agent_name>"}
+    clash = await api.http.patch(url, json={"inputPath": "$.agent"}, headers=headers)
+    assert clash.status_code == 422
+    assert "exclusive" in clash.text
+    switched = await api.http.patch(url, json={"inputTransformer": None, "inputPath": "$.agent"}, headers=headers)
+    assert switched.status_code == 200, switched.text
+    assert (switched.json()["inputTransformer"], switched.json()["inputPath"]) == (None, "$.agent")

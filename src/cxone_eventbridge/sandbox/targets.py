@@ -23,7 +23,7 @@ from cxone_eventbridge.sandbox.errors import validation_failed
 MAX_JSON_DEPTH = 32
 _SERVER_FIELDS = ("id", "createdAt", "updatedAt")
 # Objects whose keys a PATCH may spell in snake_case; eventPattern's keys are the user's own and stay as sent.
-_NESTED_OBJECTS = ("authentication", "retryPolicy")
+_NESTED_OBJECTS = ("authentication", "retryPolicy", "inputTransformer")
 
 
 def json_depth_exceeded(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
