@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote
 
 import httpx
@@ -32,6 +32,9 @@ from cxone_eventbridge.config import DEFAULT_ROUTER_PORT, RouterSettings, read_s
 from cxone_eventbridge.exceptions import APIConnectionError, APIStatusError, ConfigurationError, status_error_class
 from cxone_eventbridge.retry import parse_retry_after
 from cxone_eventbridge.wire import MAX_EVENT_BYTES
+
+if TYPE_CHECKING:
+    from cxone_eventbridge.observe.tracing import RouterTracing
 
 router_app = typer.Typer(help="Run the event router and talk to a running one.", no_args_is_help=True)
 dlq_app = typer.Typer(help="List, replay or purge dead letters.", no_args_is_help=True)
@@ -523,6 +526,7 @@ class ServeOptions:
     max_request_bytes: int
     workers: int = 1
     worker: int | None = None  # this process's index among --workers
+    otel: bool = False
 
     @property
     def owner(self) -> str:
@@ -612,7 +616,12 @@ async def serve_router(options: ServeOptions) -> None:
     )
     if router_config.backend == "sqlite":
         Path(options.queue_url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    router = build_router(router_config, targets=targets, bus=bus)
+    tracing = _tracing() if options.otel else None
+    if tracing is not None:
+        bus.subscribe(tracing.observe)
+    router = build_router(
+        router_config, targets=targets, bus=bus, header_hook=tracing.webhook_headers if tracing is not None else None
+    )
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(lambda: audit.close() if audit is not None else None)
         sync_task: asyncio.Task[None] | None = None
@@ -629,6 +638,9 @@ async def serve_router(options: ServeOptions) -> None:
         if options.from_api:
             sync_task = asyncio.create_task(sync.run(), name="cxeb-routes-sync")
         service = RouterAPI(router, config, bus=bus, metrics=metrics, status=status, audit=audit)
+        if tracing is not None:
+            tracing.instrument(service.app)
+            stack.callback(tracing.close)
 
         async def drain(deadline_s: float) -> None:
             if sync_task is not None:
@@ -696,6 +708,9 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     no_audit_log: bool = typer.Option(False, "--no-audit-log", help="Do not write an audit log."),
     drain_deadline: float = typer.Option(30.0, "--drain-deadline", min=0.0, help="Seconds to drain on SIGTERM."),
     max_request_bytes: int = typer.Option(16 << 20, "--max-request-bytes", min=MAX_EVENT_BYTES),
+    otel: bool = typer.Option(
+        False, "--otel", help="OpenTelemetry spans per ingest and attempt, traceparent on webhooks (the otel extra)."
+    ),
 ) -> None:
     """Run the router: HTTP ingest, durable queue, deliveries, metrics and audit log in one process.
 
@@ -722,6 +737,7 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
         drain_deadline_s=drain_deadline,
         max_request_bytes=max_request_bytes,
         workers=workers,
+        otel=otel,
     )
     if workers == 1:
         run(serve_router(options), fast_loop=True)
@@ -739,6 +755,15 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     if port == 0:
         render.fail("--workers above 1 needs a fixed --port: the workers share it", render.EXIT_INVALID_INPUT)
     raise typer.Exit(serve_workers(options))
+
+
+def _tracing() -> RouterTracing:
+    """The router's tracing on the global tracer provider (``opentelemetry-instrument`` configures it)."""
+    try:
+        from cxone_eventbridge.observe.tracing import RouterTracing
+    except ImportError as exc:
+        raise ConfigurationError("--otel needs OpenTelemetry: pip install 'cxone-eventbridge[otel]'") from exc
+    return RouterTracing()
 
 
 def serve_workers(options: ServeOptions) -> int:

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from cxone_eventbridge.exceptions import ConfigurationError
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.events import ObserverBus
+from cxone_eventbridge.router.delivery import HeaderHook
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.queue import DeliveryQueue
@@ -106,10 +107,12 @@ def build_router(
     clock: Callable[[], float] = time.time,
     queue_clock: Callable[[], float] | None = None,
     resolver: Resolver = system_resolver,
+    header_hook: HeaderHook | None = None,
 ) -> EventRouter:
     """A router on the queue ``settings`` names, not started yet (``await router.start()`` or ``async with``).
 
-    ``clock`` is the router's time; ``queue_clock`` replaces the queue backend's (tests that move time).
+    ``clock`` is the router's time; ``queue_clock`` replaces the queue backend's (tests that move time);
+    ``header_hook`` adds headers to each attempt (``observe.tracing.RouterTracing.webhook_headers``).
     """
     return EventRouter(
         open_queue(settings, clock=queue_clock),
@@ -121,6 +124,7 @@ def build_router(
         resolver=resolver,
         clock=clock,
         max_event_bytes=settings.max_event_bytes,
+        header_hook=header_hook,
     )
 
 

@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -169,6 +169,10 @@ def ssl_context_for(ca_path: str | None) -> ssl.SSLContext:
     return context
 
 
+# Extra headers for one attempt, asked for just before it is sent (tracing puts its traceparent here).
+HeaderHook = Callable[[IntegrationTarget, Delivery], Mapping[str, str]]
+
+
 class DeliveryClient:
     """Sends attempts over the one shared HTTP transport."""
 
@@ -178,10 +182,12 @@ class DeliveryClient:
         *,
         clock: Callable[[], float] = time.time,
         retryable_4xx: frozenset[int] = frozenset(),
+        header_hook: HeaderHook | None = None,
     ) -> None:
         self._transport = transport
         self._clock = clock
         self._retryable_4xx = retryable_4xx
+        self._header_hook = header_hook
         self._templates: dict[str, RequestTemplate] = {}  # by target name, rebuilt when the target object changes
 
     async def send(self, target: IntegrationTarget, delivery: Delivery) -> AttemptResult:
@@ -194,6 +200,8 @@ class DeliveryClient:
         payload = template.payload(delivery)
         body = payload.body
         headers = template.headers(delivery.delivery_id, int(self._clock()), body, payload.content_type)
+        if self._header_hook is not None:
+            headers.update(self._header_hook(target, delivery))
         started = time.perf_counter()
         answer = await self._transport.post(template.endpoint, headers, body, template.timeout)
         latency = time.perf_counter() - started

@@ -27,7 +27,7 @@ from cxone_eventbridge.matching import RoutingTable
 from cxone_eventbridge.models import IntegrationTarget, TargetStatus
 from cxone_eventbridge.observe.events import EventAccepted, IngestRejected, ObserverBus
 from cxone_eventbridge.router.circuit import CircuitState
-from cxone_eventbridge.router.delivery import DeliveryClient, create_transport
+from cxone_eventbridge.router.delivery import DeliveryClient, HeaderHook, create_transport
 from cxone_eventbridge.router.dispatcher import Dispatcher, DispatcherOptions
 from cxone_eventbridge.router.http_transport import HttpTransport
 from cxone_eventbridge.router.queue import (
@@ -83,8 +83,10 @@ class EventRouter:
         clock: Callable[[], float] = time.time,
         max_event_bytes: int = MAX_EVENT_BYTES,
         new_event_id: Callable[[], str] = _new_event_id,
+        header_hook: HeaderHook | None = None,
     ) -> None:
         self.queue = queue
+        self._header_hook = header_hook  # extra headers per attempt (tracing's traceparent)
         self.bus = bus if bus is not None else ObserverBus()
         self.options = options if options is not None else DispatcherOptions()
         self._egress = egress if egress is not None else EgressPolicy()
@@ -122,7 +124,12 @@ class EventRouter:
             limit=self.options.max_in_flight,
             resolver=self._resolver,
         )
-        client = DeliveryClient(self._transport, clock=self._clock, retryable_4xx=self.options.retryable_4xx)
+        client = DeliveryClient(
+            self._transport,
+            clock=self._clock,
+            retryable_4xx=self.options.retryable_4xx,
+            header_hook=self._header_hook,
+        )
         self._dispatcher = Dispatcher(
             self.queue,
             client,
