@@ -167,6 +167,32 @@ class TargetAuthentication(WireModel):
         return _dump_secret(value, info)
 
 
+class PreviousSigningSecret(WireModel):
+    """The signing secret a rotation replaced, still signed with until ``expiresAt`` (the grace period).
+
+    ``secret`` is served only in the routes table (to routers); the targets routes show ``fingerprint``.
+    """
+
+    secret: SecretStr | None = None
+    fingerprint: str | None = None
+    expires_at: datetime
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_is_whsec(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            validate_signing_secret(secret.get_secret_value())
+        return secret
+
+    @field_serializer("secret")
+    def _serialize_secret(self, secret: SecretStr | None, info: SerializationInfo) -> str | None:
+        return _dump_secret(secret, info)
+
+    def active_at(self, now: float) -> bool:
+        """True while the grace period lasts (``now`` in seconds since the epoch)."""
+        return now < self.expires_at.timestamp()
+
+
 class RetryPolicy(WireModel):
     """How often and how patiently a delivery is retried."""
 
@@ -291,6 +317,10 @@ class IntegrationTarget(WireModel):
     # Delivery limits held across every router sharing a queue (as EventBridge API destinations' rate).
     max_in_flight: int | None = Field(default=None, ge=1, le=10_000)
     rate_limit_per_second: float | None = Field(default=None, gt=0, le=10_000)
+    # Read back only: the current signing secret's fingerprint, and the secret a rotation replaced while
+    # its grace period lasts (set by the rotate-secret operation, never by a targets file).
+    signing_secret_fingerprint: str | None = None
+    previous_signing_secret: PreviousSigningSecret | None = None
     status: TargetStatus | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -361,6 +391,28 @@ class IntegrationTarget(WireModel):
         if (problem := secret_refs.reference_syntax_error(text)) is not None:
             raise ValueError(problem)
         validate_signing_secret(text)
+        return secret
+
+    @field_serializer("signing_secret")
+    def _serialize_signing_secret(self, secret: SecretStr | None, info: SerializationInfo) -> str | None:
+        return _dump_secret(secret, info)
+
+
+MAX_GRACE_PERIOD_S = 7 * 86_400
+DEFAULT_GRACE_PERIOD_S = 86_400
+
+
+class SigningSecretRotation(WireModel):
+    """``POST /targets/{id}/rotate-secret``: the new secret (generated when absent) and the old one's grace."""
+
+    signing_secret: SecretStr | None = None
+    grace_period_seconds: int = Field(default=DEFAULT_GRACE_PERIOD_S, ge=0, le=MAX_GRACE_PERIOD_S, strict=True)
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _signing_secret_is_whsec(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            validate_signing_secret(secret.get_secret_value())  # a ${env:...} reference is resolved by the client
         return secret
 
     @field_serializer("signing_secret")

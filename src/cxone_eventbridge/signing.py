@@ -11,7 +11,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from cxone_eventbridge.exceptions import SignatureVerificationError
 
@@ -54,13 +54,16 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def signature_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The three Standard Webhooks headers for one attempt."""
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
-    }
+def signature_headers(
+    secret: str, msg_id: str, timestamp: int, body: bytes, *, also: Sequence[str] = ()
+) -> dict[str, str]:
+    """The three Standard Webhooks headers for one attempt.
+
+    ``also`` are further secrets to sign with (a rotated-out secret during its grace period): their
+    signatures follow the first one, space-separated, so a receiver holding any of the secrets verifies.
+    """
+    signature = " ".join(sign(key, msg_id, timestamp, body) for key in (secret, *also))
+    return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature}
 
 
 def verify(

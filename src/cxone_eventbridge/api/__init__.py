@@ -18,6 +18,7 @@ from cxone_eventbridge.api._rate_limit import RateLimiter
 from cxone_eventbridge.api._targets import (
     TARGETS_PATH,
     CreateAndTestResult,
+    RotatedSecret,
     TargetsResource,
     VersionedTarget,
     request_body,
@@ -36,6 +37,7 @@ __all__ = [
     "RateLimiter",
     "RequestSender",
     "RetryConfig",
+    "RotatedSecret",
     "TargetsResource",
     "VersionedTarget",
     "discover",

@@ -11,12 +11,19 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from cxone_eventbridge import secret_refs
 from cxone_eventbridge.api._errors import parse_model
 from cxone_eventbridge.exceptions import InputError, InternalServerError, NotFoundError
-from cxone_eventbridge.models import IntegrationTarget, TargetPage, TargetTestResult
+from cxone_eventbridge.models import (
+    DEFAULT_GRACE_PERIOD_S,
+    IntegrationTarget,
+    SigningSecretRotation,
+    TargetPage,
+    TargetTestResult,
+    field_errors,
+)
 
 if TYPE_CHECKING:
     from cxone_eventbridge.api._client import CXoneClient
@@ -24,7 +31,7 @@ if TYPE_CHECKING:
 TARGETS_PATH = "/api/v2/integrations/targets"
 # The test endpoint answers 502 (the endpoint failed) or 504 (it timed out) with a result body.
 _FAILED_TEST_STATUSES = frozenset({502, 504})
-_SERVER_SET = ("id", "status", "createdAt", "updatedAt")
+_SERVER_SET = ("id", "status", "createdAt", "updatedAt", "signingSecretFingerprint", "previousSigningSecret")
 
 
 class VersionedTarget(NamedTuple):
@@ -32,6 +39,16 @@ class VersionedTarget(NamedTuple):
 
     target: IntegrationTarget
     etag: str | None
+
+
+class RotatedSecret(NamedTuple):
+    """What ``rotate_secret`` did: the target (fingerprints only) and the new secret if the server made it.
+
+    ``generated`` is the only time a generated secret is ever shown: give it to the receiver now.
+    """
+
+    target: IntegrationTarget
+    generated: SecretStr | None
 
 
 class CreateAndTestResult(NamedTuple):
@@ -155,6 +172,46 @@ class TargetsResource:
             "patch", target=patched.name, target_id=patched.id, details={"fields": sorted(map(str, changes))}
         )
         return patched
+
+    async def rotate_secret(
+        self,
+        target_id: str,
+        *,
+        secret: str | None = None,
+        grace_period_s: int = DEFAULT_GRACE_PERIOD_S,
+        if_match: str | None = None,
+        name: str | None = None,
+    ) -> RotatedSecret:
+        """Rotate the signing secret; deliveries carry the old secret's signature too for ``grace_period_s``.
+
+        Without ``secret`` the server generates one and returns it once (``RotatedSecret.generated``). The
+        request carries one ``Idempotency-Key`` across its retries: a rotation whose answer was lost is
+        answered again, not done twice (a second rotation would end the first one's grace period).
+        """
+        if secret is not None and (ref := secret_refs.reference_name(secret)) is not None:
+            raise InputError(f"signingSecret is the unresolved reference ${{env:{ref}}}; resolve it before sending")
+        try:
+            rotation = SigningSecretRotation(
+                signing_secret=SecretStr(secret) if secret is not None else None, grace_period_seconds=grace_period_s
+            )
+        except ValidationError as exc:
+            raise InputError("invalid secret rotation", field_errors(exc)) from None
+        headers = {"If-Match": if_match} if if_match else None
+        body = {k: v for k, v in rotation.to_wire(reveal_secrets=True).items() if v is not None}
+        response = await self._client.request(
+            "POST", f"{_target_path(target_id)}/rotate-secret", json=body, headers=headers
+        )
+        rotated = parse_model(IntegrationTarget, response)
+        generated = rotated.signing_secret if secret is None else None
+        # The read form: the secret shown once travels in ``generated`` only.
+        rotated = rotated.model_copy(update={"signing_secret": None})
+        self._client.publish_change(
+            "rotate-secret",
+            target=name or rotated.name,
+            target_id=target_id,
+            details={"gracePeriodSeconds": grace_period_s, "generated": secret is None},
+        )
+        return RotatedSecret(rotated, generated)
 
     async def delete(self, target_id: str, *, name: str | None = None) -> None:
         """Delete a target. ``name`` only labels the change for observers (the audit log)."""

@@ -109,6 +109,8 @@ def _change_text(change: FieldChange, action: Action) -> str:
 def _item_lines(item: TargetPlan) -> list[str]:
     lines = [_change_text(change, item.action) for change in item.changes]
     lines += [f"{path}: unknown (its variable is not set)" for path in item.unknown]
+    if (previous := item.previous_signing_secret) is not None:
+        lines.append(f"previous signing secret also signs until {previous['expiresAt']}")
     return lines
 
 

@@ -6,18 +6,22 @@ a fingerprint instead), and errors are built without them. ``ID|NAME`` arguments
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from cxone_eventbridge import secret_refs
+from cxone_eventbridge.api import RotatedSecret
 from cxone_eventbridge.cli import render, runner
 from cxone_eventbridge.cli.confirm import confirm_deletion
 from cxone_eventbridge.cli.context import all_targets, api_client, load_targets, require_api_settings
 from cxone_eventbridge.exceptions import APIError, InputError, TargetsFileError
 from cxone_eventbridge.iac.targets_file import SecretResolution
-from cxone_eventbridge.models import AuthType, IntegrationTarget, TargetTestResult
+from cxone_eventbridge.models import MAX_GRACE_PERIOD_S, AuthType, IntegrationTarget, TargetTestResult
+from cxone_eventbridge.signing import validate_signing_secret
 
 targets_app = typer.Typer(
     help="Create, validate, test, update, delete and list integration targets.", no_args_is_help=True
@@ -68,8 +72,30 @@ def _print_targets(targets: list[IntegrationTarget], output: render.OutputFormat
 def _print_target(target: IntegrationTarget, output: render.OutputFormat) -> None:
     if output is render.OutputFormat.JSON:
         render.print_json(target.to_wire())
-    else:
-        _print_targets([target], output, title=None)
+        return
+    _print_targets([target], output, title=None)
+    rows = [("signing secret", target.signing_secret_fingerprint, "")]
+    if (previous := target.previous_signing_secret) is not None:
+        expires = previous.expires_at.isoformat().replace("+00:00", "Z")
+        rows.append(("previous signing secret", previous.fingerprint, f"also signs until {expires}"))
+    if target.signing_secret_fingerprint is not None or previous is not None:
+        render.print_table(None, ["SECRET", "FINGERPRINT", "GRACE PERIOD"], rows)
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_grace(text: str) -> int:
+    """``--grace``: seconds from ``90s``, ``30m``, ``24h``, ``7d`` or a plain number of seconds."""
+    value = text.strip().lower()
+    unit = _DURATION_UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit is not None else value
+    if not number.isdigit():
+        raise InputError(f"--grace: {text!r} is not a duration like 24h, 30m, 90s or 7d")
+    seconds = int(number) * (unit or 1)
+    if seconds > MAX_GRACE_PERIOD_S:
+        raise InputError(f"--grace: {text!r} is longer than the maximum of {MAX_GRACE_PERIOD_S // 86_400}d")
+    return seconds
 
 
 def _print_test(name: str, result: TargetTestResult, output: render.OutputFormat) -> None:
@@ -235,6 +261,66 @@ def delete(
 
     runner.run(remove())
     render.success(f"deleted target {target.name!r} ({target.id})")
+
+
+def _new_signing_secret(secret: str) -> str:
+    """``--secret``: a ``${env:NAME}`` reference resolved (or plain text, warned), checked to be a whsec_ secret."""
+    if (problem := secret_refs.reference_syntax_error(secret)) is not None:
+        raise InputError(f"--secret: {problem}")
+    name = secret_refs.reference_name(secret)
+    if name is None:
+        render.warn("--secret holds a plain-text secret (shell history keeps it); use a ${env:NAME} reference")
+    resolved = secret_refs.resolve(secret, os.environ)
+    if resolved is None:
+        raise InputError(f"--secret: the variable {name} is not set")
+    try:
+        validate_signing_secret(resolved)
+    except ValueError as exc:
+        raise InputError(f"--secret: {exc}") from None
+    return resolved
+
+
+@targets_app.command("rotate-secret")
+def rotate_secret(
+    ref: str = TARGET_REF,
+    secret: str | None = typer.Option(
+        None,
+        "--secret",
+        help="The new whsec_ secret, as a ${env:NAME} reference (recommended); omitted: the server generates one.",
+    ),
+    grace: str = typer.Option(
+        "24h", "--grace", help="How long deliveries carry the old secret's signature too (e.g. 24h, 30m, 0)."
+    ),
+    output: render.OutputFormat = OUTPUT,
+    audit_log: Path | None = AUDIT_LOG,
+) -> None:
+    """Rotate the target's signing secret; both secrets sign deliveries until the grace period ends.
+
+    A generated secret is printed once, here: hand it to the receiver now, it cannot be read back.
+    """
+    try:
+        grace_s = parse_grace(grace)
+        new_secret = _new_signing_secret(secret) if secret is not None else None
+    except InputError as exc:
+        render.fail(str(exc), render.EXIT_INVALID_INPUT)
+    settings = require_api_settings()
+
+    async def main() -> RotatedSecret:
+        async with api_client(settings, audit_log=audit_log) as client:
+            target = await client.targets.resolve(ref)
+            assert target.id is not None
+            return await client.targets.rotate_secret(
+                target.id, secret=new_secret, grace_period_s=grace_s, name=target.name
+            )
+
+    rotated = runner.run(main())
+    generated = rotated.generated.get_secret_value() if rotated.generated is not None else None
+    if output is render.OutputFormat.JSON:
+        render.print_json({**rotated.target.to_wire(), "generatedSigningSecret": generated})
+        return
+    _print_target(rotated.target, output)
+    if generated is not None:
+        render.stdout.print(f"new signing secret (shown once): {generated}", highlight=False, markup=False)
 
 
 @targets_app.command("test")

@@ -3,7 +3,9 @@
 The exported state and the remote targets are both rendered by ``terraform.target_attributes`` and
 compared by target id: an attribute that differs is an out-of-band change, a state resource missing
 remotely was deleted, a remote target missing from the state was added. Server bookkeeping (status and
-timestamps) is not drift. Secrets are compared by fingerprint and reported without values.
+timestamps) is not drift. Secrets are compared by fingerprint and reported without values; a signing-secret
+rotation shows as a sensitive ``signingSecret`` change, and its grace period as ``previousSigningSecret``
+(fingerprint and expiry).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from cxone_eventbridge.iac.plan import AUTH_VALUE_PATH, FieldChange
+from cxone_eventbridge.iac.plan import AUTH_VALUE_PATH, SIGNING_SECRET_PATH, FieldChange
 from cxone_eventbridge.iac.terraform import SERVER_MANAGED_ATTRIBUTES, state_resources, target_attributes
 from cxone_eventbridge.models import IntegrationTarget
+
+# Attributes newer exports carry: a state exported before them has no opinion on them, so no drift.
+_ADDED_LATER = frozenset({"signing_secret_fingerprint", "previous_signing_secret"})
 
 
 class DriftKind(StrEnum):
@@ -92,7 +97,7 @@ def attribute_changes(exported: Mapping[str, Any], current: Mapping[str, Any]) -
     changes: list[FieldChange] = []
     before, after = _decoded(exported), _decoded(current)
     for key in sorted(set(before) | set(after)):
-        if key in SERVER_MANAGED_ATTRIBUTES:
+        if key in SERVER_MANAGED_ATTRIBUTES or (key in _ADDED_LATER and key not in before):
             continue
         _compare(before.get(key), after.get(key), _wire(key), changes)
     return changes
@@ -134,6 +139,8 @@ def _compare(before: Any, after: Any, path: str, changes: list[FieldChange]) -> 
         return
     if path == "authentication.valueFingerprint":
         changes.append(FieldChange(AUTH_VALUE_PATH, sensitive=True))
+    elif path == "signingSecretFingerprint":
+        changes.append(FieldChange(SIGNING_SECRET_PATH, sensitive=True))
     elif isinstance(before, dict) and isinstance(after, dict) and path not in _USER_KEYED:
         for key in sorted(set(before) | set(after)):
             _compare(before.get(key), after.get(key), f"{path}.{_wire(key)}", changes)

@@ -12,7 +12,9 @@ Secrets are compared by fingerprint and never carried into the plan's output:
   place secrets are read back, scope ``event:route:read``); without them a declared signing secret is
   "unknown".
 
-A secret whose ``${env:NAME}`` variable is unset is "unknown": listed, not a change.
+A secret whose ``${env:NAME}`` variable is unset is "unknown": listed, not a change. A remote signing
+secret in a rotation's grace period is shown (``previousSigningSecret``: its expiry only): a file
+that still declares the old secret would end the overlap at once.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ SENSITIVE = "(sensitive)"
 AUTH_VALUE_PATH = "authentication.value"
 SIGNING_SECRET_PATH = "signingSecret"  # noqa: S105 -- a field path, not a secret
 # Set by the server: never part of a plan (the targets file loader refuses them).
-_SERVER_FIELDS = frozenset({"id", "status", "created_at", "updated_at"})
+_SERVER_FIELDS = frozenset(
+    {"id", "status", "created_at", "updated_at", "signing_secret_fingerprint", "previous_signing_secret"}
+)
 
 
 class Action(StrEnum):
@@ -74,6 +78,17 @@ class TargetPlan:
     desired: IntegrationTarget | None = field(default=None, repr=False, compare=False)
     remote: IntegrationTarget | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def previous_signing_secret(self) -> dict[str, Any] | None:
+        """When the remote's rotated-out signing secret stops signing, if a grace period is running.
+
+        Only the expiry: a plan prints no secret, not even a fingerprint.
+        """
+        previous = self.remote.previous_signing_secret if self.remote is not None else None
+        if previous is None:
+            return None
+        return {"expiresAt": previous.to_wire()["expiresAt"]}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -81,6 +96,7 @@ class TargetPlan:
             "id": self.target_id,
             "changes": [change.to_json() for change in self.changes],
             "unknown": list(self.unknown),
+            "previousSigningSecret": self.previous_signing_secret,
         }
 
 

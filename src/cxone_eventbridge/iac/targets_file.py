@@ -24,7 +24,15 @@ from cxone_eventbridge.models import IntegrationTarget, field_errors
 
 MAX_FILE_BYTES = 5 << 20
 _MAX_NODES = 200_000
-SERVER_SET_FIELDS = ("id", "status", "createdAt", "updatedAt", "valueFingerprint")
+SERVER_SET_FIELDS = (
+    "id",
+    "status",
+    "createdAt",
+    "updatedAt",
+    "valueFingerprint",
+    "signingSecretFingerprint",
+    "previousSigningSecret",
+)
 SECRET_PATHS = (("authentication", "value"), ("signingSecret",))
 
 

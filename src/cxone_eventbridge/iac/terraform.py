@@ -7,7 +7,9 @@ Pure functions over models; ``iac.export`` does the file I/O. What Terraform nee
 - ``lineage`` identifies one state's history: it is kept across exports into the same directory, and
   ``serial`` rises only when the content changes, so the same targets give byte-identical files.
 - Secrets are never written. ``authentication.value`` and ``signing_secret`` are null in the attributes and
-  listed in ``sensitive_attributes``; the remote ``valueFingerprint`` is kept so drift can see a rotation.
+  listed in ``sensitive_attributes``; the remote ``valueFingerprint``, ``signing_secret_fingerprint`` and a
+  rotated-out signing secret's fingerprint and expiry (``previous_signing_secret``) are kept so drift can
+  see a rotation.
 - Resource and output names must be Terraform identifiers; target names are free text, so each target gets
   a stable identifier derived from its name (``resource_names``).
 
@@ -100,11 +102,20 @@ def target_attributes(target: IntegrationTarget) -> dict[str, Any]:
             "timeout_ms": policy["timeoutMs"],
         },
         "signing_secret": None,
+        "signing_secret_fingerprint": wire["signingSecretFingerprint"],
+        "previous_signing_secret": _previous_secret(wire["previousSigningSecret"]),
         "status": wire["status"],
         "type": wire["type"],
         "updated_at": wire["updatedAt"],
     }
     return attributes
+
+
+def _previous_secret(previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A rotated-out signing secret in its grace period: its fingerprint and expiry (the value never)."""
+    if previous is None:
+        return None
+    return {"expires_at": previous["expiresAt"], "fingerprint": previous["fingerprint"]}
 
 
 def _json_text(value: Any) -> str:

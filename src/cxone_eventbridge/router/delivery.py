@@ -88,7 +88,17 @@ class RequestTemplate:
     ``{id}.{timestamp}.{body}`` (the same value as :func:`cxone_eventbridge.signing.sign`).
     """
 
-    __slots__ = ("_headers", "_input", "_mac", "endpoint", "endpoint_problem", "target", "timeout")
+    __slots__ = (
+        "_headers",
+        "_input",
+        "_mac",
+        "_previous_mac",
+        "_previous_until",
+        "endpoint",
+        "endpoint_problem",
+        "target",
+        "timeout",
+    )
 
     def __init__(self, target: IntegrationTarget) -> None:
         self.target = target
@@ -112,6 +122,13 @@ class RequestTemplate:
         secret = target.signing_secret
         self._mac = hmac.new(signing_key(secret.get_secret_value()), digestmod=hashlib.sha256) if secret else None
         self._input = target_input(target)  # validated with the target, so this does not raise
+        # A rotated-out secret signs too until its grace period ends, so receivers not yet updated verify.
+        previous = target.previous_signing_secret
+        self._previous_mac: hmac.HMAC | None = None
+        self._previous_until = 0.0
+        if self._mac is not None and previous is not None and previous.secret is not None:
+            self._previous_mac = hmac.new(signing_key(previous.secret.get_secret_value()), digestmod=hashlib.sha256)
+            self._previous_until = previous.expires_at.timestamp()
 
     def payload(self, delivery: Delivery) -> Payload:
         """What this target receives for ``delivery``: the event as accepted, or its transformed form."""
@@ -131,12 +148,20 @@ class RequestTemplate:
         headers["webhook-id"] = delivery_id
         headers["webhook-timestamp"] = stamp
         if self._mac is not None:
-            mac = self._mac.copy()
-            mac.update(f"{delivery_id}.{stamp}.".encode())
-            mac.update(body)
-            headers["webhook-signature"] = "v1," + base64.b64encode(mac.digest()).decode()
+            signed = f"{delivery_id}.{stamp}.".encode()
+            signature = _finish(self._mac, signed, body)
+            if self._previous_mac is not None and timestamp < self._previous_until:
+                signature += " " + _finish(self._previous_mac, signed, body)  # Standard Webhooks: space-separated
+            headers["webhook-signature"] = signature
         # Without a secret there is nothing to sign with; the id and time still let the receiver dedupe.
         return headers
+
+
+def _finish(keyed: hmac.HMAC, signed: bytes, body: bytes) -> str:
+    mac = keyed.copy()
+    mac.update(signed)
+    mac.update(body)
+    return "v1," + base64.b64encode(mac.digest()).decode()
 
 
 def build_request(target: IntegrationTarget, delivery: Delivery, *, timestamp: int) -> PreparedRequest:

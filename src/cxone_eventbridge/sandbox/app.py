@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cxone_eventbridge import __version__
 from cxone_eventbridge.exceptions import FieldError
-from cxone_eventbridge.models import ErrorBody, IntegrationTarget
+from cxone_eventbridge.models import ErrorBody, IntegrationTarget, SigningSecretRotation
 from cxone_eventbridge.sandbox.config import SandboxConfig
 from cxone_eventbridge.sandbox.errors import SandboxHTTPError, validation_failed
 from cxone_eventbridge.sandbox.middleware import BodyLimitMiddleware, FaultMiddleware
@@ -62,7 +62,9 @@ def _openapi_with_input_schemas(app: FastAPI) -> Callable[[], dict[str, Any]]:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         _, defs = models_json_schema(
-            [(IntegrationTarget, "validation")], ref_template="#/components/schemas/{model}Input", by_alias=True
+            [(IntegrationTarget, "validation"), (SigningSecretRotation, "validation")],
+            ref_template="#/components/schemas/{model}Input",
+            by_alias=True,
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for name, definition in defs.get("$defs", {}).items():

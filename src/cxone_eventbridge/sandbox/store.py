@@ -189,8 +189,20 @@ class TargetStore:
         assert cursor.lastrowid is not None
         return StoredTarget(target, 1, cursor.lastrowid)
 
-    def update(self, tenant: str, target: IntegrationTarget, *, expected_version: int) -> StoredTarget:
-        """Replace a target whose version is still ``expected_version``; the version goes up by one."""
+    def update(
+        self,
+        tenant: str,
+        target: IntegrationTarget,
+        *,
+        expected_version: int,
+        idempotency_key: str | None = None,
+        request_hash: str = "",
+        response: str = "",
+    ) -> StoredTarget:
+        """Replace a target whose version is still ``expected_version``; the version goes up by one.
+
+        With ``idempotency_key`` the answer is recorded in the same transaction (a rotation's replay).
+        """
         assert target.id is not None
         body = target.model_dump_json(by_alias=True, context={"reveal_secrets": True})
         try:
@@ -203,7 +215,15 @@ class TargetStore:
                 if cursor.rowcount != 1:
                     raise StaleVersionError(target.id)
                 row = db.execute("SELECT seq FROM targets WHERE id = ?", (target.id,)).fetchone()
+                if idempotency_key is not None:
+                    db.execute(
+                        "INSERT INTO idempotency (tenant, key, request_hash, response, created_at)"
+                        " VALUES (?, ?, ?, ?, julianday('now'))",
+                        (tenant, idempotency_key, request_hash, response),
+                    )
         except sqlite3.IntegrityError as exc:
+            if "idempotency" in str(exc):
+                raise DuplicateIdempotencyKeyError(idempotency_key) from exc
             raise NameTakenError(target.name) from exc
         return StoredTarget(target, expected_version + 1, int(row[0]))
 

@@ -1,8 +1,13 @@
 """What the targets routes do to a target, apart from HTTP: create, replace, merge-patch, show.
 
 Secrets are write-only here. A response carries ``authentication.value: null`` with a ``valueFingerprint``
-and no signing secret. A replace without ``signingSecret`` keeps the current one; a replace that sends back
-the read form (value null, the current fingerprint) keeps the current authentication value.
+and no signing secret (its ``signingSecretFingerprint`` instead). A replace without ``signingSecret`` keeps
+the current one; a replace that sends back the read form (value null, the current fingerprint) keeps the
+current authentication value.
+
+Rotation with overlap (``rotated_target``): the new secret becomes current and the replaced one is kept as
+``previousSigningSecret`` until its grace period ends; routers sign with both meanwhile. A replace that
+sets a different signing secret is an immediate cut-over and ends any grace period.
 """
 
 from __future__ import annotations
@@ -17,7 +22,14 @@ from pydantic.alias_generators import to_camel
 from cxone_eventbridge import signing
 from cxone_eventbridge.exceptions import FieldError
 from cxone_eventbridge.fingerprints import secret_fingerprint
-from cxone_eventbridge.models import IntegrationTarget, TargetAuthentication, TargetStatus, field_errors
+from cxone_eventbridge.models import (
+    IntegrationTarget,
+    PreviousSigningSecret,
+    SigningSecretRotation,
+    TargetAuthentication,
+    TargetStatus,
+    field_errors,
+)
 from cxone_eventbridge.sandbox.errors import validation_failed
 
 MAX_JSON_DEPTH = 32
@@ -76,6 +88,8 @@ def new_target(request: IntegrationTarget, *, now: float) -> IntegrationTarget:
             "created_at": created,
             "updated_at": created,
             "signing_secret": request.signing_secret or SecretStr(signing.generate_signing_secret()),
+            "signing_secret_fingerprint": None,
+            "previous_signing_secret": None,  # set by a rotation only
             "authentication": _stored_auth(request.authentication, None),
         }
     )
@@ -113,16 +127,46 @@ def replaced_target(current: IntegrationTarget, request: IntegrationTarget, *, n
     delivery_changed = request.endpoint != current.endpoint or auth != current.authentication
     if delivery_changed and status != TargetStatus.DISABLED:
         status = TargetStatus.PENDING  # the last test no longer speaks for this endpoint
+    secret = request.signing_secret or current.signing_secret
+    previous = current.previous_signing_secret
+    if _secret_text(secret) != _secret_text(current.signing_secret):
+        previous = None  # an explicit new secret cuts over at once; overlap is the rotate-secret operation
     return request.model_copy(
         update={
             "id": current.id,
             "status": status,
             "created_at": current.created_at,
             "updated_at": _now(now),
-            "signing_secret": request.signing_secret or current.signing_secret,
+            "signing_secret": secret,
+            "signing_secret_fingerprint": None,
+            "previous_signing_secret": previous,
             "authentication": auth,
         }
     )
+
+
+def _secret_text(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def rotated_target(
+    current: IntegrationTarget, rotation: SigningSecretRotation, *, now: float
+) -> tuple[IntegrationTarget, SecretStr | None]:
+    """The target after a rotation, and the new secret when the server generated it (shown once).
+
+    The replaced secret stays valid for ``gracePeriodSeconds``; a grace period of 0 cuts over at once.
+    A rotation during another one's grace period replaces that older secret (two secrets at most).
+    """
+    generated = None if rotation.signing_secret is not None else SecretStr(signing.generate_signing_secret())
+    new_secret = rotation.signing_secret or generated
+    previous = None
+    if current.signing_secret is not None and rotation.grace_period_seconds > 0:
+        expires = _now(now) + dt.timedelta(seconds=rotation.grace_period_seconds)
+        previous = PreviousSigningSecret(secret=current.signing_secret, expires_at=expires)
+    rotated = current.model_copy(
+        update={"signing_secret": new_secret, "previous_signing_secret": previous, "updated_at": _now(now)}
+    )
+    return rotated, generated
 
 
 def _camel_keys(data: dict[str, Any]) -> dict[str, Any]:
@@ -174,16 +218,31 @@ def public_fingerprint(target: IntegrationTarget) -> str | None:
     return secret_fingerprint(target.id, value.get_secret_value())
 
 
-def public_view(target: IntegrationTarget) -> dict[str, Any]:
+def _signing_fingerprints(target: IntegrationTarget, wire: dict[str, Any], now: float) -> None:
+    """Fill in the signing secrets' fingerprints; a previous secret whose grace period ended is left out."""
+    secret = target.signing_secret
+    wire["signingSecretFingerprint"] = (
+        secret_fingerprint(target.id, secret.get_secret_value()) if target.id and secret is not None else None
+    )
+    previous = target.previous_signing_secret
+    if previous is None or not previous.active_at(now) or previous.secret is None or target.id is None:
+        wire["previousSigningSecret"] = None
+        return
+    wire["previousSigningSecret"]["fingerprint"] = secret_fingerprint(target.id, previous.secret.get_secret_value())
+
+
+def public_view(target: IntegrationTarget, *, now: float) -> dict[str, Any]:
     """A target as the targets routes show it: no secret, fingerprints instead."""
     wire = target.to_wire()
     wire["authentication"]["valueFingerprint"] = public_fingerprint(target)
     wire.pop("signingSecret", None)
+    _signing_fingerprints(target, wire, now)
     return wire
 
 
-def routes_view(target: IntegrationTarget) -> dict[str, Any]:
-    """A target as the routes table serves it to routers: every secret included."""
+def routes_view(target: IntegrationTarget, *, now: float) -> dict[str, Any]:
+    """A target as the routes table serves it to routers: every secret included (a live previous one too)."""
     wire = target.to_wire(reveal_secrets=True)
     wire["authentication"]["valueFingerprint"] = public_fingerprint(target)
+    _signing_fingerprints(target, wire, now)
     return wire

@@ -69,7 +69,13 @@ def _request_headers(
         secret = target.signing_secret.get_secret_value()
         if secret_refs.is_reference(secret):
             raise ValueError("signingSecret is an unresolved ${env:...} reference; send the resolved value")
-        headers.update(signing.signature_headers(secret, test_id, timestamp, body))
+        previous = target.previous_signing_secret
+        also = (
+            [previous.secret.get_secret_value()]
+            if previous is not None and previous.secret is not None and previous.active_at(timestamp)
+            else []
+        )
+        headers.update(signing.signature_headers(secret, test_id, timestamp, body, also=also))
     return headers
 
 

@@ -24,6 +24,7 @@ router = APIRouter(tags=["routes"])
 )
 async def routes_table(request: Request, principal: RoutesPrincipal) -> JSONResponse:
     state = state_of(request)
-    items = [ops.routes_view(row.target) for row in state.store.all(principal.tenant)]
+    now = state.clock()
+    items = [ops.routes_view(row.target, now=now) for row in state.store.all(principal.tenant)]
     generated = dt.datetime.fromtimestamp(state.clock(), dt.UTC).isoformat().replace("+00:00", "Z")
     return JSONResponse({"items": items, "generatedAt": generated}, headers={"Cache-Control": "no-store"})

@@ -16,9 +16,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 
 from cxone_eventbridge.exceptions import FieldError
-from cxone_eventbridge.models import IntegrationTarget, TargetPage, TargetStatus, TargetTestResult
+from cxone_eventbridge.models import (
+    IntegrationTarget,
+    SigningSecretRotation,
+    TargetPage,
+    TargetStatus,
+    TargetTestResult,
+    field_errors,
+)
 from cxone_eventbridge.sandbox import targets as ops
 from cxone_eventbridge.sandbox.errors import SandboxHTTPError, not_found, validation_failed
 from cxone_eventbridge.sandbox.oauth import Principal
@@ -60,9 +68,11 @@ def _etag(target_id: str, version: int) -> str:
     return f'"{target_id[-12:]}-{version}"'
 
 
-def _target_response(stored: StoredTarget, status_code: int = 200) -> JSONResponse:
+def _target_response(state: SandboxState, stored: StoredTarget, status_code: int = 200) -> JSONResponse:
     return JSONResponse(
-        ops.public_view(stored.target), status_code=status_code, headers={"ETag": _etag(stored.id, stored.version)}
+        ops.public_view(stored.target, now=state.clock()),
+        status_code=status_code,
+        headers={"ETag": _etag(stored.id, stored.version)},
     )
 
 
@@ -120,7 +130,9 @@ def _request_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _replay(state: SandboxState, principal: Principal, key: str, request_hash: str) -> JSONResponse | None:
+def _replay(
+    state: SandboxState, principal: Principal, key: str, request_hash: str, *, status_code: int = 201
+) -> JSONResponse | None:
     record = state.store.idempotency_record(principal.tenant, key)
     if record is None:
         return None
@@ -130,8 +142,10 @@ def _replay(state: SandboxState, principal: Principal, key: str, request_hash: s
             "this Idempotency-Key was already used with a different request body",
         )
     view = json.loads(record.response)
-    headers = {"Idempotent-Replayed": "true", "ETag": _etag(str(view.get("id", "")), 1)}
-    return JSONResponse(view, status_code=201, headers=headers)
+    headers = {"Idempotent-Replayed": "true"}
+    if status_code == 201:
+        headers["ETag"] = _etag(str(view.get("id", "")), 1)
+    return JSONResponse(view, status_code=status_code, headers=headers)
 
 
 async def _change_target(
@@ -148,7 +162,7 @@ async def _change_target(
         raise _conflict(target.name) from None
     except StaleVersionError:
         raise _changed_meanwhile() from None
-    return _target_response(updated)
+    return _target_response(state, updated)
 
 
 def _replace(current: IntegrationTarget, body: Any, now: float) -> IntegrationTarget:
@@ -172,7 +186,7 @@ async def list_targets(
     rows = state.store.page(principal.tenant, after_seq=after, limit=limit + 1, name=name)
     page, more = rows[:limit], len(rows) > limit
     body = {
-        "items": [ops.public_view(row.target) for row in page],
+        "items": [ops.public_view(row.target, now=state.clock()) for row in page],
         "nextCursor": _encode_cursor(page[-1].seq) if more else None,
     }
     return JSONResponse(body)
@@ -198,7 +212,7 @@ async def create_target(
     if idempotency_key is not None and (replayed := _replay(state, principal, idempotency_key, request_hash)):
         return replayed
     target = ops.new_target(ops.parse_target(body), now=state.clock())
-    view = ops.public_view(target)
+    view = ops.public_view(target, now=state.clock())
     try:
         stored = state.store.insert(
             principal.tenant,
@@ -214,7 +228,7 @@ async def create_target(
         replayed = _replay(state, principal, idempotency_key, request_hash)
         assert replayed is not None
         return replayed
-    response = _target_response(stored, 201)
+    response = _target_response(state, stored, 201)
     response.headers["Location"] = f"{TARGETS_PATH}/{stored.id}"
     return response
 
@@ -225,7 +239,8 @@ async def create_target(
     responses={200: {"model": IntegrationTarget}, **_COMMON, **error_docs(404)},
 )
 async def get_target(request: Request, principal: ReadPrincipal, target_id: str) -> JSONResponse:
-    return _target_response(_load(state_of(request), principal, target_id))
+    state = state_of(request)
+    return _target_response(state, _load(state, principal, target_id))
 
 
 @router.put(
@@ -269,6 +284,67 @@ async def delete_target(
     except StaleVersionError:
         raise _changed_meanwhile() from None
     return Response(status_code=204)
+
+
+@router.post(
+    "/{target_id}/rotate-secret",
+    summary="Rotate the signing secret, signing with the old one too for a grace period",
+    responses={
+        200: {
+            "model": IntegrationTarget,
+            "description": "The rotated target; ``signingSecret`` is present (once) when the server generated it.",
+        },
+        **_COMMON,
+        **error_docs(404, 412, 415),
+    },
+    openapi_extra=body_docs("SigningSecretRotationInput"),
+)
+async def rotate_secret(
+    request: Request,
+    principal: WritePrincipal,
+    target_id: str,
+    if_match: IfMatch = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=MAX_IDEMPOTENCY_KEY)
+    ] = None,
+) -> JSONResponse:
+    state = state_of(request)
+    body = await json_body(request)
+    # The path is part of the hash: one key must not stand for a create and a rotation alike.
+    request_hash = _request_hash({"rotate": target_id, "body": body}) if idempotency_key is not None else ""
+    if idempotency_key is not None and (
+        replayed := _replay(state, principal, idempotency_key, request_hash, status_code=200)
+    ):
+        return replayed  # the answer to a rotation already done: rotating again would drop the grace secret
+    stored = _load(state, principal, target_id)
+    _check_if_match(if_match, stored)
+    if not isinstance(body, dict):
+        raise validation_failed([FieldError("", "the body must be a JSON object")])
+    try:
+        rotation = SigningSecretRotation.model_validate(body)
+    except ValidationError as exc:
+        raise validation_failed(field_errors(exc)) from None
+    rotated, generated = ops.rotated_target(stored.target, rotation, now=state.clock())
+    view = ops.public_view(rotated, now=state.clock())
+    if generated is not None:
+        view["signingSecret"] = generated.get_secret_value()  # shown once, to the caller who rotated
+    try:
+        updated = state.store.update(
+            principal.tenant,
+            rotated,
+            expected_version=stored.version,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            response=json.dumps(view),
+        )
+    except StaleVersionError:
+        raise _changed_meanwhile() from None
+    except DuplicateIdempotencyKeyError:
+        assert idempotency_key is not None
+        replayed = _replay(state, principal, idempotency_key, request_hash, status_code=200)
+        assert replayed is not None
+        return replayed
+    return JSONResponse(view, headers={"ETag": _etag(updated.id, updated.version), "Cache-Control": "no-store"})
 
 
 @router.post(
