@@ -16,10 +16,10 @@ from cxone_eventbridge.api import CXoneClient
 from cxone_eventbridge.exceptions import SignatureVerificationError
 from cxone_eventbridge.models import IntegrationTarget, RetryPolicy
 from cxone_eventbridge.observe.events import DeliveryDeadLettered, DeliverySucceeded, ObservedEvent, ObserverBus
+from cxone_eventbridge.router.composition import RouterConfig, build_router, sqlite_url
 from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
-from cxone_eventbridge.router.sqlite_queue import SQLiteQueue
 from cxone_eventbridge.router.targets_sync import TargetsSync
 from cxone_eventbridge.ssrf import EgressPolicy
 
@@ -63,6 +63,24 @@ class Settled:
                 await self._changed.wait()
 
 
+def _router(
+    tmp_path: Path,
+    options: DispatcherOptions,
+    ca_path: Path,
+    bus: ObserverBus,
+    clock: ShiftedClock,
+    targets: list[IntegrationTarget] | None = None,
+) -> EventRouter:
+    config = RouterConfig(
+        queue_url=sqlite_url(tmp_path / "queue.db"),
+        owner="test",
+        dispatcher=options,
+        egress=EgressPolicy.from_cidrs(["127.0.0.0/8"]),
+        ssl_context=ssl_context_for(str(ca_path)),
+    )
+    return build_router(config, targets=targets or [], bus=bus, clock=clock, queue_clock=clock)
+
+
 def _lower(headers: dict[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
@@ -80,14 +98,7 @@ async def test_receivers_with_the_old_or_the_new_secret_both_verify_during_the_g
     bus = ObserverBus()
     bus.subscribe(settled)
     options = DispatcherOptions(poll_interval_s=0.02, housekeeping_interval_s=0.05, retry_base_s=0.005)
-    router = EventRouter(
-        SQLiteQueue(tmp_path / "queue.db"),
-        bus=bus,
-        options=options,
-        egress=EgressPolicy.from_cidrs(["127.0.0.0/8"]),
-        ssl_context=ssl_context_for(str(keeps_old.ca_path)),
-        clock=clock,
-    )
+    router = _router(tmp_path, options, keeps_old.ca_path, bus, clock)
     await router.start()
     try:
         async with CXoneClient.from_settings(sandbox.settings()) as client:
@@ -161,20 +172,12 @@ async def test_the_router_stops_signing_with_the_old_secret_at_expiry_even_witho
             "previousSigningSecret": {"secret": OLD, "expiresAt": expires},
         }
     )
-    router = EventRouter(
-        SQLiteQueue(tmp_path / "queue.db"),
-        targets=[target],
-        bus=bus,
-        options=DispatcherOptions(poll_interval_s=0.02),
-        egress=EgressPolicy.from_cidrs(["127.0.0.0/8"]),
-        ssl_context=ssl_context_for(str(receiver.ca_path)),
-        clock=clock,
-    )
+    router = _router(tmp_path, DispatcherOptions(poll_interval_s=0.02), receiver.ca_path, bus, clock, [target])
     await router.start()
     try:
         await router.ingest([{"id": "before"}])
         await settled.wait(1)
-        clock.offset = 600
+        clock.offset = 601  # past the expiry by the whole-second timestamp too
         await router.ingest([{"id": "after"}])
         await settled.wait(2)
         before, after = (_lower(r["headers"])["webhook-signature"] for r in receiver.records())
