@@ -19,6 +19,11 @@ DEFAULT_SCOPES = "integration:target:read integration:target:write integration:t
 DEFAULT_SANDBOX_PORT = 8780
 DEFAULT_RECEIVER_PORT = 8743
 DEFAULT_ROUTER_PORT = 8790
+# The router's HTTP server (router/http_api.py, docs/router.md "Security"): connections beyond the cap get
+# 503; a connection idle, or still sending its headers, this long is closed; a body must arrive within this.
+DEFAULT_MAX_CONNECTIONS = 1024
+DEFAULT_IDLE_TIMEOUT_S = 15.0
+DEFAULT_BODY_TIMEOUT_S = 60.0
 API_PREFIX = "/api/v2"
 
 

@@ -28,7 +28,14 @@ from cxone_eventbridge import wire
 from cxone_eventbridge.cli import render
 from cxone_eventbridge.cli.confirm import confirm_deletion
 from cxone_eventbridge.cli.runner import run
-from cxone_eventbridge.config import DEFAULT_ROUTER_PORT, RouterSettings, read_settings
+from cxone_eventbridge.config import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_ROUTER_PORT,
+    RouterSettings,
+    read_settings,
+)
 from cxone_eventbridge.exceptions import APIConnectionError, APIStatusError, ConfigurationError, status_error_class
 from cxone_eventbridge.retry import parse_retry_after
 from cxone_eventbridge.wire import MAX_EVENT_BYTES
@@ -524,6 +531,9 @@ class ServeOptions:
     audit_log: Path | None
     drain_deadline_s: float
     max_request_bytes: int
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     workers: int = 1
     worker: int | None = None  # this process's index among --workers
     otel: bool = False
@@ -589,6 +599,9 @@ async def serve_router(options: ServeOptions) -> None:
         ingest_key=options.ingest_key,
         ssl_context=_server_ssl(options),
         max_request_bytes=options.max_request_bytes,
+        max_connections=options.max_connections,
+        idle_timeout_s=options.idle_timeout_s,
+        body_timeout_s=options.body_timeout_s,
         drain_deadline_s=options.drain_deadline_s,
         reuse_port=options.worker is not None,
     )
@@ -711,6 +724,15 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     otel: bool = typer.Option(
         False, "--otel", help="OpenTelemetry spans per ingest and attempt, traceparent on webhooks (the otel extra)."
     ),
+    max_connections: int = typer.Option(
+        DEFAULT_MAX_CONNECTIONS, "--max-connections", min=1, help="Open connections beyond this get 503 (per process)."
+    ),
+    idle_timeout: float = typer.Option(
+        DEFAULT_IDLE_TIMEOUT_S, "--idle-timeout", min=0.1, help="Seconds a connection may sit idle or send headers."
+    ),
+    body_timeout: float = typer.Option(
+        DEFAULT_BODY_TIMEOUT_S, "--body-timeout", min=0.1, help="Seconds a request's body may take to arrive (408)."
+    ),
 ) -> None:
     """Run the router: HTTP ingest, durable queue, deliveries, metrics and audit log in one process.
 
@@ -736,6 +758,9 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
         audit_log=None if no_audit_log else audit_log,
         drain_deadline_s=drain_deadline,
         max_request_bytes=max_request_bytes,
+        max_connections=max_connections,
+        idle_timeout_s=idle_timeout,
+        body_timeout_s=body_timeout,
         workers=workers,
         otel=otel,
     )

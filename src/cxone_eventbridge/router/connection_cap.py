@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -87,9 +87,10 @@ class _CountedProtocol(asyncio.Protocol):
         # Decided here rather than in the factory: connection_made calls run one after another, so the
         # count is exact even when a burst of connections is accepted at once.
         if not self._cap.admit():
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(REFUSAL)
-            transport.close()
+            # A stream transport (uvloop's does not subclass asyncio.WriteTransport, hence the cast).
+            writable = cast(asyncio.WriteTransport, transport)
+            writable.write(REFUSAL)
+            writable.close()
             return
         self._admitted = True
         self._inner.connection_made(transport)

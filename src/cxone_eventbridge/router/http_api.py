@@ -42,7 +42,16 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import SecretStr
 
-from cxone_eventbridge.config import DEFAULT_ROUTER_PORT
+# Connections beyond DEFAULT_MAX_CONNECTIONS are answered 503 and closed (router.connection_cap): well under
+# the usual descriptor limits, so the queue and the delivery client always have descriptors left. A
+# connection that has not completed a request's headers DEFAULT_IDLE_TIMEOUT_S after opening, or after its
+# last response, is closed; a body must arrive within DEFAULT_BODY_TIMEOUT_S, or the answer is 408.
+from cxone_eventbridge.config import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_ROUTER_PORT,
+)
 from cxone_eventbridge.exceptions import (
     ConfigurationError,
     IngestError,
@@ -71,14 +80,6 @@ from cxone_eventbridge.wire import DEFAULT_MAX_EVENTS_PER_REQUEST, MAX_EVENT_BYT
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
-# Connections beyond this are answered 503 and closed (router.connection_cap); well under the usual
-# descriptor limits, so the queue and the delivery client always have descriptors left.
-DEFAULT_MAX_CONNECTIONS = 1024
-# A connection that has not completed a request's headers this long after opening, or after its last
-# response, is closed (idle keep-alive included).
-DEFAULT_IDLE_TIMEOUT_S = 15.0
-# The whole body of a request must arrive within this, or the request is answered 408.
-DEFAULT_BODY_TIMEOUT_S = 60.0
 
 
 class RouterOperations(Protocol):
