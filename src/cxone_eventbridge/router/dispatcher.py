@@ -22,7 +22,10 @@ Limits held across routers: a target's ``maxInFlight`` and ``rateLimitPerSecond`
 still in flight are renewed, so a slow endpoint never lets another router take a delivery over; a dead
 router's leases end and the queue offers its deliveries to the others. Disabled targets (410) are the
 queue's: they are never leased, whichever router saw the 410, and this dispatcher refreshes its view of
-them at each housekeeping round.
+them at each housekeeping round. So are circuits: when this router's breaker opens, the queue holds the
+target's deliveries for every router; once the period ends, one delivery at a time goes through as the
+probe (whichever router leases it), a failed probe opens it again for twice as long and a success
+closes it for all.
 
 Shutdown: stop leasing, let in-flight deliveries finish until the deadline, then cancel the rest and
 give their leases back (no attempt spent; the receiver may see such a delivery again, which
@@ -36,8 +39,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cxone_eventbridge.exceptions import QueueError, QueueUnavailableError
 from cxone_eventbridge.models import IntegrationTarget
@@ -53,7 +57,7 @@ from cxone_eventbridge.observe.events import (
 from cxone_eventbridge.retry import next_delay
 from cxone_eventbridge.router.circuit import CircuitPolicy, Circuits, CircuitState
 from cxone_eventbridge.router.delivery import AttemptOutcome, AttemptResult, DeliveryClient
-from cxone_eventbridge.router.queue import DeadLetterReason, Delivery, DeliveryQueue, TargetLimits
+from cxone_eventbridge.router.queue import DeadLetterReason, Delivery, DeliveryQueue, SharedCircuit, TargetLimits
 from cxone_eventbridge.router.recurring_failure import RecurringFailure
 
 log = logging.getLogger(__name__)
@@ -122,6 +126,7 @@ class Dispatcher:
         self._limits: dict[str, TargetLimits] = {}
         self._disabled: set[str] = set()
         self._gone_seen: set[str] = set()  # the queue's disabled targets at the last housekeeping round
+        self._shared_circuits: dict[str, SharedCircuit] = {}  # open or half-open for every router
         self._circuits = Circuits(policy=options.circuit, clock=clock, on_change=self._circuit_changed)
         self._in_flight: dict[str, tuple[Delivery, asyncio.Task[None]]] = {}  # sending or recording
         self._sending = 0
@@ -359,6 +364,19 @@ class Dispatcher:
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
 
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Record target state in the queue without holding up a delivery (awaited at stop)."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:  # dispatcher boundary: shared target state is best effort; leases still expire
+                log.exception("could not record a target's circuit in the queue")
+
+        task = asyncio.create_task(guarded())
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
     async def _release(self, deliveries: list[Delivery]) -> None:
         try:
             await self._queue.release(deliveries)
@@ -369,6 +387,7 @@ class Dispatcher:
         try:
             await self._renew(now)
             await self._queue.reclaim()  # a dead router's leases that ran out
+            self._shared_circuits = await self._queue.circuits()
             disabled = set(await self._queue.disabled_targets())
             if self._on_disabled is not None and disabled != self._gone_seen:
                 self._gone_seen = disabled
@@ -483,13 +502,22 @@ class Dispatcher:
         )
         breaker = self._circuits.get(name)
         outcome = result.outcome
+        shared = self._shared_circuits.get(name)
         if outcome.retryable:
             breaker.record_failure()
+            if shared is not None and shared.open_until <= now:
+                # A failed probe through the circuit every router shares: open it again, twice as long.
+                open_for = min(shared.open_s * 2, self._options.circuit.max_open_s)
+                self._shared_circuits[name] = SharedCircuit(now + open_for, open_for)
+                self._in_background(self._queue.open_circuit(name, open_for_s=open_for))
         elif outcome is AttemptOutcome.REFUSED:
             breaker.cancelled()  # nothing was sent: it says nothing about the endpoint
         else:
             # Success, 410 or a permanent 4xx: the endpoint answered, so it is up.
             breaker.record_success()
+            if shared is not None:
+                del self._shared_circuits[name]
+                self._in_background(self._queue.close_circuit(name))
 
     async def _settle(self, delivery: Delivery, target: IntegrationTarget, result: AttemptResult, now: float) -> None:
         """Record the outcome in the queue: ack, reschedule or dead-letter."""
@@ -589,5 +617,9 @@ class Dispatcher:
         self._bus.publish(CircuitStateChanged(target=target, state=state.value, at=self._clock(), until=until))
         if state is CircuitState.OPEN:
             self._release_ready(target)  # waiting must not spend their leases, nor their retries
+            if until is not None:  # every router sharing the queue holds the target's deliveries too
+                open_for = max(until - self._clock(), 0.001)
+                self._shared_circuits[target] = SharedCircuit(until, open_for)
+                self._in_background(self._queue.open_circuit(target, open_for_s=open_for))
         else:
             self.notify()

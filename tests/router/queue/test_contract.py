@@ -372,3 +372,26 @@ async def test_closed_queue_refuses_work(make_queue: QueueFactory) -> None:
     await q.close()
     with pytest.raises(QueueClosedError):
         await q.put([event("e1", "a")])
+
+
+async def test_a_shared_circuit_holds_deliveries_then_lets_one_probe_through_until_closed(
+    make_queue: QueueFactory, clock: ManualClock
+) -> None:
+    """A circuit opened through one queue holds the target's deliveries for every queue; half-open, one
+    delivery at a time is leased across them; closed, all flow again."""
+    one = await make_queue(owner="one")
+    await one.put([event(f"e{i}", "a") for i in range(5)] + [event("b0", "b")])
+    await one.open_circuit("a", open_for_s=10)
+    two = await make_queue(owner="two")
+    circuits = await two.circuits()
+    assert circuits["a"].open_until == pytest.approx(T0 + 10)
+    assert circuits["a"].open_s == 10
+    assert [d.target for d in await two.lease(ALL, limit=10, lease_s=30)] == ["b"]
+    clock.now = T0 + 10
+    [probe] = await two.lease(ALL, limit=10, lease_s=30)
+    assert probe.target == "a"
+    assert await one.lease(ALL, limit=10, lease_s=30) == []  # the probe is in flight
+    await two.ack(probe)
+    await two.close_circuit("a")
+    assert await one.circuits() == {}
+    assert len(await one.lease(ALL, limit=10, lease_s=30)) == 4

@@ -26,6 +26,7 @@ from cxone_eventbridge.router.queue.records import (
     PutResult,
     QueuedEvent,
     QueueStats,
+    SharedCircuit,
     TargetLimits,
     delivery_id_for,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "PutResult",
     "QueueStats",
     "QueuedEvent",
+    "SharedCircuit",
     "TargetLimits",
     "TargetStateStore",
     "WorkCycle",

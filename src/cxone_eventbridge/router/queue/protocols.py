@@ -4,7 +4,8 @@
   dead-letter.
 - :class:`DeadLetterStore` — what an operator does with deliveries that gave up: list, replay, purge.
 - :class:`Maintenance` — what runs in the background: expire, prune, reclaim, stats.
-- :class:`TargetStateStore` — a target's state shared by every router on the queue: disabled (410).
+- :class:`TargetStateStore` — a target's state shared by every router on the queue: disabled (410), its
+  circuit (open, half-open).
 
 :class:`DeliveryQueue` is all four plus opening and closing; a backend implements it whole.
 
@@ -35,6 +36,7 @@ from cxone_eventbridge.router.queue.records import (
     PutResult,
     QueuedEvent,
     QueueStats,
+    SharedCircuit,
     TargetLimits,
 )
 
@@ -135,6 +137,17 @@ class TargetStateStore(Protocol):
 
     async def disabled_targets(self) -> dict[str, str]:
         """Disabled targets and why."""
+        ...
+
+    async def open_circuit(self, name: str, *, open_for_s: float) -> None:
+        """Open a target's circuit for every router: none of its deliveries is leased for ``open_for_s``,
+        then one at a time (half-open) until ``close_circuit``."""
+
+    async def close_circuit(self, name: str) -> None:
+        """Close a target's shared circuit (a delivery succeeded)."""
+
+    async def circuits(self) -> dict[str, SharedCircuit]:
+        """Targets whose shared circuit is open or half-open."""
         ...
 
 

@@ -87,6 +87,16 @@ class TargetLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedCircuit:
+    """A target's circuit as every router sharing the queue sees it: open until ``open_until`` (the
+    caller's clock), then half-open (one delivery in flight across all routers) until a success closes
+    it; ``open_s`` is how long it was last opened for (a failed probe doubles it)."""
+
+    open_until: float
+    open_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """A leased delivery.
 

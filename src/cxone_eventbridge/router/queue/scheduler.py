@@ -123,11 +123,17 @@ def limited_caps(
     leased: Mapping[str, int],
     next_slot_at: Mapping[str, float | None],
     now: float,
+    circuit_open_until: Mapping[str, float] | None = None,
 ) -> dict[str, int]:
-    """Each target's cap for one lease: what it wants, within its in-flight and rate limits (if any)."""
+    """Each target's cap for one lease: what it wants, within its in-flight and rate limits (if any) and
+    its shared circuit (none while open; one in flight, counted in ``leased``, while half-open)."""
     caps: dict[str, int] = {}
+    circuits = circuit_open_until or {}
     for target, wanted in wants.items():
         cap = wanted
+        open_until = circuits.get(target)
+        if open_until is not None:
+            cap = 0 if open_until > now else min(cap, 1 - leased.get(target, 0))
         limit = limits.get(target)
         if limit is not None:
             if limit.max_in_flight is not None:

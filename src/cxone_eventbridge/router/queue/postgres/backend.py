@@ -46,6 +46,7 @@ from cxone_eventbridge.router.queue.records import (
     PutResult,
     QueuedEvent,
     QueueStats,
+    SharedCircuit,
     TargetLimits,
     delivery_id_for,
 )
@@ -343,13 +344,15 @@ class PostgresQueue:
         wanted = {t: n for t, n in wants.items() if n > 0}
         if limit <= 0 or not wanted:
             return []
-        limited = sorted(t for t in wanted if (lim := limits.get(t)) is not None and lim.limited)
         async with self._connection() as conn, conn.transaction():
             clock_row = await conn.fetchrow(sql.LEASE_START, self._now())
             assert clock_row is not None  # one row, always
             now: float = clock_row[0]
             for name in clock_row[1]:
                 wanted.pop(name, None)
+            circuits = {name: until for name, until in zip(clock_row[2], clock_row[3], strict=True) if name in wanted}
+            # Limited targets and those with a shared circuit are leased by one router at a time.
+            limited = sorted(t for t in wanted if ((lim := limits.get(t)) is not None and lim.limited) or t in circuits)
             leased: dict[str, int] = {}
             next_slot_at: dict[str, float | None] = {}
             if limited:
@@ -357,7 +360,9 @@ class PostgresQueue:
                 await conn.execute(sql.LOCK_LIMITED, limited)
                 for name, slot, count in await conn.fetch(sql.LIMITED_STATE, limited, now):
                     leased[name], next_slot_at[name] = count, slot
-            caps = limited_caps(wanted, limits, leased=leased, next_slot_at=next_slot_at, now=now)
+            caps = limited_caps(
+                wanted, limits, leased=leased, next_slot_at=next_slot_at, now=now, circuit_open_until=circuits
+            )
             if not caps:
                 return []
             rows = await conn.fetch(sql.CANDIDATES, now, list(caps), [min(cap, limit) for cap in caps.values()])
@@ -598,3 +603,23 @@ class PostgresQueue:
     async def disabled_targets(self) -> dict[str, str]:
         async with self._connection() as conn:
             return {row[0]: row[1] for row in await conn.fetch(sql.DISABLED)}
+
+    async def open_circuit(self, name: str, *, open_for_s: float) -> None:
+        async with self._connection() as conn:
+            await conn.execute(sql.OPEN_CIRCUIT, self._now(), name, open_for_s)
+
+    async def close_circuit(self, name: str) -> None:
+        async with self._connection() as conn, conn.transaction():
+            closed = await conn.fetchval(
+                "UPDATE target_state SET circuit_open_until = NULL, circuit_open_s = NULL"
+                " WHERE name = $1 AND circuit_open_until IS NOT NULL RETURNING name",
+                name,
+            )
+            if closed is not None:
+                await conn.execute("SELECT pg_notify($1, '')", self.channel)
+
+    async def circuits(self) -> dict[str, SharedCircuit]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(sql.CIRCUITS, self._now())
+        local = self._local()
+        return {row[0]: SharedCircuit(row[1] + local - row[3], row[2]) for row in rows}

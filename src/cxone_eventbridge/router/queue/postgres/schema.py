@@ -58,6 +58,11 @@ MIGRATIONS: Final = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "each target's circuit, shared by every router (open until, last open period)",
+        ("ALTER TABLE target_state ADD COLUMN circuit_open_until float8, ADD COLUMN circuit_open_s float8",),
+    ),
 )
 
 NOW: Final = "coalesce($1::float8, extract(epoch from now()))"
@@ -130,7 +135,17 @@ LIMITED_STATE: Final = (
 )
 # A lease's time and the disabled targets, in one round trip.
 LEASE_START: Final = (
-    f"SELECT {NOW}, array(SELECT name FROM target_state WHERE disabled_reason IS NOT NULL ORDER BY name)"
+    f"SELECT {NOW}, array(SELECT name FROM target_state WHERE disabled_reason IS NOT NULL ORDER BY name),"
+    " array(SELECT name FROM target_state WHERE circuit_open_until IS NOT NULL ORDER BY name),"
+    " array(SELECT circuit_open_until FROM target_state WHERE circuit_open_until IS NOT NULL ORDER BY name)"
+)
+OPEN_CIRCUIT: Final = (
+    f"INSERT INTO target_state (name, circuit_open_until, circuit_open_s) VALUES ($2, {NOW} + $3, $3)"
+    " ON CONFLICT (name) DO UPDATE SET circuit_open_until = excluded.circuit_open_until,"
+    " circuit_open_s = excluded.circuit_open_s"
+)
+CIRCUITS: Final = (
+    f"SELECT name, circuit_open_until, circuit_open_s, {NOW} FROM target_state WHERE circuit_open_until IS NOT NULL"
 )
 DISABLED: Final = "SELECT name, disabled_reason FROM target_state WHERE disabled_reason IS NOT NULL"
 NEXT_SLOTS: Final = (

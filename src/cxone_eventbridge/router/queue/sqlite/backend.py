@@ -33,6 +33,7 @@ from cxone_eventbridge.router.queue.records import (
     PutResult,
     QueuedEvent,
     QueueStats,
+    SharedCircuit,
     TargetLimits,
     delivery_id_for,
 )
@@ -275,7 +276,12 @@ class SQLiteQueue:
             self._hint(target, priority, next_at)
         for (name,) in conn.execute("SELECT name FROM disabled_targets"):
             wants.pop(name, None)
-        capped = [t for t in wants if (lim := limits.get(t)) is not None and lim.max_in_flight is not None]
+        circuits = {
+            name: until for name, until in conn.execute("SELECT name, open_until FROM circuits") if name in wants
+        }
+        capped = [
+            t for t in wants if ((lim := limits.get(t)) is not None and lim.max_in_flight is not None) or t in circuits
+        ]
         paced = [t for t in wants if (lim := limits.get(t)) is not None and lim.rate_per_s is not None]
         next_slot_at: dict[str, float | None] = {}
         if paced:
@@ -294,7 +300,9 @@ class SQLiteQueue:
                     capped,
                 ).fetchall()
             )
-        caps = limited_caps(wants, limits, leased=leased, next_slot_at=next_slot_at, now=now)
+        caps = limited_caps(
+            wants, limits, leased=leased, next_slot_at=next_slot_at, now=now, circuit_open_until=circuits
+        )
         if not caps:
             return []
         candidates: list[Candidate[int]] = []
@@ -645,5 +653,30 @@ class SQLiteQueue:
     async def disabled_targets(self) -> dict[str, str]:
         def op(conn: sqlite3.Connection) -> dict[str, str]:
             return dict(conn.execute("SELECT name, reason FROM disabled_targets").fetchall())
+
+        return await self._executor.submit(op)
+
+    async def open_circuit(self, name: str, *, open_for_s: float) -> None:
+        until = self._clock() + open_for_s
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO circuits (name, open_until, open_s) VALUES (?, ?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET open_until = excluded.open_until, open_s = excluded.open_s",
+                (name, until, open_for_s),
+            )
+
+        await self._executor.submit(op)
+
+    async def close_circuit(self, name: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM circuits WHERE name = ?", (name,))
+
+        await self._executor.submit(op)
+
+    async def circuits(self) -> dict[str, SharedCircuit]:
+        def op(conn: sqlite3.Connection) -> dict[str, SharedCircuit]:
+            rows = conn.execute("SELECT name, open_until, open_s FROM circuits").fetchall()
+            return {name: SharedCircuit(until, open_s) for name, until, open_s in rows}
 
         return await self._executor.submit(op)

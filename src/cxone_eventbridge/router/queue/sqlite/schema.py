@@ -64,6 +64,11 @@ MIGRATIONS: Final = (
         "the next send slot of each rate-limited target",
         ("CREATE TABLE target_slots (name TEXT PRIMARY KEY, next_slot_at REAL NOT NULL)",),
     ),
+    Migration(
+        4,
+        "each target's circuit as the queue keeps it (open until, last open period)",
+        ("CREATE TABLE circuits (name TEXT PRIMARY KEY, open_until REAL NOT NULL, open_s REAL NOT NULL)",),
+    ),
 )
 
 DEAD_LETTER_COLUMNS: Final = (
