@@ -35,6 +35,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).parent))  # cpu_profile, receivers: modules beside this script
@@ -46,11 +47,11 @@ from cxone_eventbridge import runtime
 from cxone_eventbridge.matching import RoutingTable
 from cxone_eventbridge.models import IntegrationTarget, RetryPolicy
 from cxone_eventbridge.observe.events import DeliverySucceeded, ObservedEvent, ObserverBus
+from cxone_eventbridge.router.composition import RouterConfig, build_router, sqlite_url
 from cxone_eventbridge.router.delivery import DeliveryClient, RequestTemplate, create_transport, ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.http_transport import Answer, parse_endpoint
-from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.signing import generate_signing_secret
 from cxone_eventbridge.ssrf import EgressPolicy
 
@@ -78,6 +79,7 @@ class Settings:
     offered_rate: int = 1_000
     offered_seconds: float = 6.0
     ingest_batch: int = 100
+    queue: str = "sqlite"  # "sqlite" (a temporary file) or a postgresql:// URL (a temporary schema in it)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -186,21 +188,41 @@ async def offered_load(router: EventRouter, recorder: Recorder, settings: Settin
     await recorder.wait_for(total)
 
 
+def queue_url(settings: Settings, db: Path, schema: str) -> str:
+    """A fresh queue for one phase: a new SQLite file, or a new schema of the PostgreSQL database."""
+    if settings.queue == "sqlite":
+        return sqlite_url(db)
+    separator = "&" if "?" in settings.queue else "?"
+    return f"{settings.queue}{separator}schema={schema}"
+
+
+async def drop_schema(settings: Settings, schema: str) -> None:
+    if settings.queue != "sqlite":
+        conn = await asyncpg.connect(settings.queue.split("?", 1)[0])
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
 async def with_router(db: Path, receiver: Receiver, settings: Settings, phase: str) -> dict[str, Any]:
-    """Start a router on a fresh queue file, warm its connections, run ``phase``, stop it."""
+    """Start a router on a fresh queue, warm its connections, run ``phase``, stop it."""
+    schema = f"cxeb_bench_{phase}_{int(time.time())}"
     with ExitStack() as stack:
         meter = metering(stack) if phase == "profile" else None  # before start: its tasks are metered too
         bus = ObserverBus()
         recorder = Recorder()
         bus.subscribe(recorder)
-        router = EventRouter(
-            SQLiteQueue(db, synchronous=settings.synchronous),
-            targets=[bench_target(receiver.url)],
-            bus=bus,
-            options=DispatcherOptions(max_in_flight=settings.in_flight, per_target_in_flight=settings.in_flight),
+        config = RouterConfig(
+            queue_url=queue_url(settings, db, schema),
+            owner=f"bench-{phase}",
+            migrate=True,
+            dispatcher=DispatcherOptions(max_in_flight=settings.in_flight, per_target_in_flight=settings.in_flight),
             egress=LOOPBACK,
             ssl_context=ssl_context_for(str(receiver.certs.ca)),
+            sqlite_synchronous="FULL" if settings.synchronous == "FULL" else "NORMAL",
         )
+        router = build_router(config, targets=[bench_target(receiver.url)], bus=bus)
         await router.start()
         try:
             await router.ingest(make_events(f"{phase}-warm", 0, settings.in_flight))  # open the connections
@@ -222,6 +244,7 @@ async def with_router(db: Path, receiver: Receiver, settings: Settings, phase: s
             return {"p99_ms_at_offered": percentile(recorder.latencies, 0.99) * 1000}
         finally:
             await router.stop(deadline_s=5.0)
+            await drop_schema(settings, schema)
 
 
 def metering(stack: ExitStack) -> cpu_profile.StageMeter:
@@ -291,6 +314,7 @@ async def run_once(settings: Settings) -> dict[str, Any]:
         "receiver_cpu_s": round(receiver_cpu, 2),
         "load_avg_1min": round(_load_average(), 2),
         "synchronous": settings.synchronous,
+        "backend": "sqlite" if settings.queue == "sqlite" else "postgresql",
         "in_flight": settings.in_flight,
         "event_loop": runtime.loop_name(runtime.loop_factory()),
     }
@@ -320,7 +344,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for stage, us in run["stages_us_per_delivery"].items():
             stages[stage].append(us)
     summary["stages_us_per_delivery"] = {stage: round(statistics.median(v), 1) for stage, v in stages.items()}
-    for key in ("receiver", "synchronous", "in_flight", "event_loop"):
+    for key in ("receiver", "synchronous", "in_flight", "event_loop", "backend"):
         summary[key] = runs[0][key]
     summary["load_avg_1min"] = [run["load_avg_1min"] for run in runs]
     summary["runs"] = runs
@@ -341,7 +365,7 @@ def render(summary: dict[str, Any]) -> str:
         ("accept-to-delivered p99 at 1,000/s offered (ms, goal < 50)", f"{summary['p99_ms_at_1000']:.1f}"),
         (
             "settings",
-            f"receiver={summary['receiver']}, synchronous={summary['synchronous']}, "
+            f"queue={summary['backend']}, receiver={summary['receiver']}, synchronous={summary['synchronous']}, "
             f"in_flight={summary['in_flight']}, loop={summary['event_loop']}",
         ),
         ("load average (1 min) per run", ", ".join(f"{x:.2f}" for x in summary["load_avg_1min"])),
@@ -373,8 +397,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--runs", type=int, default=1, help="repeat the whole run; medians are reported")
     parser.add_argument("--receiver", choices=["auto", "nginx", "sandbox"], default="auto")
+    parser.add_argument(
+        "--queue", default="sqlite", help="sqlite (default) or a postgresql:// URL (a temporary schema in it)"
+    )
     arguments = parser.parse_args()
-    settings = Settings(receiver=arguments.receiver)
+    settings = Settings(receiver=arguments.receiver, queue=arguments.queue)
 
     async def all_runs() -> dict[str, Any]:
         runs = [await run_once(settings) for _ in range(arguments.runs)]

@@ -75,7 +75,7 @@ def target_document(target: IntegrationTarget, variable: str | None) -> dict[str
     document["eventFilters"] = wire["eventFilters"]
     if wire["eventPattern"] is not None:
         document["eventPattern"] = wire["eventPattern"]
-    for key in ("input", "inputPath", "inputTransformer"):
+    for key in ("input", "inputPath", "inputTransformer", "maxInFlight", "rateLimitPerSecond"):
         if wire[key] is not None:
             document[key] = wire[key]
     return document

@@ -95,7 +95,9 @@ def target_attributes(target: IntegrationTarget) -> dict[str, Any]:
             "input_paths_map": wire["inputTransformer"]["inputPathsMap"],
             "input_template": wire["inputTransformer"]["inputTemplate"],
         },
+        "max_in_flight": wire["maxInFlight"],
         "name": wire["name"],
+        "rate_limit_per_second": wire["rateLimitPerSecond"],
         "retry_policy": {
             "backoff_strategy": policy["backoffStrategy"],
             "max_retries": policy["maxRetries"],
@@ -254,7 +256,7 @@ def _resource_body(target: IntegrationTarget, name: str) -> tuple[dict[str, Any]
         body["event_filters"] = _escape_template(attributes["event_filters"])
     if attributes["event_pattern"] is not None:
         body["event_pattern"] = _escape_template(attributes["event_pattern"])
-    for key in ("input", "input_path", "input_transformer"):
+    for key in ("input", "input_path", "input_transformer", "max_in_flight", "rate_limit_per_second"):
         if attributes[key] is not None:
             body[key] = _escape_template(attributes[key])
     return body, secret_variable
