@@ -828,4 +828,7 @@ def _serve_worker(options: ServeOptions) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the ``router`` group to the root app."""
+    from cxone_eventbridge.cli import router_tail
+
+    router_tail.register(router_app)
     app.add_typer(router_app, name="router")

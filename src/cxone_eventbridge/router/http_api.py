@@ -14,6 +14,7 @@ metrics never do, as Prometheus and orchestrators expect)::
     GET  /metrics                       Prometheus text
     GET  /v1/status                     per-target delivered/failed/retries/p50/p99/circuit, queue depths
     GET  /ui                            the live dashboard (router.dashboard; its data under /v1/ui/)
+    GET  /v1/deliveries/live            NDJSON stream of delivery attempts (router.live; ?target=&failed=)
     GET  /v1/dead-letters               ?target=&limit=
     POST /v1/dead-letters/replay        {"target": ..., "deliveryIds": [...]} (both optional)
     POST /v1/dead-letters/purge         {"target": ..., "deliveryIds": [...]} (both optional)
@@ -68,6 +69,7 @@ from cxone_eventbridge.observe.status import StatusTracker
 from cxone_eventbridge.preview import preview
 from cxone_eventbridge.router.connection_cap import CappedTCPSite, ConnectionCap
 from cxone_eventbridge.router.dashboard import Dashboard
+from cxone_eventbridge.router.live import DeliveryFeed
 from cxone_eventbridge.router.queue import (
     DEFAULT_PRIORITY,
     MAX_PRIORITY,
@@ -233,6 +235,7 @@ class RouterAPI:
         Dashboard(
             self.router, status=self.status, bus=self.bus, dead_letter_to_wire=dead_letter_to_wire, clock=self._clock
         ).mount(app)
+        DeliveryFeed(self.bus).mount(app)
         app.router.add_post("/v1/match", self._match)
         return app
 

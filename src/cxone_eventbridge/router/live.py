@@ -1,0 +1,130 @@
+"""Deliveries as they happen: ``GET /v1/deliveries/live``, what ``cxeb router tail`` reads.
+
+An observer of the router's bus turns each ``DeliveryAttempted`` into one JSON line and hands it to
+every connected reader at once (no polling, so a reader sees an attempt within milliseconds of it).
+The answer is NDJSON over a chunked response: a first ``{"type": "hello"}`` line once the stream is
+open, then one ``{"type": "attempt", ...}`` line per attempt, and an empty line every
+``KEEPALIVE_S`` seconds so proxies keep the connection. ``?target=NAME`` keeps one target's attempts,
+``?failed=true`` only the failed ones.
+
+A slow reader never slows deliveries: each reader has a bounded buffer, and what does not fit is dropped
+and counted in a ``{"type": "dropped", "count": N}`` line. When the router stops, every stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from cxone_eventbridge.observe.events import DeliveryAttempted, ObservedEvent, ObserverBus
+
+KEEPALIVE_S = 15.0
+BUFFER = 1000
+PATH = "/v1/deliveries/live"
+_END = object()
+
+
+def attempt_to_wire(event: DeliveryAttempted) -> dict[str, Any]:
+    """One attempt as a JSON object (camelCase, time as Unix seconds)."""
+    return {
+        "type": "attempt",
+        "at": event.at,
+        "target": event.target,
+        "eventId": event.event_id,
+        "deliveryId": event.delivery_id,
+        "attempt": event.attempt,
+        "outcome": event.outcome,
+        "status": event.status_code,
+        "latencyMs": round(event.latency_s * 1000, 3),
+        "error": event.error,
+    }
+
+
+@dataclass(eq=False)
+class _Reader:
+    target: str | None
+    failed_only: bool
+    queue: asyncio.Queue[object] = field(default_factory=lambda: asyncio.Queue(BUFFER))
+    dropped: int = 0
+
+    def wants(self, event: DeliveryAttempted) -> bool:
+        if self.target is not None and event.target != self.target:
+            return False
+        return not (self.failed_only and event.outcome == "success")
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+class DeliveryFeed:
+    """Fans attempts out to live readers; ``mount`` adds the route and ends the streams on shutdown."""
+
+    def __init__(self, bus: ObserverBus, *, keepalive_s: float = KEEPALIVE_S) -> None:
+        self._readers: set[_Reader] = set()
+        self._keepalive_s = keepalive_s
+        bus.subscribe(self.observe)
+
+    def mount(self, app: web.Application) -> None:
+        app.router.add_get(PATH, self._stream)
+        app.on_shutdown.append(self._close)
+
+    @property
+    def readers(self) -> int:
+        return len(self._readers)
+
+    def observe(self, event: ObservedEvent) -> None:
+        """Offer an attempt to every reader that wants it, without ever waiting."""
+        if not self._readers or not isinstance(event, DeliveryAttempted):
+            return
+        line: bytes | None = None
+        for reader in self._readers:
+            if not reader.wants(event):
+                continue
+            if line is None:
+                line = json.dumps(attempt_to_wire(event), separators=(",", ":")).encode() + b"\n"
+            try:
+                reader.queue.put_nowait(line)
+            except asyncio.QueueFull:
+                reader.dropped += 1
+
+    async def _close(self, _app: web.Application) -> None:
+        for reader in self._readers:
+            if reader.queue.full():  # make room for the end marker: the stream is over anyway
+                reader.queue.get_nowait()
+            reader.queue.put_nowait(_END)
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        target = request.query.get("target") or None
+        reader = _Reader(target=target, failed_only=_flag(request.query.get("failed")))
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+        await response.prepare(request)
+        self._readers.add(reader)
+        try:
+            hello = {"type": "hello", "target": target, "failedOnly": reader.failed_only}
+            await response.write(json.dumps(hello).encode() + b"\n")
+            while True:
+                try:
+                    async with asyncio.timeout(self._keepalive_s):
+                        item = await reader.queue.get()
+                except TimeoutError:
+                    await response.write(b"\n")
+                    continue
+                if item is _END:
+                    break
+                if reader.dropped:
+                    dropped, reader.dropped = reader.dropped, 0
+                    await response.write(json.dumps({"type": "dropped", "count": dropped}).encode() + b"\n")
+                assert isinstance(item, bytes)
+                await response.write(item)
+        except (ConnectionResetError, ConnectionError):
+            pass  # the reader went away
+        finally:
+            self._readers.discard(reader)
+        return response

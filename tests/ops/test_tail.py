@@ -1,0 +1,134 @@
+"""`cxeb router tail` against `cxeb router serve`, both real processes: attempts show up as they happen."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from cxone_eventbridge.sandbox.receiver import RunningReceiver
+
+from .conftest import CXEB, KEY, RouterFactory
+
+pytestmark = pytest.mark.e2e
+
+
+async def start_tail(url: str, *args: str) -> asyncio.subprocess.Process:
+    """`cxeb router tail` following ``url``; returns once it says it is following."""
+    process = await asyncio.create_subprocess_exec(
+        CXEB,
+        *("router", "tail", "--url", url, *args),
+        env={**os.environ, "CXEB_INGEST_KEY": KEY, "NO_COLOR": "1"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    async with asyncio.timeout(30):
+        banner = (await process.stderr.readline()).decode()
+    assert banner.startswith("following"), banner
+    return process
+
+
+async def next_line(process: asyncio.subprocess.Process) -> tuple[str, float]:
+    """The next stdout line and when it arrived (Unix time)."""
+    assert process.stdout is not None
+    async with asyncio.timeout(30):
+        line = (await process.stdout.readline()).decode()
+    return line, time.time()
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    process.terminate()
+    await process.wait()
+
+
+async def test_tail_shows_each_attempt_as_json_and_as_a_line(
+    https_receiver: Callable[..., Awaitable[RunningReceiver]], router_process: RouterFactory
+) -> None:
+    """An event sent after tail connects is printed (JSON for scripts, a readable line for people)."""
+    receiver = await https_receiver()
+    router = await router_process([{"name": "crm", "endpoint": f"{receiver.url}/hooks/crm"}], receiver=receiver)
+    as_json = await start_tail(router.url, "--output", "json")
+    as_text = await start_tail(router.url)
+    try:
+        await router.send([{"id": "e1"}])
+        line, arrived = await next_line(as_json)
+        item: dict[str, Any] = json.loads(line)
+        assert (item["target"], item["eventId"], item["status"], item["attempt"]) == ("crm", "e1", 200, 1)
+        assert item["outcome"] == "success"
+        assert item["latencyMs"] > 0
+        assert arrived >= item["at"]
+        text, _ = await next_line(as_text)
+        assert "crm  e1  200" in text
+        assert "attempt 1" in text
+    finally:
+        await stop(as_json)
+        await stop(as_text)
+
+
+async def test_tail_failed_for_one_target_shows_only_its_failures(
+    https_receiver: Callable[..., Awaitable[RunningReceiver]], router_process: RouterFactory
+) -> None:
+    """--target and --failed: a healthy target's deliveries sent first are not shown; the failure is."""
+    healthy = await https_receiver()
+    broken = await https_receiver(status=400)
+    router = await router_process(
+        [
+            {"name": "crm", "endpoint": f"{healthy.url}/hooks/crm", "eventPattern": {"kind": ["call"]}},
+            {"name": "billing", "endpoint": f"{broken.url}/hooks/billing", "eventPattern": {"kind": ["invoice"]}},
+        ],
+        receiver=healthy,
+    )
+    tail = await start_tail(router.url, "--output", "json", "--failed", "--target", "billing")
+    try:
+        await router.send([{"id": f"call-{n}", "kind": "call"} for n in range(5)])
+        await router.send([{"id": "invoice-1", "kind": "invoice"}])
+        line, _ = await next_line(tail)
+        item = json.loads(line)
+        assert (item["target"], item["eventId"], item["status"], item["outcome"]) == (
+            "billing",
+            "invoice-1",
+            400,
+            "permanent",
+        )
+    finally:
+        await stop(tail)
+
+
+async def test_tail_without_the_key_says_so(
+    https_receiver: Callable[..., Awaitable[RunningReceiver]], router_process: RouterFactory
+) -> None:
+    """A refused key is one error line and exit 1, no traceback."""
+    receiver = await https_receiver()
+    router = await router_process([{"name": "crm", "endpoint": f"{receiver.url}/hooks/crm"}], receiver=receiver)
+    process = await asyncio.create_subprocess_exec(
+        CXEB,
+        *("router", "tail", "--url", router.url, "--ingest-key", "wrong-key-0123456789"),
+        env={k: v for k, v in os.environ.items() if k != "CXEB_INGEST_KEY"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1
+    assert "401" in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+async def test_a_router_that_stops_ends_the_stream_and_tail_exits(
+    https_receiver: Callable[..., Awaitable[RunningReceiver]], router_process: RouterFactory
+) -> None:
+    """SIGTERM on the router ends every live stream (it never holds the shutdown); tail says so and exits 0."""
+    receiver = await https_receiver()
+    router = await router_process([{"name": "crm", "endpoint": f"{receiver.url}/hooks/crm"}], receiver=receiver)
+    tail = await start_tail(router.url)
+    router.process.terminate()
+    async with asyncio.timeout(30):
+        assert await router.process.wait() == 0
+        _, err = await tail.communicate()
+    assert tail.returncode == 0
+    assert "the router ended the stream" in err.decode()
