@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -11,8 +10,9 @@ from cxone_eventbridge.matching import RoutingTable, compile_pattern, flatten_ev
 from cxone_eventbridge.matching.events import MAX_PATH_SEGMENTS, path_reader, values_at
 from cxone_eventbridge.models import IntegrationTarget
 
-# Generous: each case takes milliseconds; the bound only catches quadratic or exponential blow-ups.
-BOUND_SECONDS = 5.0
+# These cases prove results and the absence of RecursionError on hostile shapes. Their cost is not timed
+# here (a shared machine makes wall-clock bounds flaky): the per-event work bound is counted in units by
+# tests/matching/test_match_work.py, and speed is measured by benchmarks/bench_match*.py.
 
 
 def table(*patterns: dict[str, Any]) -> RoutingTable:
@@ -46,16 +46,14 @@ def test_non_json_values_and_keys_are_skipped() -> None:
 
 
 def test_ten_thousand_deep_event() -> None:
-    """An event nested 10,000 deep is matched in bounded time, without RecursionError."""
+    """An event nested 10,000 deep is matched without RecursionError."""
     event: dict[str, Any] = {"leaf": "x"}
     for _ in range(10_000):
         event = {"n": event}
     event["top"] = "y"
-    start = time.perf_counter()
     assert compile_pattern({"top": ["y"]}).matches(event) is True
     assert table({"top": ["y"]}, {"n": {"n": {"leaf": [{"exists": True}]}}}).match(event) == ["t0"]
     assert flatten_event(event)["top"] == ["y"]
-    assert time.perf_counter() - start < BOUND_SECONDS
 
 
 def test_paths_deeper_than_the_limit_are_out_of_reach() -> None:
@@ -71,19 +69,17 @@ def test_paths_deeper_than_the_limit_are_out_of_reach() -> None:
 
 
 def test_ten_thousand_deep_arrays() -> None:
-    """Arrays nested 10,000 deep are crushed iteratively, in bounded time."""
+    """Arrays nested 10,000 deep are crushed iteratively."""
     nested: Any = "x"
     for _ in range(10_000):
         nested = [nested]
     event = {"a": nested}
-    start = time.perf_counter()
     assert flatten_event(event) == {"a": ["x"]}
     assert table({"a": ["x"]}).match(event) == ["t0"]
-    assert time.perf_counter() - start < BOUND_SECONDS
 
 
 def test_megabyte_strings() -> None:
-    """Megabyte strings go through every string operator in bounded time."""
+    """Megabyte strings go through every string operator."""
     big = "a" * 2_000_000 + "b"
     patterns = [
         {"s": [{"prefix": "aaa"}]},
@@ -95,18 +91,14 @@ def test_megabyte_strings() -> None:
         {"s": ["a" * 1000]},
         {"s": [{"prefix": {"equals-ignore-case": "AAA"}}]},
     ]
-    start = time.perf_counter()
     assert table(*patterns).match({"s": big}) == ["t0", "t1", "t2", "t3", "t7"]
-    assert time.perf_counter() - start < BOUND_SECONDS
 
 
 def test_hundred_thousand_element_arrays() -> None:
-    """A 100,000-element array is scanned once per path, in bounded time."""
+    """A 100,000-element array is scanned once per path."""
     event = {"items": [{"id": i, "kind": "x"} for i in range(100_000)], "tags": [str(i) for i in range(100_000)]}
-    start = time.perf_counter()
     matched = table({"items": {"id": [99_999]}}, {"tags": ["99999"]}, {"items": {"kind": ["y"]}}).match(event)
     assert matched == ["t0", "t1"]
-    assert time.perf_counter() - start < BOUND_SECONDS
 
 
 @pytest.mark.parametrize("depth", [1, 500, 5_000])
@@ -116,6 +108,4 @@ def test_deep_event_with_many_paths_named(depth: int) -> None:
     for _ in range(depth):
         event = {"n": event}
     many = [{f"p{i}": {"q": [i]}} for i in range(40)]
-    start = time.perf_counter()
     assert table(*many, {"n": {"leaf": ["x"]}}).match(event) == (["t40"] if depth == 1 else [])
-    assert time.perf_counter() - start < BOUND_SECONDS
