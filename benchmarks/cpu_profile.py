@@ -31,7 +31,7 @@ TASK_STAGES = {
     "Dispatcher._attempt": "dispatcher: attempt bookkeeping, circuit",
     "Dispatcher._run": "dispatcher: lease loop",
     "Dispatcher._release": "dispatcher: lease loop",
-    "SQLiteQueue._commit_loop": "queue: SQLite statements on the loop",
+    "GroupCommitExecutor._commit_loop": "queue: SQLite statements on the loop",
 }
 OTHER_TASKS = "other tasks (benchmark producer, housekeeping)"
 LOOP_REST = "event loop, I/O and future callbacks (uvloop)"
