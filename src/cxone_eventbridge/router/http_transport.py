@@ -318,4 +318,5 @@ def _failure(exc: reqwest_errors.RequestError, endpoint: Endpoint) -> Failure:
     lowered = reason.lower()
     if "certificate" in lowered or "tls" in lowered or "handshake" in lowered:
         return Failure(FailureKind.TLS, f"tls error connecting to {endpoint.host}:{endpoint.port}: {reason}")
-    return Failure(FailureKind.CONNECTION, f"connection error with {endpoint.host}:{endpoint.port}: {reason}")
+    # "connecting to host:port": the form observe.reasons strips before it reads the words (a host's name is free text).
+    return Failure(FailureKind.CONNECTION, f"connection error connecting to {endpoint.host}:{endpoint.port}: {reason}")
