@@ -584,6 +584,7 @@ async def serve_router(options: ServeOptions) -> None:
     from cxone_eventbridge.observe.delivery_log import log_delivery_outcomes
     from cxone_eventbridge.observe.events import ObserverBus
     from cxone_eventbridge.observe.metrics import RouterMetrics
+    from cxone_eventbridge.observe.operations_log import OperationsLog
     from cxone_eventbridge.observe.status import StatusTracker
     from cxone_eventbridge.router.composition import RouterConfig, build_router
     from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
@@ -616,6 +617,7 @@ async def serve_router(options: ServeOptions) -> None:
     metrics, status = RouterMetrics(), StatusTracker()
     bus.subscribe(metrics.observe)
     bus.subscribe(status.observe)
+    bus.subscribe(OperationsLog(status).observe)  # after status: an open circuit's line quotes its reason
     bus.subscribe(log_delivery_outcomes)  # retries at -v, dead letters always, each with its ids
     audit = AuditLog(options.audit_path) if options.audit_path is not None else None
     if audit is not None:

@@ -80,6 +80,20 @@ from cxone_eventbridge.router.queue import (
 from cxone_eventbridge.wire import DEFAULT_MAX_EVENTS_PER_REQUEST, MAX_EVENT_BYTES, loads, parse_events_stepwise
 
 log = logging.getLogger(__name__)
+_ops_log = logging.getLogger("cxone_eventbridge.operations")  # observe.operations_log's lines
+
+
+def _operations_log(action: str, count: int, ids: list[str] | None, target: str | None) -> None:
+    """One structured line per dead-letter replay or purge through the API."""
+    scope = f"{len(ids)} named" if ids is not None else f"all of {target}" if target else "all"
+    _ops_log.info(
+        "dead letters: %s %d (%s)",
+        "replayed" if action == "replay" else "purged",
+        count,
+        scope,
+        extra={"operation": action, "target": target, "count": count, "named": None if ids is None else len(ids)},
+    )
+
 
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
@@ -414,17 +428,20 @@ class RouterAPI:
     async def _replay(self, request: web.Request) -> web.Response:
         ids, target = await self._selection(request)
         count = await self.router.replay(delivery_ids=ids, target=target)
+        _operations_log("replay", count, ids, target)
         return web.json_response({"replayed": count})
 
     async def _purge(self, request: web.Request) -> web.Response:
         ids, target = await self._selection(request)
         count = await self.router.purge(delivery_ids=ids, target=target)
+        _operations_log("purge", count, ids, target)
         return web.json_response({"purged": count})
 
     async def _enable(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if not await self.router.enable_target(name):
             raise IngestError(404, "not_found", f"no target named {name!r}")
+        _ops_log.info("target %s enabled", name, extra={"operation": "target_enabled", "target": name})
         return web.json_response({"target": name, "enabled": True})
 
     async def _match(self, request: web.Request) -> web.Response:

@@ -8,10 +8,13 @@ outright: an older router would otherwise write rows a newer schema does not exp
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cxone_eventbridge.exceptions import QueueSchemaError
+
+_log = logging.getLogger("cxone_eventbridge.operations")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +48,15 @@ def pending_migrations(
             " Run `cxeb router migrate` (or start with --migrate) first"
         )
     return missing
+
+
+def log_migrated(backend: str, where: str, before: int, after: int) -> None:
+    """One structured log line for a schema migration that was applied (``operation`` = ``migration``)."""
+    _log.info(
+        "%s queue %s migrated from schema version %d to %d",
+        backend,
+        where,
+        before,
+        after,
+        extra={"operation": "migration", "backend": backend, "from_version": before, "to_version": after},
+    )

@@ -34,7 +34,7 @@ from typing import Any, Final
 import asyncpg
 
 from cxone_eventbridge.exceptions import QueueClosedError, QueueError, QueueFullError, QueueUnavailableError
-from cxone_eventbridge.router.queue.migrations import latest_version, pending_migrations
+from cxone_eventbridge.router.queue.migrations import latest_version, log_migrated, pending_migrations
 from cxone_eventbridge.router.queue.postgres import schema as sql
 from cxone_eventbridge.router.queue.protocols import NO_LIMITS
 from cxone_eventbridge.router.queue.records import (
@@ -197,6 +197,7 @@ class PostgresQueue:
                             await conn.execute(statement)
                     await conn.execute("DELETE FROM schema_version")
                     await conn.execute("INSERT INTO schema_version VALUES ($1)", latest_version(sql.MIGRATIONS))
+                log_migrated("PostgreSQL", f"schema {self.schema}", current, latest_version(sql.MIGRATIONS))
             self.schema_version = max(current, latest_version(sql.MIGRATIONS))
         finally:
             await conn.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from cxone_eventbridge.exceptions import QueueCorruptError
-from cxone_eventbridge.router.queue.migrations import latest_version, pending_migrations
+from cxone_eventbridge.router.queue.migrations import latest_version, log_migrated, pending_migrations
 from cxone_eventbridge.router.queue.protocols import NO_LIMITS
 from cxone_eventbridge.router.queue.records import (
     MAX_PRIORITY,
@@ -160,7 +160,8 @@ class SQLiteQueue:
 
     def _apply_migrations(self, conn: sqlite3.Connection) -> None:
         current = conn.execute("PRAGMA user_version").fetchone()[0]
-        for migration in pending_migrations(current, schema.MIGRATIONS, backend="SQLite", migrate=self._migrate):
+        pending = pending_migrations(current, schema.MIGRATIONS, backend="SQLite", migrate=self._migrate)
+        for migration in pending:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in migration.statements:
@@ -171,6 +172,8 @@ class SQLiteQueue:
                 conn.execute("ROLLBACK")
                 raise
         self.schema_version = max(current, latest_version(schema.MIGRATIONS))
+        if pending:
+            log_migrated("SQLite", str(self.path), current, self.schema_version)
 
     # -- hints -------------------------------------------------------------------------------------
 
