@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 
@@ -41,6 +42,8 @@ pytestmark = [
 SCRIPT = Path(__file__).with_name("postgres_router.py")
 EVENTS = 20_000
 ROUTERS = 3
+# The routers' stderr goes to this file when CXEB_SCALE_TEST_LOG names one.
+LOG = Path(os.environ["CXEB_SCALE_TEST_LOG"]) if os.environ.get("CXEB_SCALE_TEST_LOG") else None
 
 
 class CountingReceiver:
@@ -88,9 +91,19 @@ class CountingReceiver:
 
 async def spawn(*args: str) -> asyncio.subprocess.Process:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    return await asyncio.create_subprocess_exec(
-        sys.executable, str(SCRIPT), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env
-    )
+    if LOG is None:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(SCRIPT),
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+        )
+    with LOG.open("ab") as log:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, str(SCRIPT), *args, stdout=asyncio.subprocess.PIPE, stderr=log, env=env
+        )
 
 
 async def read_accepted(process: asyncio.subprocess.Process, until_done: bool) -> list[str]:
@@ -145,7 +158,16 @@ async def test_three_routers_one_killed_deliver_everything_within_shared_limits(
                 await receiver.complete.wait()
         except TimeoutError:
             missing = Counter(did_kind[did] for did in receiver.expected - receiver.by_id.keys())
-            pytest.fail(f"undelivered after 120 s, by target: {dict(missing)}")
+            conn = await asyncpg.connect(postgres_dsn, server_settings={"search_path": pg_schema})
+            try:
+                states = await conn.fetch("SELECT target, state, count(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1, 2")
+                target_state = await conn.fetch("SELECT * FROM target_state")
+            finally:
+                await conn.close()
+            pytest.fail(
+                f"undelivered after 120 s, by target: {dict(missing)}; queue: {[tuple(r) for r in states]};"
+                f" target state: {[tuple(r) for r in target_state]}"
+            )
     finally:
         for process in routers:
             if process.returncode is None:

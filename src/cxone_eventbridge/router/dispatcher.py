@@ -93,6 +93,9 @@ class DispatcherOptions:
 
 
 _MAX_BACKOFF_S = 5.0
+# How late a rate-limited delivery may still be sent after its slot; later ones are released for a new
+# slot. With the slots' 2% margin, 10 ms of lateness cannot put rate + 1 sends into one second.
+STALE_SLOT_S = 0.010
 GoneListener = Callable[[str], None]
 DisabledListener = Callable[[set[str]], None]
 
@@ -327,6 +330,7 @@ class Dispatcher:
             ready = self._ready[name]
             breaker = self._circuits.get(name)
             allowed = min(room, breaker.allowance(cap - self._per_target.get(name, 0)))
+            stale: list[Delivery] = []
             while ready and allowed > 0:
                 delivery = ready[0]
                 if delivery.not_before > now and delivery.lease_until > now:
@@ -336,9 +340,16 @@ class Dispatcher:
                 self._ready_keys.discard(delivery.key)
                 if delivery.lease_until <= now:
                     continue  # its lease ran out while it waited; the queue offers it again
+                if delivery.not_before and now - delivery.not_before > STALE_SLOT_S:
+                    # Its send slot passed while this loop was busy: sent now, it would bunch up with the
+                    # slots after it and break the target's rate. Give it back for a fresh slot.
+                    stale.append(delivery)
+                    continue
                 self._launch(delivery)
                 allowed -= 1
                 room -= 1
+            if stale:
+                self._in_background(self._queue.release(stale))
             if not ready:
                 del self._ready[name]
             if room <= 0:
@@ -365,13 +376,13 @@ class Dispatcher:
         task.add_done_callback(self._releases.discard)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Record target state in the queue without holding up a delivery (awaited at stop)."""
+        """Write to the queue without holding up a delivery (awaited at stop)."""
 
         async def guarded() -> None:
             try:
                 await work
             except Exception:  # dispatcher boundary: shared target state is best effort; leases still expire
-                log.exception("could not record a target's circuit in the queue")
+                log.exception("could not record a target's state or give leases back; leases expire regardless")
 
         task = asyncio.create_task(guarded())
         self._releases.add(task)
@@ -505,9 +516,10 @@ class Dispatcher:
         shared = self._shared_circuits.get(name)
         if outcome.retryable:
             breaker.record_failure()
-            if shared is not None and shared.open_until <= now:
+            if delivery.probe:
                 # A failed probe through the circuit every router shares: open it again, twice as long.
-                open_for = min(shared.open_s * 2, self._options.circuit.max_open_s)
+                last = shared.open_s if shared is not None else self._options.circuit.open_s
+                open_for = min(last * 2, self._options.circuit.max_open_s)
                 self._shared_circuits[name] = SharedCircuit(now + open_for, open_for)
                 self._in_background(self._queue.open_circuit(name, open_for_s=open_for))
         elif outcome is AttemptOutcome.REFUSED:
@@ -515,8 +527,8 @@ class Dispatcher:
         else:
             # Success, 410 or a permanent 4xx: the endpoint answered, so it is up.
             breaker.record_success()
-            if shared is not None:
-                del self._shared_circuits[name]
+            if shared is not None or delivery.probe:
+                self._shared_circuits.pop(name, None)
                 self._in_background(self._queue.close_circuit(name))
 
     async def _settle(self, delivery: Delivery, target: IntegrationTarget, result: AttemptResult, now: float) -> None:

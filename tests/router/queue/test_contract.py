@@ -389,9 +389,10 @@ async def test_a_shared_circuit_holds_deliveries_then_lets_one_probe_through_unt
     assert [d.target for d in await two.lease(ALL, limit=10, lease_s=30)] == ["b"]
     clock.now = T0 + 10
     [probe] = await two.lease(ALL, limit=10, lease_s=30)
-    assert probe.target == "a"
+    assert (probe.target, probe.probe) == ("a", True)
     assert await one.lease(ALL, limit=10, lease_s=30) == []  # the probe is in flight
     await two.ack(probe)
     await two.close_circuit("a")
     assert await one.circuits() == {}
-    assert len(await one.lease(ALL, limit=10, lease_s=30)) == 4
+    rest = await one.lease(ALL, limit=10, lease_s=30)
+    assert [d.probe for d in rest] == [False] * 4

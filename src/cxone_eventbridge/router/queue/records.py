@@ -102,7 +102,8 @@ class Delivery:
 
     ``key`` is the backend's opaque handle and ``lease_token`` the lease it was handed out under;
     ``attempts`` counts attempts made before this one. ``lease_until`` and ``not_before`` are in the
-    backend's time: a rate-limited target's delivery must not be sent before ``not_before``.
+    caller's clock: a rate-limited target's delivery must not be sent before ``not_before``. ``probe``
+    marks the one delivery let through a half-open shared circuit.
     """
 
     key: str
@@ -116,6 +117,7 @@ class Delivery:
     accepted_at: float
     lease_until: float
     not_before: float = 0.0
+    probe: bool = False  # leased through a half-open shared circuit: its outcome closes or reopens it
 
 
 @dataclass(frozen=True, slots=True)

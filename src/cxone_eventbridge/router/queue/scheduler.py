@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Generic, NamedTuple, TypeVar
 
-from cxone_eventbridge.router.queue.records import MAX_PRIORITY, TargetLimits
+from cxone_eventbridge.router.queue.records import MAX_PRIORITY, Delivery, TargetLimits
 
 K = TypeVar("K")
 
@@ -94,6 +95,14 @@ class FairScheduler:
             self._virtual_time = passes[priority]
             passes[priority] += strides[priority]
         return chosen
+
+
+def mark_probes(deliveries: list[Delivery], circuit_open_until: Mapping[str, float], now: float) -> list[Delivery]:
+    """Deliveries of targets whose shared circuit is half-open, marked as its probe."""
+    half_open = {t for t, until in circuit_open_until.items() if until <= now}
+    if not half_open:
+        return deliveries
+    return [replace(d, probe=True) if d.target in half_open else d for d in deliveries]
 
 
 def rate_spacing(rate_per_s: float) -> float:

@@ -50,7 +50,7 @@ from cxone_eventbridge.router.queue.records import (
     TargetLimits,
     delivery_id_for,
 )
-from cxone_eventbridge.router.queue.scheduler import Candidate, FairScheduler, limited_caps, rate_slots
+from cxone_eventbridge.router.queue.scheduler import Candidate, FairScheduler, limited_caps, mark_probes, rate_slots
 
 log = logging.getLogger(__name__)
 
@@ -393,9 +393,10 @@ class PostgresQueue:
                 for c in chosen
                 if (row := by_id.get(c.key)) is not None
             ]
-            return await self._pace(
+            paced = await self._pace(
                 conn, deliveries=deliveries, limits=limits, next_slot_at=next_slot_at, now=now, offset=offset
             )
+            return mark_probes(paced, circuits, now)
 
     @staticmethod
     async def _pace(

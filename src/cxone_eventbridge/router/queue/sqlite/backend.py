@@ -37,7 +37,7 @@ from cxone_eventbridge.router.queue.records import (
     TargetLimits,
     delivery_id_for,
 )
-from cxone_eventbridge.router.queue.scheduler import Candidate, FairScheduler, limited_caps, rate_slots
+from cxone_eventbridge.router.queue.scheduler import Candidate, FairScheduler, limited_caps, mark_probes, rate_slots
 from cxone_eventbridge.router.queue.sqlite import schema
 from cxone_eventbridge.router.queue.sqlite.executor import GroupCommitExecutor
 
@@ -341,7 +341,7 @@ class SQLiteQueue:
         if not chosen:
             return []
         deliveries = self._claim(conn, [c.key for c in chosen], now, lease_s)
-        return self._pace(conn, deliveries, now, limits, next_slot_at)
+        return mark_probes(self._pace(conn, deliveries, now, limits, next_slot_at), circuits, now)
 
     def _claim(self, conn: sqlite3.Connection, seqs: list[int], now: float, lease_s: float) -> list[Delivery]:
         token = uuid.uuid4().hex
