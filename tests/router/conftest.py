@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,43 @@ class Ledger:
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
+
+
+class HeldRequests:
+    """A receiver ``sleep`` (with ``latency_ms``) that holds every request until released.
+
+    It replaces wall-clock latencies: a test waits until ``count`` requests are held, and they stay in flight
+    for as long as the test needs, however loaded the machine is.
+    """
+
+    def __init__(self) -> None:
+        self.held = 0
+        self._arrived = asyncio.Event()
+        self._released = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.held += 1
+        self._arrived.set()
+        await self._released.wait()
+
+    async def wait_for(self, count: int, limit_s: float = 20.0) -> None:
+        """Wait until ``count`` requests have reached the receiver (and are held, unless released)."""
+        async with asyncio.timeout(limit_s):
+            while self.held < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    def release(self) -> None:
+        """Let every held request, and every later one, be answered at once."""
+        self._released.set()
+
+
+@pytest.fixture
+def held_requests() -> Iterator[HeldRequests]:
+    """A HeldRequests released at teardown (list it after the receiver fixtures, so it is torn down first)."""
+    held = HeldRequests()
+    yield held
+    held.release()
 
 
 RouterFactory = Callable[..., Awaitable[tuple[EventRouter, Ledger]]]

@@ -78,30 +78,33 @@ async def test_410_dead_letters_and_disables_the_target_until_enabled(
 ) -> None:
     """Gone: the delivery is dead-lettered, the target disabled (remembered), later events wait."""
     receiver = await https_receiver(status=410)
-    router, ledger = await make_router([make_target("crm", receiver.url)], ca_path=receiver.ca_path)
+    canary = await https_receiver()  # a target still enabled: its delivery shows the dispatcher leased past crm's
+    targets = [make_target("crm", receiver.url), make_target("canary", canary.url)]
+    router, ledger = await make_router(targets, ca_path=receiver.ca_path)
     await router.ingest([{"id": "e1"}])
-    await ledger.wait_for(1)
+    await ledger.wait_for(2)
     assert [d.reason for d in ledger.dead.values()] == ["gone"]
     assert router.disabled_targets() == ["crm"]
     assert any(isinstance(e, TargetChanged) and e.action == "disabled" for e in ledger.events)
     await router.ingest([{"id": "e2"}])
-    await asyncio.sleep(0.1)  # several dispatcher polls: nothing may be sent to a disabled target
+    await ledger.wait_until(lambda: ("e2", "canary") in ledger.delivered)  # leased after e2 was queued for crm too
     assert receiver.request_count == 1
     assert (await router.stats()).pending == 1
     assert await router.queue.disabled_targets() == {"crm": "gone"}
     assert await router.enable_target("crm") is True
     assert await router.enable_target("nope") is False
-    await ledger.wait_for(2)
+    await ledger.wait_for(4)
     assert receiver.request_count == 2
 
 
 async def test_control_plane_disabled_status_holds_deliveries(https_receiver: Any, make_router: RouterFactory) -> None:
     """A target whose status is disabled gets its events queued, not sent."""
     receiver = await https_receiver()
+    canary = await https_receiver()  # an enabled target: its delivery shows the dispatcher leased past crm's
     target = make_target("crm", receiver.url, status=TargetStatus.DISABLED)
-    router, _ = await make_router([target], ca_path=receiver.ca_path)
+    router, ledger = await make_router([target, make_target("canary", canary.url)], ca_path=receiver.ca_path)
     await router.ingest([{"id": "e1"}])
-    await asyncio.sleep(0.1)
+    await ledger.wait_until(lambda: ("e1", "canary") in ledger.delivered)
     assert receiver.request_count == 0
     assert (await router.stats()).pending == 1
 
