@@ -163,7 +163,16 @@ class HttpTransport:
         self._hosts: dict[tuple[str, int], _Host] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
-        self.clients_built = 0  # for tests: how many clients (pins) were built
+        self._clients_built = 0
+
+    @property
+    def clients_built(self) -> int:
+        """How many HTTP clients (one per pinned address, one for IP literals) this transport has built.
+
+        Public because it is the observable sign of the SSRF guard and the pinning working: an endpoint
+        refused before any lookup builds none, and a host's client is rebuilt only when its address changes.
+        """
+        return self._clients_built
 
     def _build(self, pin_to: tuple[str, str, int] | None) -> Client:
         builder = (
@@ -186,7 +195,7 @@ class HttpTransport:
             builder = builder.add_root_certificate_der(der)
         if pin_to is not None:
             builder = builder.resolve(*pin_to)
-        self.clients_built += 1
+        self._clients_built += 1
         return builder.build()
 
     async def post(

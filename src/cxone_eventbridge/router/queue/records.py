@@ -38,7 +38,6 @@ class DeadLetterReason(StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"
     EXPIRED = "expired"  # waited longer than the maximum event age
     EGRESS_DENIED = "egress_denied"  # the SSRF guard refused the destination
-    INVALID_TARGET = "invalid_target"  # the target cannot be delivered to as configured
 
 
 def delivery_id_for(event_id: str, target: str) -> str:
