@@ -235,6 +235,12 @@ def postgres_dsn() -> Iterator[str]:
     async def drop_leftovers() -> None:
         conn = await asyncpg.connect(POSTGRES_DSN, timeout=3)
         try:
+            await conn.execute("SET lock_timeout = '30s'")  # an error at the end beats a run that never ends
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name LIKE $1 AND pid <> pg_backend_pid()",
+                f"cxeb-router:cxeb_t{_RUN_ID}_%",
+            )
             names = await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", f"cxeb_t{_RUN_ID}_%")
             for (name,) in names:
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
@@ -253,7 +259,21 @@ def pg_schema(postgres_dsn: str) -> Iterator[str]:
     async def drop() -> None:
         conn = await asyncpg.connect(postgres_dsn, timeout=3)
         try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            # A queue connection of this schema that its test left open (idle in a transaction, say) would
+            # hold a lock that DROP SCHEMA waits for forever: end those sessions first, and bound the wait.
+            await conn.execute("SET lock_timeout = '10s'")
+            for _ in range(3):
+                await conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                    f"cxeb-router:{name}",
+                )
+                try:
+                    await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+                    return
+                except asyncpg.LockNotAvailableError:
+                    continue
+            # Still locked: the session's sweep of this run's schemas tries again at the end.
         finally:
             await conn.close()
 
