@@ -1,4 +1,4 @@
-"""The JSON wire rules every part of the package agrees on: numbers, event encoding, ids, sizes, parsing.
+"""The JSON wire rules every part of the package agrees on: numbers, event encoding, ids, sizes, reading JSON.
 
 One home for rules that models, matching, the router's ingest, the sandbox and the CLI each need:
 
@@ -10,20 +10,16 @@ One home for rules that models, matching, the router's ingest, the sandbox and t
 - An event is queued and delivered as :func:`encode_event` (compact UTF-8 JSON); its length is what the
   per-event limit :data:`MAX_EVENT_BYTES` counts. An event's own ``id``, when present, is its
   deduplication key and must pass :func:`event_id_problem`.
-- :func:`parse_events` reads an ingest body (one object, an array or NDJSON) the way the router's HTTP
-  API does, listing every bad item.
+- Readers that take a body item by item (the router's ingest, :mod:`cxone_eventbridge.router.ingest_body`)
+  use :data:`STRICT_DECODER` and :func:`skip_space`, so an item is read by the same rules as :func:`loads`.
 """
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 import re
-from collections.abc import Generator
 from typing import Any
-
-from cxone_eventbridge.exceptions import IngestError
 
 # An event's JSON is at most 256 KB (EventBridge's own limit): ingest answers 413 above it, and
 # `cxeb router send` checks it locally first.
@@ -33,7 +29,6 @@ DEFAULT_MAX_EVENTS_PER_REQUEST = 10_000
 # Objects and arrays nest at most this deep in anything read as JSON (as System.Text.Json's default): far
 # below the recursion limit of the C parser and encoder, so depth is refused as input, never a crash.
 MAX_NESTING_DEPTH = 64
-NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq"})
 
 
 def is_json_number(value: object) -> bool:
@@ -78,7 +73,9 @@ def _finite_float(text: str) -> float:
     return value
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+# The decoder behind loads: no NaN or Infinity constants, no float that overflows to infinity. Its
+# raw_decode reads one value at a position, for readers that parse a body item by item.
+STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -117,10 +114,10 @@ def loads(text: bytes | str) -> Any:
         # Strict UTF-8: json.loads would let encoded surrogates through ("surrogatepass").
         text = text.decode("utf-8-sig")
     try:
-        value, end = _DECODER.raw_decode(text, _skip_space(text, 0))
+        value, end = STRICT_DECODER.raw_decode(text, skip_space(text, 0))
     except RecursionError:
         raise ValueError(f"the JSON is nested deeper than {MAX_NESTING_DEPTH} levels") from None
-    if _skip_space(text, end) != len(text):
+    if skip_space(text, end) != len(text):
         raise json.JSONDecodeError("Extra data", text, end)
     if (problem := json_value_problem(value)) is not None:
         raise ValueError(f"the JSON {problem}")
@@ -130,7 +127,8 @@ def loads(text: bytes | str) -> Any:
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
-def _skip_space(text: str, position: int) -> int:
+def skip_space(text: str, position: int) -> int:
+    """The position of the first character at or after ``position`` that is not JSON white space."""
     match = _SPACE.match(text, position)
     assert match is not None  # the pattern matches the empty string
     return match.end()
@@ -157,336 +155,3 @@ def event_id_problem(event_id: object) -> str | None:
     if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_EVENT_ID_CHARS:
         return f"must be a non-empty string of at most {MAX_EVENT_ID_CHARS} characters"
     return None
-
-
-def parse_events(
-    body: bytes,
-    *,
-    content_type: str = "application/json",
-    max_event_bytes: int = MAX_EVENT_BYTES,
-    max_events: int = DEFAULT_MAX_EVENTS_PER_REQUEST,
-) -> list[dict[str, Any]]:
-    """The events of an ingest body: one JSON object, a JSON array of objects, or NDJSON (one per line).
-
-    Raises ``IngestError``: 400 malformed JSON (naming the line of NDJSON; non-finite numbers, lone
-    surrogates and nesting beyond :data:`MAX_NESTING_DEPTH` included), 422 items that are not objects or
-    carry an unusable ``id`` (naming ``[index]`` or ``line N``), 413 an event over ``max_event_bytes`` or
-    more than ``max_events`` events. Every bad item is listed, not only the first. The work is that of
-    :func:`parse_events_stepwise`, done in one go.
-    """
-    steps = parse_events_stepwise(
-        body, content_type=content_type, max_event_bytes=max_event_bytes, max_events=max_events
-    )
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            events: list[dict[str, Any]] = done.value
-            return events
-
-
-# How much work one step of parse_events_stepwise does before it yields to its caller: this much JSON
-# text, each item counting as at least _ITEM_STEP_CHARS (checking and encoding an item costs about as
-# much as parsing a kilobyte), so a step takes a few milliseconds whatever the items' sizes.
-PARSE_STEP_CHARS = 64 * 1024
-_ITEM_STEP_CHARS = 1024
-# An item's JSON text may be this many times the per-event limit (indentation, escapes) before it is
-# refused unread: what bounds the time and memory that parsing one item can take.
-ITEM_TEXT_FACTOR = 4
-# Items are parsed from a slice of the body this long first, and from one as long as the item limit when
-# they do not fit: a slice bounds the parser's work, and a short first slice keeps copying cheap.
-_FIRST_WINDOW = 16 * 1024
-# A parse error this close to a slice's cut end may be the cut itself rather than the item.
-_CUT_MARGIN = 16
-
-
-def parse_events_stepwise(
-    body: bytes,
-    *,
-    content_type: str = "application/json",
-    max_event_bytes: int = MAX_EVENT_BYTES,
-    max_events: int = DEFAULT_MAX_EVENTS_PER_REQUEST,
-    step_chars: int = PARSE_STEP_CHARS,
-) -> Generator[None, None, list[dict[str, Any]]]:
-    """:func:`parse_events` as a generator that yields after about every ``step_chars`` of JSON text.
-
-    A caller on an event loop lets other work run at each yield (the router's ingest handler does), so
-    a 16 MiB body never holds the loop for long. The limits apply while parsing, and each item is parsed
-    on its own: the event count is refused as soon as it is exceeded, an item whose JSON text runs past
-    ``ITEM_TEXT_FACTOR * max_event_bytes`` is refused unread, and items are kept only while no problem
-    has been found. The events come back as the generator's return value.
-    """
-    text = yield from _decode_utf8(body, step_chars)
-    if _skip_space(text, 0) == len(text):
-        raise IngestError(400, "empty_body", "the body is empty; send a JSON object, an array or NDJSON")
-    reader = _BodyReader(text, max_event_bytes=max_event_bytes, max_events=max_events, step_chars=step_chars)
-    if content_type in NDJSON_TYPES:
-        collected = yield from reader.lines()
-    else:
-        try:
-            collected = yield from reader.document()
-        except _MalformedError as exc:
-            if "\n" not in text.strip():
-                raise IngestError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
-            # Several lines that are not one document: NDJSON sent as application/json.
-            collected = yield from reader.lines()
-    return collected.events()
-
-
-def _decode_utf8(body: bytes, step_chars: int) -> Generator[None, None, str]:
-    """``body`` as text (strict UTF-8, an optional BOM dropped), decoded a step at a time."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    start = 3 if body.startswith(codecs.BOM_UTF8) else 0
-    parts: list[str] = []
-    with memoryview(body) as view:
-        for offset in range(start, max(len(body), start + 1), step_chars * 4):
-            try:
-                parts.append(decoder.decode(view[offset : offset + step_chars * 4], final=False))
-            except UnicodeDecodeError as exc:
-                at = offset + exc.start - len(decoder.getstate()[0])
-                raise IngestError(
-                    400, "malformed_json", f"the body is not UTF-8 text: {exc.reason} at byte {at}"
-                ) from None
-            yield
-        try:
-            parts.append(decoder.decode(b"", final=True))
-        except UnicodeDecodeError as exc:
-            raise IngestError(400, "malformed_json", f"the body is not UTF-8 text: {exc.reason} at its end") from None
-    return "".join(parts)
-
-
-class _MalformedError(ValueError):
-    """JSON text that cannot be read at ``position`` (its message says why, where)."""
-
-
-class _ItemTooLargeError(Exception):
-    """An item whose JSON text runs past the item limit (so where it ends is unknown)."""
-
-
-class _Collected:
-    """The items read so far, checked as they come; problems by kind, raised in a fixed order at the end."""
-
-    def __init__(self, text: str, *, max_event_bytes: int) -> None:
-        self._text = text
-        self._max_event_bytes = max_event_bytes
-        self._items: list[dict[str, Any]] = []
-        self.malformed: list[tuple[str, str]] = []
-        self.not_objects: list[tuple[str, str]] = []
-        self.too_large: list[tuple[str, str]] = []
-        self.bad_ids: list[tuple[str, str]] = []
-        self.count = 0
-
-    def _clean(self) -> bool:
-        return not (self.malformed or self.not_objects or self.too_large or self.bad_ids)
-
-    def add(self, where: str, item: object, start: int, end: int) -> None:
-        """Check one item read from ``text[start:end]``; keep it while the request can still be accepted."""
-        self.count += 1
-        if type(item) is not dict:
-            self.not_objects.append((where, f"is {describe_json_type(item)}, not a JSON object"))
-            return
-        text = self._text
-        # Deeper nesting needs at least that many brackets: only then is the item walked to measure it.
-        if text.count("{", start, end) + text.count("[", start, end) > MAX_NESTING_DEPTH and (
-            problem := json_value_problem(item)
-        ):
-            self.malformed.append((where, f"not valid JSON: {problem}"))
-            return
-        try:
-            size = len(encode_event(item))
-        except ValueError:
-            self.malformed.append((where, f"not valid JSON: {json_value_problem(item) or 'cannot be encoded'}"))
-            return
-        problems = False
-        if size > self._max_event_bytes:
-            self.too_large.append((where, f"is {size} bytes; the limit is {self._max_event_bytes}"))
-            problems = True
-        if (problem := event_id_problem(item.get("id"))) is not None:
-            self.bad_ids.append((f"{where}.id", problem))
-            problems = True
-        if not problems and self._clean():
-            self._items.append(item)
-        else:
-            self._items.clear()  # the request is refused whole: nothing needs keeping any more
-
-    def events(self) -> list[dict[str, Any]]:
-        """The events, or IngestError listing every problem of the first kind found (in a fixed order)."""
-        if self.malformed:
-            raise IngestError(
-                400, "malformed_json", f"{len(self.malformed)} item(s) are not valid JSON", self.malformed
-            )
-        if self.count == 0:
-            raise IngestError(422, "not_object", "the request holds no events")
-        if self.not_objects:
-            raise IngestError(
-                422, "not_object", f"{len(self.not_objects)} item(s) are not JSON objects", self.not_objects
-            )
-        if self.too_large:
-            raise IngestError(413, "event_too_large", f"{len(self.too_large)} event(s) are too large", self.too_large)
-        if self.bad_ids:
-            raise IngestError(422, "invalid_event", f"{len(self.bad_ids)} event(s) have an unusable id", self.bad_ids)
-        return self._items
-
-
-class _BodyReader:
-    """Reads the items of an ingest body one at a time, as a JSON document or as NDJSON lines."""
-
-    def __init__(self, text: str, *, max_event_bytes: int, max_events: int, step_chars: int) -> None:
-        self.text = text
-        self.max_event_bytes = max_event_bytes
-        self.max_events = max_events
-        self.step_chars = step_chars
-        self.item_chars = ITEM_TEXT_FACTOR * max_event_bytes
-
-    def _too_many(self) -> IngestError:
-        return IngestError(
-            413, "too_many_events", f"more than {self.max_events} events in one request; the limit is {self.max_events}"
-        )
-
-    def _too_large(self, where: str) -> IngestError:
-        return IngestError(
-            413,
-            "event_too_large",
-            "an event is too large",
-            [
-                (
-                    where,
-                    f"is over {self.item_chars} characters of JSON text; an event is at most "
-                    f"{self.max_event_bytes} bytes as compact JSON",
-                )
-            ],
-        )
-
-    def read_item(self, position: int) -> tuple[object, int]:
-        """The JSON value starting at ``position`` and where it ends; _MalformedError or _ItemTooLargeError."""
-        text = self.text
-        window = _FIRST_WINDOW
-        while True:
-            stop = min(len(text), position + window)
-            cut = stop < len(text)
-            piece = text if position == 0 and not cut else text[position:stop]
-            try:
-                value, end = _DECODER.raw_decode(piece)
-            except RecursionError:
-                too_deep = f"nested deeper than {MAX_NESTING_DEPTH} levels"
-                raise _MalformedError(_where(too_deep, text, position)) from None
-            except json.JSONDecodeError as exc:
-                if not (cut and (exc.msg.startswith("Unterminated string") or exc.pos >= len(piece) - _CUT_MARGIN)):
-                    raise _MalformedError(_where(exc.msg, text, position + exc.pos)) from None
-            except ValueError as exc:  # NaN, 1e999, an integer beyond the digit limit
-                raise _MalformedError(_where(str(exc), text, position)) from None
-            else:
-                if not (cut and end == len(piece)):  # a number may go on past the cut
-                    return value, position + end
-            if window >= self.item_chars:
-                raise _ItemTooLargeError
-            window = self.item_chars
-
-    def document(self) -> Generator[None, None, _Collected]:
-        """One JSON object, or an array of items read one by one."""
-        text = self.text
-        collected = _Collected(text, max_event_bytes=self.max_event_bytes)
-        position = _skip_space(text, 0)
-        if text[position] != "[":
-            try:
-                item, end = self.read_item(position)
-            except _ItemTooLargeError:
-                raise self._too_large("[0]") from None
-            if _skip_space(text, end) != len(text):
-                raise _MalformedError(_where("Extra data", text, _skip_space(text, end)))
-            if type(item) is not dict:
-                raise IngestError(
-                    422,
-                    "not_object",
-                    f"the body is {describe_json_type(item)}; send a JSON object, an array of objects or NDJSON",
-                )
-            collected.add("[0]", item, position, end)
-            return collected
-        position = _skip_space(text, position + 1)
-        budget = self.step_chars
-        index = 0
-        if text.startswith("]", position):
-            position += 1
-        else:
-            while True:
-                if index >= self.max_events:
-                    raise self._too_many()
-                try:
-                    item, end = self.read_item(position)
-                except _ItemTooLargeError:
-                    raise self._too_large(f"[{index}]") from None
-                collected.add(f"[{index}]", item, position, end)
-                index += 1
-                budget -= max(end - position, _ITEM_STEP_CHARS)
-                position = _skip_space(text, end)
-                if budget <= 0:
-                    yield
-                    budget = self.step_chars
-                if text.startswith(",", position):
-                    position = _skip_space(text, position + 1)
-                    continue
-                if text.startswith("]", position):
-                    position += 1
-                    break
-                raise _MalformedError(_where("Expecting ',' delimiter", text, position))
-        if _skip_space(text, position) != len(text):
-            raise _MalformedError(_where("Extra data", text, _skip_space(text, position)))
-        return collected
-
-    def lines(self) -> Generator[None, None, _Collected]:
-        """NDJSON: one item per non-blank line, each line read on its own."""
-        text = self.text
-        collected = _Collected(text, max_event_bytes=self.max_event_bytes)
-        position, number = 0, 1
-        budget = self.step_chars
-        while True:
-            start = _skip_space(text, position)  # blank lines, in one step however many
-            number += text.count("\n", position, start)
-            if start == len(text):
-                return collected
-            end = text.find("\n", start)
-            if end == -1:
-                end = len(text)
-            if collected.count >= self.max_events:
-                raise self._too_many()
-            where = f"line {number}"
-            if end - start > self.item_chars:
-                collected.count += 1
-                collected.too_large.append(
-                    (
-                        where,
-                        f"is over {self.item_chars} characters of JSON text; an event is at most "
-                        f"{self.max_event_bytes} bytes as compact JSON",
-                    )
-                )
-            else:
-                try:
-                    item, stop = self.read_item_of_line(start, end)
-                except _MalformedError as exc:
-                    collected.count += 1
-                    collected.malformed.append((where, f"not valid JSON: {exc}"))
-                else:
-                    collected.add(where, item, start, stop)
-            budget -= max(end - start, _ITEM_STEP_CHARS)
-            position = end
-            if budget <= 0:
-                yield
-                budget = self.step_chars
-
-    def read_item_of_line(self, start: int, end: int) -> tuple[object, int]:
-        """The one JSON value of the line ``text[start:end]`` (positions in messages count from the line)."""
-        line = self.text[start:end]
-        try:
-            value, stop = _DECODER.raw_decode(line)
-        except RecursionError:
-            raise _MalformedError(f"nested deeper than {MAX_NESTING_DEPTH} levels") from None
-        except ValueError as exc:
-            raise _MalformedError(str(exc)) from None
-        if _skip_space(line, stop) != len(line):
-            raise _MalformedError(str(json.JSONDecodeError("Extra data", line, _skip_space(line, stop))))
-        return value, start + stop
-
-
-def _where(message: str, text: str, position: int) -> str:
-    """A parse error's message with its line, column and character, counted in the whole body."""
-    return str(json.JSONDecodeError(message, text, position))

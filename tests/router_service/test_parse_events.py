@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from cxone_eventbridge.exceptions import ConfigurationError, IngestError
 from cxone_eventbridge.router.http_api import ServiceConfig, is_loopback_host, parse_priority
-from cxone_eventbridge.wire import parse_events, parse_events_stepwise
+from cxone_eventbridge.router.ingest_body import parse_events, parse_events_stepwise
 
 
 def test_one_object_an_array_and_ndjson_are_all_accepted() -> None:

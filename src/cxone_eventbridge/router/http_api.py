@@ -69,6 +69,7 @@ from cxone_eventbridge.observe.status import StatusTracker
 from cxone_eventbridge.preview import preview
 from cxone_eventbridge.router.connection_cap import CappedTCPSite, ConnectionCap
 from cxone_eventbridge.router.dashboard import Dashboard
+from cxone_eventbridge.router.ingest_body import parse_events_stepwise
 from cxone_eventbridge.router.live import DeliveryFeed
 from cxone_eventbridge.router.queue import (
     DEFAULT_PRIORITY,
@@ -77,7 +78,7 @@ from cxone_eventbridge.router.queue import (
     DeadLetter,
     QueueStats,
 )
-from cxone_eventbridge.wire import DEFAULT_MAX_EVENTS_PER_REQUEST, MAX_EVENT_BYTES, loads, parse_events_stepwise
+from cxone_eventbridge.wire import DEFAULT_MAX_EVENTS_PER_REQUEST, MAX_EVENT_BYTES, loads
 
 log = logging.getLogger(__name__)
 _ops_log = logging.getLogger("cxone_eventbridge.operations")  # observe.operations_log's lines

@@ -119,6 +119,28 @@ class TargetStore:
                 raise
             self._db.execute("COMMIT")
 
+    @contextmanager
+    def _target_write(
+        self, tenant: str, name: str, idempotency_key: str | None, request_hash: str, response: str
+    ) -> Iterator[sqlite3.Connection]:
+        """A transaction that writes a target, then (with ``idempotency_key``) the answer recorded under the key.
+
+        A unique-constraint failure says what clashed: the idempotency key, or else the target's ``name``.
+        """
+        try:
+            with self._transaction() as db:
+                yield db
+                if idempotency_key is not None:
+                    db.execute(
+                        "INSERT INTO idempotency (tenant, key, request_hash, response, created_at)"
+                        " VALUES (?, ?, ?, ?, julianday('now'))",
+                        (tenant, idempotency_key, request_hash, response),
+                    )
+        except sqlite3.IntegrityError as exc:
+            if "idempotency" in str(exc):
+                raise DuplicateIdempotencyKeyError(idempotency_key) from exc
+            raise NameTakenError(name) from exc
+
     def meta_setdefault(self, key: str, value: str) -> str:
         """The stored value for ``key``, storing ``value`` first when there is none."""
         with self._transaction() as db:
@@ -170,22 +192,11 @@ class TargetStore:
         """Insert a new target (version 1) and, in the same transaction, its idempotency record."""
         assert target.id is not None
         body = target.model_dump_json(by_alias=True, context={"reveal_secrets": True})
-        try:
-            with self._transaction() as db:
-                cursor = db.execute(
-                    "INSERT INTO targets (tenant, id, name, version, body) VALUES (?, ?, ?, 1, ?)",
-                    (tenant, target.id, target.name, body),
-                )
-                if idempotency_key is not None:
-                    db.execute(
-                        "INSERT INTO idempotency (tenant, key, request_hash, response, created_at)"
-                        " VALUES (?, ?, ?, ?, julianday('now'))",
-                        (tenant, idempotency_key, request_hash, response),
-                    )
-        except sqlite3.IntegrityError as exc:
-            if "idempotency" in str(exc):
-                raise DuplicateIdempotencyKeyError(idempotency_key) from exc
-            raise NameTakenError(target.name) from exc
+        with self._target_write(tenant, target.name, idempotency_key, request_hash, response) as db:
+            cursor = db.execute(
+                "INSERT INTO targets (tenant, id, name, version, body) VALUES (?, ?, ?, 1, ?)",
+                (tenant, target.id, target.name, body),
+            )
         assert cursor.lastrowid is not None
         return StoredTarget(target, 1, cursor.lastrowid)
 
@@ -205,26 +216,15 @@ class TargetStore:
         """
         assert target.id is not None
         body = target.model_dump_json(by_alias=True, context={"reveal_secrets": True})
-        try:
-            with self._transaction() as db:
-                cursor = db.execute(
-                    "UPDATE targets SET name = ?, body = ?, version = version + 1"
-                    " WHERE tenant = ? AND id = ? AND version = ?",
-                    (target.name, body, tenant, target.id, expected_version),
-                )
-                if cursor.rowcount != 1:
-                    raise StaleVersionError(target.id)
-                row = db.execute("SELECT seq FROM targets WHERE id = ?", (target.id,)).fetchone()
-                if idempotency_key is not None:
-                    db.execute(
-                        "INSERT INTO idempotency (tenant, key, request_hash, response, created_at)"
-                        " VALUES (?, ?, ?, ?, julianday('now'))",
-                        (tenant, idempotency_key, request_hash, response),
-                    )
-        except sqlite3.IntegrityError as exc:
-            if "idempotency" in str(exc):
-                raise DuplicateIdempotencyKeyError(idempotency_key) from exc
-            raise NameTakenError(target.name) from exc
+        with self._target_write(tenant, target.name, idempotency_key, request_hash, response) as db:
+            cursor = db.execute(
+                "UPDATE targets SET name = ?, body = ?, version = version + 1"
+                " WHERE tenant = ? AND id = ? AND version = ?",
+                (target.name, body, tenant, target.id, expected_version),
+            )
+            if cursor.rowcount != 1:
+                raise StaleVersionError(target.id)
+            row = db.execute("SELECT seq FROM targets WHERE id = ?", (target.id,)).fetchone()
         return StoredTarget(target, expected_version + 1, int(row[0]))
 
     def delete(self, tenant: str, target_id: str, *, expected_version: int | None = None) -> None:
