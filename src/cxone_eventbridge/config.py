@@ -13,17 +13,10 @@ from typing import TypeVar
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cxone_eventbridge.defaults import DEFAULT_ROUTER_URL
 from cxone_eventbridge.exceptions import ConfigurationError
 
 DEFAULT_SCOPES = "integration:target:read integration:target:write integration:target:test event:route:read"
-DEFAULT_SANDBOX_PORT = 8780
-DEFAULT_RECEIVER_PORT = 8743
-DEFAULT_ROUTER_PORT = 8790
-# The router's HTTP server (router/http_api.py, docs/router.md "Security"): connections beyond the cap get
-# 503; a connection idle, or still sending its headers, this long is closed; a body must arrive within this.
-DEFAULT_MAX_CONNECTIONS = 1024
-DEFAULT_IDLE_TIMEOUT_S = 15.0
-DEFAULT_BODY_TIMEOUT_S = 60.0
 API_PREFIX = "/api/v2"
 
 
@@ -98,7 +91,7 @@ class RouterSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CXEB_", env_nested_delimiter="__", extra="ignore")
 
-    router_url: str = f"http://127.0.0.1:{DEFAULT_ROUTER_PORT}"
+    router_url: str = DEFAULT_ROUTER_URL
     ingest_key: SecretStr | None = None
 
     @field_validator("router_url")

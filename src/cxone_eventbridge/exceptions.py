@@ -10,10 +10,14 @@
      │    ├── QueueClosedError           the queue was used after close()
      │    ├── QueueUnavailableError      the queue's database cannot be reached now; ingest answers 503
      │    ├── QueueSchemaError           the queue's schema is newer than this version knows, or not migrated
-     │    └── QueueCorruptError          the queue's file fails SQLite's integrity check at start
+     │    ├── QueueCorruptError          the queue's file fails SQLite's integrity check at start
+     │    └── QueueInUseError            another router holds the SQLite queue file (router/queue_owner.py)
      ├── IngestError                     the router's HTTP API refuses a request: HTTP status, code, fields
      ├── AuditLineError                  an audit line is malformed or fails its hash (also a ValueError)
-     ├── DemoError                       a demo step did not do what it must (demo/router_api.py)
+     ├── RouterClientError               a call to a router's HTTP API failed (router/api_client.py)
+     │    ├── RouterUnreachableError     the call got no answer; ``url`` is where the router was expected
+     │    └── RouterRefusedError         the router answered an error status: ``status``, ``code``, ``errors``
+     ├── DemoError                       a step of ``cxeb demo`` did not do what it must
      ├── SandboxError                    the sandbox server's own errors (its modules define them)
      │    ├── SandboxHTTPError           an API error answer: status, code, field errors (sandbox/errors.py)
      │    ├── OAuthError                 an RFC 6749 token-endpoint error (sandbox/oauth.py)
@@ -103,6 +107,10 @@ class QueueSchemaError(QueueError):
     """The queue's schema is newer than this version of cxeb knows, or older and not migrated yet."""
 
 
+class QueueInUseError(QueueError):
+    """Another router process holds the queue file's owner lock; the message names that process."""
+
+
 class IngestError(CxebError):
     """A request the router's HTTP API refuses, with its HTTP status, a short code (a metrics label) and field errors.
 
@@ -137,6 +145,48 @@ class IngestError(CxebError):
 
 class AuditLineError(CxebError, ValueError):
     """A line is not a well-formed audit line, or its content does not match its hash."""
+
+
+class RouterClientError(CxebError):
+    """A call to a router's HTTP API failed; ``message`` names the request (method and URL)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RouterUnreachableError(RouterClientError):
+    """The call got no answer (refused, reset, timed out, TLS failure); ``url`` is the router's base URL."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class RouterRefusedError(RouterClientError):
+    """The router answered an error status; ``code`` and ``errors`` are its JSON error body's."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str = "",
+        errors: Sequence[FieldError] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.errors: list[FieldError] = list(errors)
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *(f"  - {e}" for e in self.errors)])
+
+
+class DemoError(CxebError):
+    """A demo step did not do what it must (a router call failed, deliveries did not settle in time)."""
 
 
 class SandboxError(CxebError):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
+from typer.main import get_command
 from typer.testing import CliRunner
 
 from cxone_eventbridge.cli.main import app
@@ -168,3 +169,90 @@ def test_dlq_purge_without_yes_and_without_a_terminal_refuses() -> None:
     result = CliRunner().invoke(app, ["router", "dlq", "purge", "--url", f"http://127.0.0.1:{port}"])
     assert result.exit_code == 2
     assert "not purging ALL dead letters: no terminal to ask on; pass --yes to delete" in result.stderr
+
+
+# -- consistency a user notices ----------------------------------------------------------------------------
+
+
+def _all_commands() -> list[tuple[str, Any]]:
+    """Every (path, click command) of the app, groups included."""
+    found: list[tuple[str, Any]] = []
+
+    def walk(prefix: str, command: Any) -> None:
+        found.append((prefix, command))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(f"{prefix} {name}", sub)
+
+    walk("cxeb", get_command(app))
+    return found
+
+
+def test_dash_o_means_output_everywhere() -> None:
+    """Every command that has -o uses it for --output (import writes with --out, and has no -o)."""
+    for path, command in _all_commands():
+        for param in command.params:
+            if "-o" in getattr(param, "opts", []):
+                assert "--output" in param.opts, f"{path}: -o is {param.opts}"
+    import_help = CliRunner().invoke(app, ["import", "--help"]).stdout
+    assert "--out <path>" in import_help
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["router", "status", "--help"], "[env var: CXEB_ROUTER_URL; default: (http://127.0.0.1:8790)]"),
+        (["router", "send", "--help"], "[env var: CXEB_INGEST_KEY]"),
+        (["router", "serve", "--help"], "[env var: CXEB_AUDIT_LOG; default: target_audit.log]"),
+        (["targets", "delete", "--help"], "[env var: CXEB_AUDIT_LOG]"),
+        (["sandbox", "serve", "--help"], "[default: 8780]"),
+    ],
+)
+def test_help_shows_each_options_environment_variable_and_default(args: list[str], shown: str) -> None:
+    """Help texts keep their [env var: ...] and [default: ...] notes (rich markup once swallowed them)."""
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0
+    assert shown in " ".join(result.stdout.split())  # as one line, however the help was wrapped
+
+
+def test_flags_are_shown_without_value_placeholders() -> None:
+    """A flag such as --yes or --version is listed bare, never as `--yes <bool>`."""
+    for args in (
+        ["--help"],
+        ["targets", "delete", "--help"],
+        ["apply", "--help"],
+        ["router", "dlq", "purge", "--help"],
+    ):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+        assert "<bool>" not in result.stdout
+        assert "BOOLEAN" not in result.stdout
+
+
+PATTERNED = """\
+- name: {name}
+  endpoint: https://hooks.example.com/{name}
+  eventPattern:
+    eventType: [{event_type}]
+"""
+
+
+async def test_plan_lists_only_what_changes_and_diffs_patterns_as_indented_json(sandbox: Any, tmp_path: Path) -> None:
+    """plan hides unchanged targets unless --all, shows a pattern change as indented JSON, and keeps whole ids."""
+    env = _sandbox_env(sandbox)
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        PATTERNED.format(name="stays", event_type="call.answered") + PATTERNED.format(name="moves", event_type="a")
+    )
+    assert (await _invoke(["apply", "-f", str(path)], env)).exit_code == 0
+    path.write_text(
+        PATTERNED.format(name="stays", event_type="call.answered") + PATTERNED.format(name="moves", event_type="b")
+    )
+    plan = await asyncio.to_thread(CliRunner().invoke, app, ["plan", "-f", str(path)], env={**env, "COLUMNS": "80"})
+    assert plan.exit_code == 2, plan.output
+    assert "stays" not in plan.stdout
+    target_line = next(line for line in plan.stdout.splitlines() if line.startswith("~ update moves"))
+    assert "(tgt" in target_line  # the whole id, on the target's line
+    assert target_line.endswith(")")
+    assert '    eventPattern:\n      before:\n        {\n          "eventType": [\n            "a"' in plan.stdout
+    assert "1 unchanged (--all shows them)" in plan.stdout
+    everything = await _invoke(["plan", "-f", str(path), "--all"], env)
+    assert "  unchanged stays" in everything.stdout

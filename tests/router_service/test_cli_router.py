@@ -15,7 +15,8 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from cxone_eventbridge.cli.main import app
-from cxone_eventbridge.cli.router import RouterAPI, check_line, send_events
+from cxone_eventbridge.router.api_client import RetryNotice, RouterClient
+from cxone_eventbridge.router.event_sender import EventSender, check_line
 
 from .conftest import INGEST_KEY, StackFactory
 
@@ -99,8 +100,15 @@ async def test_send_events_retries_503_and_drops_items_the_router_names() -> Non
     url = f"http://127.0.0.1:{runner_.addresses[0][1]}"
     try:
         stream = io.StringIO('{"id": "a"}\n{"id": "b", "poison": true}\n{"id": "c"}\n')
-        async with RouterAPI(url, SecretStr(INGEST_KEY)) as api:
-            summary = await send_events(api, stream, priority=5)
+        notices: list[RetryNotice] = []
+
+        async def no_wait(_seconds: float) -> None:
+            return None
+
+        async with RouterClient(url, ingest_key=SecretStr(INGEST_KEY), sleep=no_wait, on_retry=notices.append) as api:
+            sender = EventSender(api, default_priority=5)
+            summary = await sender.send(stream)
+            summary.retries = len(notices)
     finally:
         await runner_.cleanup()
     assert summary.retries == 1
@@ -170,7 +178,7 @@ async def test_an_unreachable_router_is_exit_1_with_the_url() -> None:
 def test_check_line_names_the_problem(line: str, problem: str) -> None:
     """check_line refuses what the router would refuse, saying why."""
     with pytest.raises(ValueError, match=problem):
-        check_line(line)
+        check_line(line, default_priority=5)
 
 
 @pytest.mark.parametrize(
@@ -196,3 +204,61 @@ def test_serve_refuses_bad_options_with_exit_2(
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert not (tmp_path / "q.db").exists()
+
+
+async def test_send_honours_each_events_own_priority(router_stack: StackFactory, tmp_path: Path) -> None:
+    """An event's own "priority" field decides its queue priority; --priority is the default for the rest."""
+    stack = await router_stack(receiver_status=400)
+    lines = ['{"id": "urgent", "priority": 0}', '{"id": "late", "priority": 9}', '{"id": "plain"}']
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    sent = await invoke("router", "send", str(tmp_path / "events.jsonl"), "--url", stack.url, "--priority", "3")
+    assert sent.exit_code == 0, sent.output
+    assert "by priority: 1 at 0, 1 at 3, 1 at 9" in sent.stderr
+    await stack.outcomes.wait(dead=3)
+    listed = await invoke("router", "dlq", "list", "--url", stack.url, "--output", "json")
+    assert {i["eventId"]: i["priority"] for i in json.loads(listed.stdout)} == {"urgent": 0, "late": 9, "plain": 3}
+
+
+async def test_send_refuses_a_priority_out_of_range_by_line(router_stack: StackFactory, tmp_path: Path) -> None:
+    """A "priority" that is not an integer from 0 to 9 rejects its line locally, naming it."""
+    stack = await router_stack()
+    (tmp_path / "events.jsonl").write_text('{"priority": 12}\n{"priority": "high"}\n{"n": 1}\n')
+    result = await invoke("router", "send", str(tmp_path / "events.jsonl"), "--url", stack.url)
+    assert result.exit_code == 1
+    assert "line 1: priority must be an integer from 0 to 9" in result.stderr
+    assert "line 2: priority must be an integer from 0 to 9" in result.stderr
+
+
+async def test_dlq_list_says_how_many_of_how_many_one_line_each_with_iso_times(router_stack: StackFactory) -> None:
+    """`dlq list --limit 2` of 3 says "2 of 3"; each dead letter is one line with its whole id; JSON times are ISO-8601."""
+    stack = await router_stack(receiver_status=400)
+    await stack.call("POST", "/v1/events", json=[{"id": "d1"}, {"id": "d2"}, {"id": "d3"}])
+    await stack.outcomes.wait(dead=3)
+    table = await invoke("router", "dlq", "list", "--url", stack.url, "--limit", "2", env={"COLUMNS": "80"})
+    assert table.exit_code == 0, table.output
+    assert "2 of 3 dead letters, newest first" in table.stderr
+    ids = [
+        i["deliveryId"]
+        for i in json.loads((await invoke("router", "dlq", "list", "--url", stack.url, "-o", "json")).stdout)
+    ]
+    rows = [line for line in table.stdout.splitlines() if any(i in line for i in ids)]
+    assert len(rows) == 2  # one line per dead letter, and the id on it whole
+    listed = await invoke("router", "dlq", "list", "--url", stack.url, "-o", "json")
+    item = json.loads(listed.stdout)[0]
+    assert item["deadAt"].endswith("Z")
+    assert item["acceptedAt"][:4].isdigit()
+    assert item["acceptedAt"][4] == "-"
+
+
+async def test_a_missing_or_wrong_ingest_key_says_how_to_pass_one(router_stack: StackFactory) -> None:
+    """401 from the router: the message says whether a key was given and how to pass one (flag or variable)."""
+    stack = await router_stack()
+    missing = await asyncio.to_thread(
+        runner.invoke, app, ["router", "status", "--url", stack.url], env={"CXEB_INGEST_KEY": None}
+    )
+    assert missing.exit_code == 1
+    assert "no ingest key was given; pass the key `cxeb router serve` was started with" in missing.stderr
+    assert "--ingest-key KEY or in CXEB_INGEST_KEY" in missing.stderr
+    wrong = await invoke("router", "status", "--url", stack.url, "--ingest-key", "w" * 20)
+    assert "the ingest key given was refused" in wrong.stderr
+    assert "w" * 20 not in wrong.output

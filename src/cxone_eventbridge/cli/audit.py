@@ -7,14 +7,14 @@ from pathlib import Path
 import typer
 
 from cxone_eventbridge.cli import render
-from cxone_eventbridge.observe.audit import DEFAULT_AUDIT_PATH, verify_audit_log
+from cxone_eventbridge.defaults import DEFAULT_AUDIT_LOG
 
-audit_app = typer.Typer(help="Check the tamper-evident audit log.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check the tamper-evident audit log.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @audit_app.command("verify")
 def verify(
-    path: Path = typer.Argument(DEFAULT_AUDIT_PATH, help="The live audit log (rotated files PATH.1, PATH.2... too)."),
+    path: Path = typer.Argument(DEFAULT_AUDIT_LOG, help="The live audit log (rotated files PATH.1, PATH.2... too)."),
     output: render.OutputFormat = typer.Option(render.OutputFormat.TABLE, "--output", "-o", help="table or json."),
 ) -> None:
     """Verify every line's hash and the chain across rotated files; safe while the router is writing.
@@ -24,6 +24,8 @@ def verify(
     that holds but starts after seq 1, or records that something was lost (failed writes, a dropped torn
     line, a replaced file), is reported as incomplete, with each gap, not as intact.
     """
+    from cxone_eventbridge.observe.audit import verify_audit_log
+
     result = verify_audit_log(path)
     if output is render.OutputFormat.JSON:
         render.print_json(result.to_dict())

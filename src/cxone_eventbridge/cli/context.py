@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 from cxone_eventbridge.api import CXoneClient
 from cxone_eventbridge.cli import render
-from cxone_eventbridge.config import DEFAULT_SANDBOX_PORT, Settings, read_settings
+from cxone_eventbridge.config import Settings, read_settings
+from cxone_eventbridge.defaults import DEFAULT_SANDBOX_PORT
 from cxone_eventbridge.exceptions import APIConnectionError, APITimeoutError, ConfigurationError, TargetsFileError
 from cxone_eventbridge.iac.targets_file import LoadedTargets, SecretResolution, load_targets_file
 from cxone_eventbridge.models import IntegrationTarget
@@ -48,7 +49,7 @@ async def api_client(settings: Settings, *, audit_log: Path | None = None) -> As
     bus = ObserverBus()
     audit = None
     if audit_log is not None:
-        from cxone_eventbridge.observe.audit import AuditLog  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
+        from cxone_eventbridge.observe.audit import AuditLog
 
         audit = AuditLog(audit_log)
         bus.subscribe(audit.observe)

@@ -27,9 +27,9 @@ def demo_command(
     ),
 ) -> None:
     """Run the whole product on loopback: sandbox, targets, tests, routing, dead letters, Terraform, drift, audit."""
-    from cxone_eventbridge.cli.demo_render import run_rendered  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
-    from cxone_eventbridge.demo import DemoOptions  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
-    from cxone_eventbridge.observe.delivery_log import log_delivery_outcomes  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
+    from cxone_eventbridge.cli.demo_render import run_rendered
+    from cxone_eventbridge.demo import DemoOptions
+    from cxone_eventbridge.observe.delivery_log import log_delivery_outcomes
 
     try:
         options = DemoOptions(

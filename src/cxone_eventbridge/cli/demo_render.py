@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cxone_eventbridge.cli import render, runner
-from cxone_eventbridge.cli.iac import summary_line
+from cxone_eventbridge.cli.iac_steps import summary_line
 from cxone_eventbridge.demo import DemoListener, DemoOptions, DemoResult, run_demo
 from cxone_eventbridge.demo import results as demo_results
 from cxone_eventbridge.demo.services import ServiceUrls

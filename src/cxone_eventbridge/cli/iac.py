@@ -1,36 +1,18 @@
 """Infrastructure as code: ``cxeb plan``, ``apply``, ``import``, ``export terraform``, ``drift``, ``schema``.
 
-``plan`` and ``drift`` follow Terraform's ``-detailed-exitcode``: 0 no changes, 2 changes, 1 any error
-(invalid input included). The other commands use the usual codes (0 ok, 1 API/runtime error, 2 input).
+Option parsing only; each command runs ``cli/iac_steps.py`` (imported on first use, so that ``cxeb --help``
+stays fast). ``plan`` and ``drift`` follow Terraform's ``-detailed-exitcode``: 0 no changes, 2 changes,
+1 any error (invalid input included). The others use the usual codes (0 ok, 1 API/runtime error, 2 input).
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cxone_eventbridge.cli import render, runner
-from cxone_eventbridge.cli.confirm import confirm_deletion
-from cxone_eventbridge.cli.context import api_client, load_targets, require_api_settings
-from cxone_eventbridge.exceptions import FieldError, InputError, TargetsFileError
-from cxone_eventbridge.iac.apply import ApplyReport, StepResult, apply_plan, check_secrets_available
-from cxone_eventbridge.iac.drift import DriftReport, detect_drift
-from cxone_eventbridge.iac.export import export_terraform
-from cxone_eventbridge.iac.importer import FileFormat, render_targets_file
-from cxone_eventbridge.iac.plan import Action, FieldChange, Plan, TargetPlan, compute_plan
-from cxone_eventbridge.iac.remote import read_remote
-from cxone_eventbridge.iac.schema import targets_file_schema
-from cxone_eventbridge.iac.targets_file import SecretResolution
-from cxone_eventbridge.iac.terraform import DEFAULT_TERRAFORM_VERSION, parse_state
-from cxone_eventbridge.models import IntegrationTarget
-
-T = TypeVar("T")
+from cxone_eventbridge.cli import render
+from cxone_eventbridge.defaults import DEFAULT_TERRAFORM_VERSION
 
 FILES = typer.Option(..., "--file", "-f", help="Targets file(s), YAML or JSON; repeat for several.")
 PRUNE = typer.Option(False, "--prune", help="Delete remote targets that no file declares.")
@@ -42,105 +24,7 @@ AUDIT_LOG = typer.Option(
     None, "--audit-log", envvar="CXEB_AUDIT_LOG", help="Append each change to this tamper-evident audit log."
 )
 
-export_app = typer.Typer(help="Export the remote targets for other tools.", no_args_is_help=True)
-
-_SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.UNCHANGED: " "}
-
-
-def _detailed_exitcode(step: Callable[[], T]) -> T:
-    """Run a step of ``plan``/``drift``: any failure, input errors included, exits 1 (not 2, which means changes)."""
-    try:
-        return step()
-    except typer.Exit as exc:
-        if exc.exit_code not in (0, render.EXIT_ERROR):
-            raise typer.Exit(render.EXIT_ERROR) from None
-        raise
-
-
-# --- plan ----------------------------------------------------------------------------------------------
-
-
-class _Desired:
-    """The targets of one or more files, with the secrets whose variables are unset."""
-
-    def __init__(self, files: Sequence[Path], *, forbid_plaintext_secrets: bool) -> None:
-        loaded = load_targets(
-            files, resolution=SecretResolution.AVAILABLE, forbid_plaintext_secrets=forbid_plaintext_secrets
-        )
-        self.targets: list[IntegrationTarget] = []
-        self.unresolved: dict[str, list[str]] = {}
-        seen: dict[str, Path] = {}
-        errors: list[FieldError] = []
-        for result in loaded:
-            for target in result.targets:
-                if target.name in seen:
-                    errors.append(FieldError(f"{result.path}: name", f"{target.name!r} is also in {seen[target.name]}"))
-                    continue
-                seen[target.name] = result.path
-                self.targets.append(target)
-            self.unresolved.update(result.unresolved)
-        if errors:
-            raise TargetsFileError("target names must be unique across files", errors)
-
-
-async def _plan(desired: _Desired, *, prune: bool) -> tuple[Plan, tuple[str, ...]]:
-    settings = require_api_settings()
-    async with api_client(settings) as client:
-        remote = await read_remote(client, desired.targets)
-    plan = compute_plan(
-        desired.targets,
-        remote.targets,
-        unresolved=desired.unresolved,
-        signing_fingerprints=remote.signing_fingerprints,
-        prune=prune,
-    )
-    return plan, remote.notes
-
-
-def _change_text(change: FieldChange, action: Action) -> str:
-    if change.sensitive:
-        return f"{change.path}: (sensitive value{' changed' if action is Action.UPDATE else ''})"
-    after = json.dumps(change.after, ensure_ascii=False)
-    if action is Action.CREATE:
-        return f"{change.path}: {after}"
-    return f"{change.path}: {json.dumps(change.before, ensure_ascii=False)} -> {after}"
-
-
-def _item_lines(item: TargetPlan) -> list[str]:
-    lines = [_change_text(change, item.action) for change in item.changes]
-    lines += [f"{path}: unknown (its variable is not set)" for path in item.unknown]
-    if (previous := item.previous_signing_secret) is not None:
-        lines.append(f"previous signing secret also signs until {previous['expiresAt']}")
-    return lines
-
-
-def summary_line(plan: Plan) -> str:
-    counts = plan.summary()
-    if not plan.has_changes:
-        return f"No changes. {counts['unchanged']} target(s) match the file."
-    return (
-        f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete, "
-        f"{counts['unchanged']} unchanged."
-    )
-
-
-def _print_plan(plan: Plan, output: render.OutputFormat, notes: Sequence[str] = ()) -> None:
-    for note in notes:
-        render.warn(note)
-    if output is render.OutputFormat.JSON:
-        render.print_json(plan.to_json())
-        return
-    rows = [
-        (f"{_SYMBOLS[item.action]} {item.action.value}", item.name, item.target_id, "\n".join(_item_lines(item)))
-        for item in plan.items
-    ]
-    render.print_table(None, ["ACTION", "NAME", "ID", "CHANGES"], rows)
-    render.stdout.print(summary_line(plan), highlight=False, markup=False)
-    if plan.unmanaged:
-        render.info(
-            f"{len(plan.unmanaged)} remote target(s) are not in the file and are left alone "
-            f"(--prune deletes them): {', '.join(plan.unmanaged)}"
-        )
+export_app = typer.Typer(help="Export the remote targets for other tools.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def plan_command(
@@ -148,135 +32,45 @@ def plan_command(
     prune: bool = PRUNE,
     output: render.OutputFormat = OUTPUT,
     forbid_plaintext_secrets: bool = FORBID_PLAINTEXT,
+    show_all: bool = typer.Option(False, "--all", help="Also list the targets that do not change."),
 ) -> None:
     """Show what apply would change: exit 0 no changes, 2 changes, 1 error."""
+    from cxone_eventbridge.cli import iac_steps
 
-    def step() -> tuple[Plan, tuple[str, ...]]:
-        desired = runner.run(_load(files, forbid_plaintext_secrets))
-        return runner.run(_plan(desired, prune=prune))
-
-    plan, notes = _detailed_exitcode(step)
-    _print_plan(plan, output, notes)
-    raise typer.Exit(2 if plan.has_changes else 0)
-
-
-async def _load(files: Sequence[Path], forbid_plaintext_secrets: bool) -> _Desired:
-    # Loading inside runner.run turns a TargetsFileError into one message, never a traceback.
-    return _Desired(files, forbid_plaintext_secrets=forbid_plaintext_secrets)
-
-
-# --- apply ---------------------------------------------------------------------------------------------
+    iac_steps.plan_command(
+        files=files, prune=prune, output=output, forbid_plaintext_secrets=forbid_plaintext_secrets, show_all=show_all
+    )
 
 
 def apply_command(  # noqa: PLR0917 -- typer maps each option to a parameter
     files: list[Path] = FILES,
     prune: bool = PRUNE,
-    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking for confirmation."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (needed to delete without a terminal)."),
     output: render.OutputFormat = OUTPUT,
     forbid_plaintext_secrets: bool = FORBID_PLAINTEXT,
     audit_log: Path | None = AUDIT_LOG,
 ) -> None:
     """Make the remote targets match the file(s): create, update, and with --prune delete."""
-    desired = runner.run(_load(files, forbid_plaintext_secrets))
-    plan, notes = runner.run(_plan(desired, prune=prune))
-    if not plan.has_changes:
-        if output is render.OutputFormat.JSON:
-            render.print_json({"plan": plan.to_json(), "apply": ApplyReport(done=()).to_json()})
-        else:
-            render.success(summary_line(plan))
-        return
-    if output is render.OutputFormat.TABLE:
-        _print_plan(plan, output, notes)
-    try:
-        check_secrets_available(plan, desired.unresolved)
-    except InputError as exc:
-        render.fail(str(exc), render.EXIT_INVALID_INPUT)
-    deletes = plan.summary()["delete"]
-    if deletes:
-        confirm_deletion(
-            f"Apply these changes, deleting {deletes} target(s)?",
-            yes=yes,
-            refusal=f"not applying: the plan deletes {deletes} target(s)",
-        )
-    elif not yes and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
-        render.fail("apply cancelled; nothing was changed", render.EXIT_ERROR)
-    report = runner.run(_apply(plan, audit_log=audit_log, show_progress=output is render.OutputFormat.TABLE))
-    _print_report(plan, report, output)
-    if not report.ok:
-        raise typer.Exit(render.EXIT_ERROR)
+    from cxone_eventbridge.cli import iac_steps
 
-
-async def _apply(plan: Plan, *, audit_log: Path | None, show_progress: bool) -> ApplyReport:
-    settings = require_api_settings()
-    total = len(plan.pending)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=render.stderr,
-        transient=False,
-        disable=not show_progress,
-    ) as bar:
-        task = bar.add_task("applying", total=total)
-
-        def progress(item: TargetPlan, result: StepResult) -> None:
-            verb = "failed to " + item.action.value if not result.ok else item.action.value + "d"
-            bar.update(task, advance=1 if result.ok else 0, description=f"{verb} {item.name}")
-
-        async with api_client(settings, audit_log=audit_log) as client:
-            return await apply_plan(plan, client, progress=progress)
-
-
-def _print_report(plan: Plan, report: ApplyReport, output: render.OutputFormat) -> None:
-    if output is render.OutputFormat.JSON:
-        render.print_json({"plan": plan.to_json(), "apply": report.to_json()})
-        return
-    rows: list[tuple[Any, ...]] = [(step.action.value, step.name, step.target_id, "done") for step in report.done]
-    if report.failed is not None:
-        rows.append((report.failed.action.value, report.failed.name, report.failed.target_id, "FAILED"))
-    rows += [(item.action.value, item.name, item.target_id, "not done") for item in report.not_done]
-    render.print_table("apply", ["ACTION", "NAME", "ID", "RESULT"], rows)
-    if report.ok:
-        render.success(f"Apply complete: {len(report.done)} change(s) made.")
-    else:
-        assert report.failed is not None
-        render.error(
-            f"apply stopped at {report.failed.name!r}: {report.failed.error}\n"
-            f"{len(report.done)} done, {len(report.not_done) + 1} not done; run apply again to converge."
-        )
-
-
-# --- import --------------------------------------------------------------------------------------------
+    iac_steps.apply_command(
+        files=files,
+        prune=prune,
+        yes=yes,
+        output=output,
+        forbid_plaintext_secrets=forbid_plaintext_secrets,
+        audit_log=audit_log,
+    )
 
 
 def import_command(
-    out: Path = typer.Option(..., "--out", "-o", help="The targets file to write (.yaml, .yml or .json)."),
+    out: Path = typer.Option(..., "--out", help="The targets file to write (.yaml, .yml or .json)."),
     force: bool = typer.Option(False, "--force", help="Overwrite the file if it exists."),
 ) -> None:
     """Write the remote targets as a targets file (secrets as ${env:...} references)."""
-    if out.exists() and not force:
-        render.fail(f"--out: {out} exists; pass --force to overwrite it", render.EXIT_INVALID_INPUT)
+    from cxone_eventbridge.cli import iac_steps
 
-    async def main() -> list[IntegrationTarget]:
-        async with api_client(require_api_settings()) as client:
-            return await client.targets.list_all()
-
-    targets = runner.run(main())
-    imported = render_targets_file(targets, file_format=FileFormat.for_path(str(out)))
-    try:
-        out.write_text(imported.text, encoding="utf-8")
-    except OSError as exc:
-        render.fail(f"--out: cannot write {out}: {exc.strerror or exc}", render.EXIT_ERROR)
-    render.success(f"Wrote {imported.targets} target(s) to {out}.")
-    if imported.variables:
-        render.info(
-            "Secrets are references; set these variables to compare or send them: "
-            + ", ".join(sorted(imported.variables.values()))
-        )
-
-
-# --- export terraform ----------------------------------------------------------------------------------
+    iac_steps.import_command(out=out, force=force)
 
 
 @export_app.command("terraform")
@@ -288,28 +82,14 @@ def export_terraform_command(
         help="terraform_version written in the state (Terraform refuses a state from a newer version).",
     ),
 ) -> None:
-    """Export the remote targets as a Terraform state (format 4) and configuration with import blocks."""
+    """Export the remote targets as a Terraform state (format 4) and configuration with import blocks.
 
-    async def main() -> list[IntegrationTarget]:
-        async with api_client(require_api_settings()) as client:
-            return await client.targets.list_all()
+    No ``nice/cxone`` Terraform provider exists: the export lets Terraform track the targets (state list,
+    plan against the state) and lets `cxeb drift` compare them later; applying needs such a provider.
+    """
+    from cxone_eventbridge.cli import iac_steps
 
-    targets = runner.run(main())
-    try:
-        result = export_terraform(out, targets, terraform_version=terraform_version)
-    except InputError as exc:
-        render.fail(str(exc), render.EXIT_INVALID_INPUT)
-    except OSError as exc:
-        render.fail(f"--out: cannot write {out}: {exc.strerror or exc}", render.EXIT_ERROR)
-    state = "written" if result.state_written else "unchanged"
-    render.success(
-        f"Exported {result.targets} target(s) to {out}: terraform.tfstate {state} "
-        f"(serial {result.identity.serial}, lineage {result.identity.lineage}), "
-        f"main.tf.json {'written' if result.config_written else 'unchanged'}."
-    )
-
-
-# --- drift ---------------------------------------------------------------------------------------------
+    iac_steps.export_terraform_command(out=out, terraform_version=terraform_version)
 
 
 def drift_command(
@@ -317,50 +97,16 @@ def drift_command(
     output: render.OutputFormat = OUTPUT,
 ) -> None:
     """Compare an exported state with the remote targets: exit 0 no drift, 2 drift, 1 error."""
+    from cxone_eventbridge.cli import iac_steps
 
-    def step() -> DriftReport:
-        try:
-            text = state.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            render.fail(f"--state: cannot read {state}: {exc}", render.EXIT_ERROR)
-
-        async def main() -> DriftReport:
-            parsed = parse_state(text, source=str(state))
-            async with api_client(require_api_settings()) as client:
-                remote = await client.targets.list_all()
-            return detect_drift(parsed, remote, source=str(state))
-
-        return runner.run(main())
-
-    report = _detailed_exitcode(step)
-    if output is render.OutputFormat.JSON:
-        render.print_json(report.to_json())
-    else:
-        rows = [
-            (
-                item.kind.value,
-                item.name,
-                item.target_id,
-                "\n".join(_change_text(change, Action.UPDATE) for change in item.changes),
-            )
-            for item in report.items
-        ]
-        if rows:
-            render.print_table(None, ["DRIFT", "NAME", "ID", "CHANGES"], rows)
-            render.stdout.print(
-                f"Drift: {len(report.items)} target(s) differ from {state}.", highlight=False, markup=False
-            )
-        else:
-            render.stdout.print(f"No drift: {report.checked} target(s) match {state}.", highlight=False, markup=False)
-    raise typer.Exit(2 if report.has_drift else 0)
-
-
-# --- schema --------------------------------------------------------------------------------------------
+    iac_steps.drift_command(state=state, output=output)
 
 
 def schema_command() -> None:
     """Print the JSON Schema of a targets file (one target or a list), for editors and CI."""
-    render.print_json(targets_file_schema())
+    from cxone_eventbridge.cli import iac_steps
+
+    iac_steps.schema_command()
 
 
 def register(app: typer.Typer) -> None:

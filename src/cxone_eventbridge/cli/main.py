@@ -6,7 +6,6 @@ import logging
 
 import typer
 
-from cxone_eventbridge import __version__
 from cxone_eventbridge.cli import audit, demo, iac, match, router, sandbox, targets, trigger
 from cxone_eventbridge.cli.logs import LogFormat, configure_logging
 
@@ -15,11 +14,16 @@ app = typer.Typer(
     help="Manage NICE CXone integration targets and route contact-center events to them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help, as click prints it: every option's default and [env var: ...] shown (rich markup took
+    # square brackets for tags), no <bool> placeholder on flags, and no rich import for --help or completion.
+    rich_markup_mode=None,
 )
 
 
 def _version(value: bool) -> None:
     if value:
+        from cxone_eventbridge import __version__
+
         typer.echo(f"cxeb {__version__}")
         raise typer.Exit
 

@@ -18,11 +18,7 @@ from typing import Any
 import typer
 
 from cxone_eventbridge.cli import render
-from cxone_eventbridge.cli.context import all_targets, load_targets
 from cxone_eventbridge.exceptions import InvalidPatternError, TargetsFileError
-from cxone_eventbridge.iac.targets_file import SecretResolution
-from cxone_eventbridge.matching import RoutingTable, compile_pattern
-from cxone_eventbridge.preview import preview
 from cxone_eventbridge.wire import loads
 
 _BODY_COLUMN_CHARS = 120
@@ -66,6 +62,8 @@ def _read_text(source: str) -> str:
 
 def _pattern(option: str) -> Any:
     """``--pattern`` as a file of JSON, or inline JSON when it starts with ``{``."""
+    from cxone_eventbridge.matching import compile_pattern
+
     text = option if option.lstrip().startswith("{") else _read_text(option)
     try:
         return compile_pattern(text)
@@ -90,6 +88,11 @@ def match(
 
     Exit 0: an event matched; 1: none matched; 2: invalid pattern, targets file or event.
     """
+    from cxone_eventbridge.cli.context import all_targets, load_targets
+    from cxone_eventbridge.iac.targets_file import SecretResolution
+    from cxone_eventbridge.matching import RoutingTable
+    from cxone_eventbridge.preview import preview
+
     if (pattern is None) == (targets_file is None):
         render.fail("give exactly one of --pattern and -f/--file", render.EXIT_INVALID_INPUT)
     source = "stdin" if events == "-" else events

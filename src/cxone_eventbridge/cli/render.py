@@ -1,7 +1,8 @@
 """The CLI's output: the only place in the package that prints.
 
 stdout carries results (tables or JSON); stderr carries messages, warnings and errors. ``NO_COLOR`` is
-honoured by rich itself.
+honoured by rich itself. The rich consoles (``render.stdout``, ``render.stderr``) are made on first use:
+``cxeb --help`` and tab completion never import rich.
 """
 
 from __future__ import annotations
@@ -10,19 +11,30 @@ import json
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, NoReturn
+from functools import cache
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_INVALID_INPUT = 2
 
-stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True, soft_wrap=True)
+
+@cache
+def _console(*, stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True)
+
+
+def __getattr__(name: str) -> Console:
+    if name in {"stdout", "stderr"}:
+        return _console(stderr=name == "stderr")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class OutputFormat(StrEnum):
@@ -39,31 +51,40 @@ def print_json(data: Any) -> None:
 def print_table(
     title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, fold: Sequence[str] = ()
 ) -> None:
-    """Print a rich table to stdout. Columns named in ``fold`` break long values over lines instead of
-    cutting them short with an ellipsis (ids and URLs must stay whole to be copied)."""
+    """Print a rich table to stdout. Columns named in ``fold`` wrap their text over lines when the terminal
+    is narrow; the others keep each value on one line as far as they can, and fold it rather than cut it."""
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False)
     for column in columns:
-        table.add_column(column, overflow="fold" if column in fold else "ellipsis")
+        # Nothing is ever cut short with an ellipsis: an id or a URL must stay whole to be copied.
+        table.add_column(column, overflow="fold", no_wrap=column not in fold)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    stdout.print(table)
+    _console(stderr=False).print(table)
+
+
+def print_lines(lines: Sequence[str]) -> None:
+    """Plain result lines on stdout (a plan, a drift report): no markup, no highlighting, never cut."""
+    for line in lines:
+        _console(stderr=False).print(line, highlight=False, markup=False, overflow="ignore", crop=False)
 
 
 def info(message: str) -> None:
     """A progress or result message on stderr (keeps stdout clean for data)."""
-    stderr.print(message, highlight=False, markup=False)
+    _console(stderr=True).print(message, highlight=False, markup=False)
 
 
 def success(message: str) -> None:
-    stderr.print(f"[green]{_escape(message)}[/green]", highlight=False)
+    _console(stderr=True).print(f"[green]{_escape(message)}[/green]", highlight=False)
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]warning:[/yellow] {_escape(message)}", highlight=False)
+    _console(stderr=True).print(f"[yellow]warning:[/yellow] {_escape(message)}", highlight=False)
 
 
 def error(message: str) -> None:
-    stderr.print(f"[red]error:[/red] {_escape(message)}", highlight=False)
+    _console(stderr=True).print(f"[red]error:[/red] {_escape(message)}", highlight=False)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -73,4 +94,6 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
 
 
 def _escape(text: str) -> str:
+    from rich.markup import escape
+
     return escape(text)

@@ -12,7 +12,7 @@ import typer
 
 from cxone_eventbridge.cli import render
 from cxone_eventbridge.cli.runner import run
-from cxone_eventbridge.config import DEFAULT_RECEIVER_PORT, DEFAULT_SANDBOX_PORT
+from cxone_eventbridge.defaults import DEFAULT_RECEIVER_PORT, DEFAULT_SANDBOX_PORT
 
 if TYPE_CHECKING:
     from cxone_eventbridge.sandbox.config import SandboxConfig
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 sandbox_app = typer.Typer(
     help="Offline development: a local CXone-style control plane and an HTTPS webhook receiver.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 DEFAULT_CERTS_DIR = Path(".cxeb/certs")
@@ -49,7 +50,7 @@ def _url_host(host: str) -> str:
 
 
 def _print_banner(config: SandboxConfig, base_url: str, *, custom_secret: bool) -> None:
-    from cxone_eventbridge.sandbox.routes.oauth import TOKEN_PATH  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
+    from cxone_eventbridge.sandbox.routes.oauth import TOKEN_PATH
 
     # Demo credentials guard nothing real and are printed for copying; a secret the user chose is not.
     shown_secret = "<the --client-secret you gave>" if custom_secret else config.client_secret
@@ -100,11 +101,11 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
 ) -> None:
     """Run the sandbox control-plane server (OAuth2 + targets API) until interrupted."""
-    import uvicorn  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
+    import uvicorn
 
-    from cxone_eventbridge.sandbox.app import create_app  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
-    from cxone_eventbridge.sandbox.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
-    from cxone_eventbridge.sandbox.server import uvicorn_config  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
+    from cxone_eventbridge.sandbox.app import create_app
+    from cxone_eventbridge.sandbox.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig
+    from cxone_eventbridge.sandbox.server import uvicorn_config
 
     try:
         config = SandboxConfig(
@@ -167,7 +168,7 @@ def receiver(  # noqa: PLR0917 -- typer maps each option to a parameter
     seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible --fail-rate."),
 ) -> None:
     """Run a local HTTPS webhook receiver that records what arrives, until interrupted."""
-    from cxone_eventbridge.sandbox.receiver import ReceiverConfig, start_receiver  # noqa: PLC0415 -- deferred: keeps `cxeb --help` fast
+    from cxone_eventbridge.sandbox.receiver import ReceiverConfig, start_receiver
 
     try:
         config = ReceiverConfig(

@@ -9,22 +9,23 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cxone_eventbridge import secret_refs
-from cxone_eventbridge.api import RotatedSecret
 from cxone_eventbridge.cli import render, runner
 from cxone_eventbridge.cli.confirm import confirm_deletion
-from cxone_eventbridge.cli.context import all_targets, api_client, load_targets, require_api_settings
 from cxone_eventbridge.exceptions import APIError, InputError, TargetsFileError
-from cxone_eventbridge.iac.targets_file import SecretResolution
-from cxone_eventbridge.models import MAX_GRACE_PERIOD_S, AuthType, IntegrationTarget, TargetTestResult
-from cxone_eventbridge.signing import validate_signing_secret
+
+if TYPE_CHECKING:
+    from cxone_eventbridge.api import RotatedSecret
+    from cxone_eventbridge.models import IntegrationTarget, TargetTestResult
 
 targets_app = typer.Typer(
-    help="Create, validate, test, update, delete and list integration targets.", no_args_is_help=True
+    help="Create, validate, test, update, delete and list integration targets.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 OUTPUT = typer.Option(render.OutputFormat.TABLE, "--output", "-o", help="table or json (the API's shapes).")
@@ -38,6 +39,8 @@ TARGET_REF = typer.Argument(..., metavar="ID|NAME", help="The target's id or its
 
 
 def _auth_label(target: IntegrationTarget) -> str:
+    from cxone_eventbridge.models import AuthType
+
     auth = target.authentication
     if auth.type is AuthType.NONE:
         return "none"
@@ -87,6 +90,8 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 def parse_grace(text: str) -> int:
     """``--grace``: seconds from ``90s``, ``30m``, ``24h``, ``7d`` or a plain number of seconds."""
+    from cxone_eventbridge.models import MAX_GRACE_PERIOD_S
+
     value = text.strip().lower()
     unit = _DURATION_UNITS.get(value[-1:]) if value else None
     number = value[:-1] if unit is not None else value
@@ -117,6 +122,9 @@ def validate(
     output: render.OutputFormat = OUTPUT,
 ) -> None:
     """Check targets files offline (no settings needed); report every problem of every file; exit 2 if any."""
+    from cxone_eventbridge.cli.context import load_targets
+    from cxone_eventbridge.iac.targets_file import SecretResolution
+
     report: list[dict[str, Any]] = []
     invalid = 0
     for path in files:
@@ -152,6 +160,9 @@ def create(
     audit_log: Path | None = AUDIT_LOG,
 ) -> None:
     """Create every target in the file(s). A failure does not stop the rest; exit 1 if any failed."""
+    from cxone_eventbridge.cli.context import all_targets, api_client, load_targets, require_api_settings
+    from cxone_eventbridge.iac.targets_file import SecretResolution
+
     settings = require_api_settings()
 
     async def main() -> bool:
@@ -185,6 +196,8 @@ def create(
 @targets_app.command("list")
 def list_targets(output: render.OutputFormat = OUTPUT) -> None:
     """Every target (secrets shown only as fingerprints)."""
+    from cxone_eventbridge.cli.context import api_client, require_api_settings
+
     settings = require_api_settings()
 
     async def main() -> list[IntegrationTarget]:
@@ -197,6 +210,8 @@ def list_targets(output: render.OutputFormat = OUTPUT) -> None:
 @targets_app.command("get")
 def get(ref: str = TARGET_REF, output: render.OutputFormat = OUTPUT) -> None:
     """One target by id or name."""
+    from cxone_eventbridge.cli.context import api_client, require_api_settings
+
     settings = require_api_settings()
 
     async def main() -> IntegrationTarget:
@@ -215,6 +230,9 @@ def update(
     audit_log: Path | None = AUDIT_LOG,
 ) -> None:
     """Replace a target with the one in FILE (its signing secret is kept unless FILE sets one)."""
+    from cxone_eventbridge.cli.context import all_targets, api_client, load_targets, require_api_settings
+    from cxone_eventbridge.iac.targets_file import SecretResolution
+
     settings = require_api_settings()
 
     async def main() -> IntegrationTarget:
@@ -241,6 +259,8 @@ def delete(
     audit_log: Path | None = AUDIT_LOG,
 ) -> None:
     """Delete a target. Asks first on a terminal; elsewhere refuses (exit 2) without --yes."""
+    from cxone_eventbridge.cli.context import api_client, require_api_settings
+
     settings = require_api_settings()
     if not yes and not sys.stdin.isatty():
         confirm_deletion("", yes=yes, refusal=f"not deleting target {ref!r}")
@@ -265,6 +285,8 @@ def delete(
 
 def _new_signing_secret(secret: str) -> str:
     """``--secret``: a ``${env:NAME}`` reference resolved (or plain text, warned), checked to be a whsec_ secret."""
+    from cxone_eventbridge.signing import validate_signing_secret
+
     if (problem := secret_refs.reference_syntax_error(secret)) is not None:
         raise InputError(f"--secret: {problem}")
     name = secret_refs.reference_name(secret)
@@ -298,6 +320,8 @@ def rotate_secret(
 
     A generated secret is printed once, here: hand it to the receiver now, it cannot be read back.
     """
+    from cxone_eventbridge.cli.context import api_client, require_api_settings
+
     try:
         grace_s = parse_grace(grace)
         new_secret = _new_signing_secret(secret) if secret is not None else None
@@ -328,6 +352,8 @@ def run_target_test(
     ref: str = TARGET_REF, output: render.OutputFormat = OUTPUT, audit_log: Path | None = AUDIT_LOG
 ) -> None:
     """Send one synthetic event to the target's endpoint; exit 1 when the endpoint failed it."""
+    from cxone_eventbridge.cli.context import api_client, require_api_settings
+
     settings = require_api_settings()
 
     async def main() -> tuple[str, TargetTestResult]:

@@ -11,22 +11,21 @@ import random
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import SecretStr
 
 from cxone_eventbridge.cli import render
-from cxone_eventbridge.cli.router import RouterAPI
-from cxone_eventbridge.cli.runner import run
-from cxone_eventbridge.config import RouterSettings, read_settings
-from cxone_eventbridge.demo.catalogue import BY_NAME, EVENT_TYPES, make_event
-from cxone_eventbridge.exceptions import ConfigurationError
-from cxone_eventbridge.wire import encode_event
+from cxone_eventbridge.cli.router import CA_BUNDLE, INGEST_KEY, OUTPUT, URL, Connection, call_router
+
+if TYPE_CHECKING:
+    from cxone_eventbridge.router.api_client import RouterClient
 
 
 def synthetic_event(event_type: str, *, tenant: str, seed: int | None, now: datetime) -> dict[str, Any]:
     """One event of ``event_type`` from the catalogue; exits 2 for an unknown type."""
+    from cxone_eventbridge.demo.catalogue import BY_NAME, EVENT_TYPES, make_event
+
     kind = BY_NAME.get(event_type)
     if kind is None:
         render.fail(
@@ -45,12 +44,14 @@ def trigger(  # noqa: PLR0917 -- typer maps each option to a parameter
     priority: int | None = typer.Option(None, "--priority", min=0, max=9, help="0-9; default: the type's."),
     seed: int | None = typer.Option(None, "--seed", help="Make the event reproducible (same contact, agent...)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the event; send nothing."),
-    url: str | None = typer.Option(None, "--url", help="The router [env: CXEB_ROUTER_URL]."),
-    ingest_key: str | None = typer.Option(None, "--ingest-key", help="The bearer ingest key [env: CXEB_INGEST_KEY]."),
-    ca_bundle: Path | None = typer.Option(None, "--ca-bundle", help="CA certificates for an https router URL."),
-    output: render.OutputFormat = typer.Option(render.OutputFormat.TABLE, "--output", "-o", help="table or json."),
+    url: str | None = URL,
+    ingest_key: str | None = INGEST_KEY,
+    ca_bundle: Path | None = CA_BUNDLE,
+    output: render.OutputFormat = OUTPUT,
 ) -> None:
     """Send one synthetic event of EVENT_TYPE to a router (or list the types with --list)."""
+    from cxone_eventbridge.demo.catalogue import EVENT_TYPES
+
     if list_types:
         if output is render.OutputFormat.JSON:
             render.print_json(
@@ -69,30 +70,16 @@ def trigger(  # noqa: PLR0917 -- typer maps each option to a parameter
     if dry_run:
         render.print_json(event)
         return
-    try:
-        settings = read_settings(RouterSettings)
-    except ConfigurationError as exc:
-        render.fail(str(exc), render.EXIT_INVALID_INPUT)
-    key = SecretStr(ingest_key) if ingest_key else settings.ingest_key
-    api = RouterAPI(url or settings.router_url, key, ca_bundle)
     send_priority = event["priority"] if priority is None else priority
 
-    async def main() -> dict[str, Any]:
-        async with api:
-            response = await api.request(
-                "POST",
-                f"/v1/events?priority={send_priority}",
-                content=encode_event(event),
-                headers={"Content-Type": "application/json"},
-            )
-            answer: dict[str, Any] = response.json()
-            return answer
+    async def operation(client: RouterClient) -> tuple[str, list[str]]:
+        return client.url, await client.ingest([event], priority=send_priority)
 
-    answer = run(main())
+    where, ids = call_router(Connection(url, ingest_key, ca_bundle), operation)
     if output is render.OutputFormat.JSON:
-        render.print_json({"accepted": answer.get("accepted", 0), "priority": send_priority, "event": event})
+        render.print_json({"accepted": len(ids), "priority": send_priority, "event": event})
         return
-    render.success(f"sent {event['eventType']} {event['id']} to {api.url} (priority {send_priority})")
+    render.success(f"sent {event['eventType']} {event['id']} to {where} (priority {send_priority})")
 
 
 def register(app: typer.Typer) -> None:

@@ -41,8 +41,8 @@ from cxone_eventbridge.demo.results import (
     TargetTest,
     TerraformOutcome,
 )
-from cxone_eventbridge.demo.router_api import DemoError, RouterAPI
 from cxone_eventbridge.demo.services import DemoServices, ServiceUrls
+from cxone_eventbridge.exceptions import DemoError
 from cxone_eventbridge.iac.apply import apply_plan, check_secrets_available
 from cxone_eventbridge.iac.drift import detect_drift
 from cxone_eventbridge.iac.export import export_terraform
@@ -51,6 +51,7 @@ from cxone_eventbridge.iac.remote import read_remote
 from cxone_eventbridge.iac.terraform import CONFIG_FILE, STATE_FILE, parse_state
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.audit import AuditVerification, verify_audit_log
+from cxone_eventbridge.router.api_client import RouterClient
 
 PROGRESS_INTERVAL_S = 0.1
 TERRAFORM_TIMEOUT_S = 60.0
@@ -132,7 +133,7 @@ async def _run_steps(
         CXoneClient.from_settings(
             services.settings(), bus=services.bus, transport=httpx.AsyncHTTPTransport()
         ) as client,
-        RouterAPI(urls.router) as router_api,
+        RouterClient(urls.router) as router_api,
     ):
         apply = await _apply(client, loaded.targets, loaded.unresolved, tuple(loaded.warnings))
         listener.applied(apply)
@@ -249,7 +250,7 @@ def _progress(status: Mapping[str, Any], accepted: int, total: int) -> Progress:
 
 
 async def _wait_settled(
-    api: RouterAPI,
+    api: RouterClient,
     listener: DemoListener,
     *,
     accepted: Callable[[], int],
@@ -274,7 +275,7 @@ async def _wait_settled(
 
 
 async def _route(
-    api: RouterAPI,
+    api: RouterClient,
     groups: Mapping[int, list[dict[str, Any]]],
     options: DemoOptions,
     listener: DemoListener,
@@ -324,16 +325,16 @@ async def _route(
 
 
 async def _replay(
-    api: RouterAPI, options: DemoOptions, listener: DemoListener, *, clock: Callable[[], float]
+    api: RouterClient, options: DemoOptions, listener: DemoListener, *, clock: Callable[[], float]
 ) -> ReplayOutcome:
-    letters = await api.dead_letters()
+    letters = (await api.dead_letters(limit=10_000))["items"]
     replayed = await api.replay()
     done = asyncio.Event()
     done.set()
     await _wait_settled(
         api, _Quiet(), accepted=lambda: 0, total=0, done_sending=done, timeout_s=options.settle_timeout_s
     )
-    dead_again = len(await api.dead_letters())
+    dead_again = len((await api.dead_letters(limit=10_000))["items"])
     return ReplayOutcome(
         dead_letters=tuple(letters), replayed=replayed, delivered=replayed - dead_again, dead_again=dead_again
     )

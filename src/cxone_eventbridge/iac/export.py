@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cxone_eventbridge.defaults import DEFAULT_TERRAFORM_VERSION
 from cxone_eventbridge.exceptions import InputError
 from cxone_eventbridge.iac.terraform import (
     CONFIG_FILE,
-    DEFAULT_TERRAFORM_VERSION,
     STATE_FILE,
     StateIdentity,
     render_export,

@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cxone_eventbridge.defaults import DEFAULT_TERRAFORM_VERSION
 from cxone_eventbridge.exceptions import InputError
 from cxone_eventbridge.models import IntegrationTarget
 
 STATE_FILE = "terraform.tfstate"
 CONFIG_FILE = "main.tf.json"
 STATE_FORMAT_VERSION = 4
-DEFAULT_TERRAFORM_VERSION = "1.5.0"
 PROVIDER_SOURCE = "nice/cxone"
 PROVIDER_LOCAL_NAME = "cxone"
 RESOURCE_TYPE = "cxone_integration_target"

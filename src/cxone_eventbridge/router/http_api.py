@@ -47,7 +47,7 @@ from pydantic import SecretStr
 # the usual descriptor limits, so the queue and the delivery client always have descriptors left. A
 # connection that has not completed a request's headers DEFAULT_IDLE_TIMEOUT_S after opening, or after its
 # last response, is closed; a body must arrive within DEFAULT_BODY_TIMEOUT_S, or the answer is 408.
-from cxone_eventbridge.config import (
+from cxone_eventbridge.defaults import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_MAX_CONNECTIONS,

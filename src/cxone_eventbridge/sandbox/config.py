@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cxone_eventbridge.config import DEFAULT_SANDBOX_PORT
+from cxone_eventbridge.defaults import DEFAULT_SANDBOX_PORT
 
 SCOPE_READ = "integration:target:read"
 SCOPE_WRITE = "integration:target:write"

@@ -25,7 +25,7 @@ from typing import IO, Any
 from aiohttp import web
 
 from cxone_eventbridge import signing
-from cxone_eventbridge.config import DEFAULT_RECEIVER_PORT
+from cxone_eventbridge.defaults import DEFAULT_RECEIVER_PORT
 from cxone_eventbridge.exceptions import SignatureVerificationError
 from cxone_eventbridge.sandbox.certs import CertPaths, ensure_certificates
 

@@ -207,7 +207,7 @@ def test_import_then_plan_shows_no_changes(tmp_path: Path, monkeypatch: pytest.M
     source.write_text(TARGETS)
     assert _cxeb("apply", "-f", str(source), "--yes").exit_code == 0
     imported = tmp_path / "imported.yaml"
-    result = _cxeb("import", "-o", str(imported))
+    result = _cxeb("import", "--out", str(imported))
     assert result.exit_code == 0, result.output
     assert "CXEB_ORDERS_AUTH_VALUE" in result.stderr
     assert "${env:CXEB_AGENT_EVENTS_AUTH_VALUE}" in imported.read_text()
@@ -217,7 +217,7 @@ def test_import_then_plan_shows_no_changes(tmp_path: Path, monkeypatch: pytest.M
     assert _cxeb("plan", "-f", str(imported)).exit_code == 0  # the right value compares equal
     monkeypatch.setenv("CXEB_ORDERS_AUTH_VALUE", "wrong")
     assert _cxeb("plan", "-f", str(imported)).exit_code == 2
-    assert _cxeb("import", "-o", str(imported)).exit_code == 2  # exists, no --force
+    assert _cxeb("import", "--out", str(imported)).exit_code == 2  # exists, no --force
 
 
 async def test_part_way_failure_reports_done_and_not_done_and_rerun_converges(sandbox: Any, tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cxone_eventbridge.defaults import DEFAULT_AUDIT_LOG
 from cxone_eventbridge.exceptions import AuditLineError
 from cxone_eventbridge.observe.audit.codec import (
     GENESIS,
@@ -59,7 +60,7 @@ from cxone_eventbridge.observe.status import StatusTracker
 
 log = logging.getLogger(__name__)
 
-DEFAULT_AUDIT_PATH = Path("target_audit.log")
+DEFAULT_AUDIT_PATH = DEFAULT_AUDIT_LOG
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_BATCH_DELAY_S = 0.05
 DEFAULT_MAX_BATCH = 256
