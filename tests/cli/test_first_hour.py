@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 from pathlib import Path
@@ -256,3 +257,43 @@ async def test_plan_lists_only_what_changes_and_diffs_patterns_as_indented_json(
     assert "1 unchanged (--all shows them)" in plan.stdout
     everything = await _invoke(["plan", "-f", str(path), "--all"], env)
     assert "  unchanged stays" in everything.stdout
+
+
+async def test_targets_get_json_feeds_targets_update_unchanged(sandbox: Any, tmp_path: Path) -> None:
+    """`targets get -o json`, edited, is a valid `targets update -f`: server fields ignored, the secret kept."""
+    env = {**_sandbox_env(sandbox), "TOKEN": "the-bearer-token-0123"}
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "name: rt\nendpoint: https://hooks.example.com/rt\nauthentication:\n  type: bearer\n  value: ${env:TOKEN}\n"
+        "eventPattern:\n  eventType: [a]\n"
+    )
+    assert (await _invoke(["targets", "create", "-f", str(path)], env)).exit_code == 0
+    got = await _invoke(["targets", "get", "rt", "-o", "json"], env)
+    before = json.loads(got.stdout)
+    edited = tmp_path / "rt.json"
+    edited.write_text(got.stdout.replace('"a"', '"b"'))
+    updated = await _invoke(["targets", "update", "rt", "-f", str(edited), "-o", "json"], env)
+    assert updated.exit_code == 0, updated.output
+    assert "set by the server; ignored" in updated.stderr
+    assert "the current secret is kept" in updated.stderr
+    after = json.loads(updated.stdout)
+    assert after["eventPattern"] == {"eventType": ["b"]}
+    assert after["authentication"]["valueFingerprint"] == before["authentication"]["valueFingerprint"]
+    assert "the-bearer-token" not in updated.output
+
+
+async def test_a_fingerprint_that_is_not_the_current_secrets_is_refused(sandbox: Any, tmp_path: Path) -> None:
+    """An edited fingerprint cannot stand for a secret: update exits 2 and says to write a reference."""
+    env = {**_sandbox_env(sandbox), "TOKEN": "the-bearer-token-0123"}
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "name: fp\nendpoint: https://hooks.example.com/fp\nauthentication:\n  type: bearer\n  value: ${env:TOKEN}\n"
+    )
+    assert (await _invoke(["targets", "create", "-f", str(path)], env)).exit_code == 0
+    data = json.loads((await _invoke(["targets", "get", "fp", "-o", "json"], env)).stdout)
+    data["authentication"]["valueFingerprint"] = "sha256:0000000000000000"
+    edited = tmp_path / "fp.json"
+    edited.write_text(json.dumps(data))
+    refused = await _invoke(["targets", "update", "fp", "-f", str(edited)], env)
+    assert refused.exit_code == 2
+    assert "not the current secret's" in refused.stderr

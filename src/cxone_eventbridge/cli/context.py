@@ -84,6 +84,7 @@ def load_targets(
     *,
     resolution: SecretResolution,
     forbid_plaintext_secrets: bool = False,
+    advice: bool = True,
     environ: Mapping[str, str] | None = None,
 ) -> list[LoadedTargets]:
     """Every file's targets, warnings printed; one TargetsFileError with all files' problems if any fail."""
@@ -93,7 +94,11 @@ def load_targets(
     for path in paths:
         try:
             result = load_targets_file(
-                path, environ=env, resolution=resolution, forbid_plaintext_secrets=forbid_plaintext_secrets
+                path,
+                environ=env,
+                resolution=resolution,
+                forbid_plaintext_secrets=forbid_plaintext_secrets,
+                advice=advice,
             )
         except TargetsFileError as exc:
             failures.append(exc)

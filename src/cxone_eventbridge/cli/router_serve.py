@@ -217,7 +217,9 @@ async def serve_router(options: ServeOptions) -> None:
         from cxone_eventbridge.cli.context import all_targets, load_targets
         from cxone_eventbridge.iac.targets_file import SecretResolution
 
-        targets = all_targets(load_targets([options.targets], resolution=SecretResolution.REQUIRED))
+        # No advisory warnings before the banner: endpoints are checked below against this router's own
+        # --allow-private, and a catch-all target is what a router of every event is for.
+        targets = all_targets(load_targets([options.targets], resolution=SecretResolution.REQUIRED, advice=False))
     refused = await refused_endpoints(targets, egress)
     announce_refusals(refused, total=len(targets))
     bus = ObserverBus()

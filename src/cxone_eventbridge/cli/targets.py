@@ -19,7 +19,7 @@ from cxone_eventbridge.cli.confirm import confirm_deletion
 from cxone_eventbridge.exceptions import APIError, InputError, TargetsFileError
 
 if TYPE_CHECKING:
-    from cxone_eventbridge.api import RotatedSecret
+    from cxone_eventbridge.api import CXoneClient, RotatedSecret
     from cxone_eventbridge.models import IntegrationTarget, TargetTestResult
 
 targets_app = typer.Typer(
@@ -229,7 +229,11 @@ def update(
     output: render.OutputFormat = OUTPUT,
     audit_log: Path | None = AUDIT_LOG,
 ) -> None:
-    """Replace a target with the one in FILE (its signing secret is kept unless FILE sets one)."""
+    """Replace a target with the one in FILE (its signing secret is kept unless FILE sets one).
+
+    FILE may be `targets get -o json` output, edited: the fields the server sets are ignored, and an
+    authentication shown by its valueFingerprint (value null) keeps the current secret.
+    """
     from cxone_eventbridge.cli.context import all_targets, api_client, load_targets, require_api_settings
     from cxone_eventbridge.iac.targets_file import SecretResolution
 
@@ -243,13 +247,40 @@ def update(
         )
         if len(targets) != 1:
             raise InputError(f"{file}: holds {len(targets)} targets; update needs exactly one")
+        desired = targets[0]
         async with api_client(settings, audit_log=audit_log) as client:
             current = await client.targets.resolve(ref)
             assert current.id is not None
-            return await client.targets.update(current.id, targets[0])
+            if desired.authentication.value is None and desired.authentication.value_fingerprint:
+                return await _update_keeping_secret(client, current, desired, file)
+            return await client.targets.update(current.id, desired)
 
     updated = runner.run(main())
     _print_target(updated, output)
+
+
+async def _update_keeping_secret(
+    client: CXoneClient, current: IntegrationTarget, desired: IntegrationTarget, file: Path
+) -> IntegrationTarget:
+    """Every field of ``desired`` but its authentication, which keeps the current secret (a PATCH)."""
+    from cxone_eventbridge.api import request_body
+
+    shown, held = desired.authentication, current.authentication
+    if (shown.type, shown.value_fingerprint, shown.header_name) != (
+        held.type,
+        held.value_fingerprint,
+        held.header_name,
+    ):
+        raise InputError(
+            f"{file}: authentication: shown by a fingerprint that is not the current secret's "
+            f"({held.value_fingerprint or 'none'}); write the secret as a ${{env:NAME}} reference to change it"
+        )
+    render.info("authentication: shown by its fingerprint; the current secret is kept")
+    changes = {key: value for key, value in request_body(desired).items() if key != "authentication"}
+    for key in ("eventFilters", "eventPattern", "description"):
+        changes.setdefault(key, [] if key == "eventFilters" else None)  # cleared in the file: cleared remotely
+    assert current.id is not None
+    return await client.targets.patch(current.id, changes)
 
 
 @targets_app.command("delete")

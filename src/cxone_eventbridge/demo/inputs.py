@@ -20,7 +20,8 @@ def load_demo_targets(path: Path, *, secrets: Mapping[str, str], ports: Mapping[
     An endpoint on a port of ``ports`` (the file's default receiver ports) is moved to the mapped port, so
     the file keeps naming stable ports while the demo listens on ephemeral ones.
     """
-    loaded = load_targets_file(path, environ=secrets, resolution=SecretResolution.REQUIRED)
+    # The demo's router and sandbox admit its loopback receivers: no warning about their addresses.
+    loaded = load_targets_file(path, environ=secrets, resolution=SecretResolution.REQUIRED, advice=False)
     targets = [_with_port(target, ports) for target in loaded.targets]
     return LoadedTargets(path=loaded.path, targets=targets, warnings=loaded.warnings, unresolved=loaded.unresolved)
 

@@ -1,18 +1,27 @@
 """Targets files: one loader for every command that reads targets (YAML or JSON, one target or a list).
 
 Errors name the file, the line and the wire-form field (``targets.yaml:12: [1].retryPolicy.maxRetries: ...``)
-and all of a file's errors are reported in one run. Secrets may be ``${env:NAME}`` references; how they are
-resolved depends on the command (see ``SecretResolution``).
+and all of a file's errors are reported in one run, duplicate names among them; a misspelt field name or
+filter operator gets "did you mean". Secrets may be ``${env:NAME}`` references; how they are resolved
+depends on the command (see ``SecretResolution``).
+
+Warnings, not errors: a plain-text secret; a target with neither ``eventPattern`` nor ``eventFilters``
+(it receives every event); an endpoint at a loopback, private or metadata address (the router and the
+sandbox's test call refuse it unless told otherwise); server-set fields (``id``, ``status``...), which
+are ignored, so that ``cxeb targets get -o json`` output can be edited and read back unchanged.
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import ValidationError
@@ -20,7 +29,9 @@ from pydantic.alias_generators import to_camel
 
 from cxone_eventbridge import secret_refs
 from cxone_eventbridge.exceptions import FieldError, TargetsFileError
-from cxone_eventbridge.models import IntegrationTarget, field_errors
+from cxone_eventbridge.matching.filters import FilterOperator
+from cxone_eventbridge.models import EventFilter, IntegrationTarget, RetryPolicy, TargetAuthentication, field_errors
+from cxone_eventbridge.ssrf import EgressPolicy
 
 MAX_FILE_BYTES = 5 << 20
 _MAX_NODES = 200_000
@@ -34,6 +45,17 @@ SERVER_SET_FIELDS = (
     "previousSigningSecret",
 )
 SECRET_PATHS = (("authentication", "value"), ("signingSecret",))
+# Every field name a targets file may use, for "did you mean" on a misspelt one.
+KNOWN_FIELDS = tuple(
+    sorted(
+        {
+            to_camel(name)
+            for model in (IntegrationTarget, TargetAuthentication, RetryPolicy, EventFilter)
+            for name in model.model_fields
+        }
+    )
+)
+OPERATORS = tuple(operator.value for operator in FilterOperator)
 
 
 class SecretResolution(StrEnum):
@@ -146,8 +168,14 @@ def load_targets_file(
     environ: Mapping[str, str],
     resolution: SecretResolution,
     forbid_plaintext_secrets: bool = False,
+    advice: bool = True,
 ) -> LoadedTargets:
-    """Read, parse and validate a targets file; raise TargetsFileError listing every problem."""
+    """Read, parse and validate a targets file; raise TargetsFileError listing every problem.
+
+    ``advice=False`` leaves out the advisory warnings (a catch-all target, an endpoint at a private
+    address): for a caller that checks endpoints against its own egress policy (``router serve`` knows
+    its ``--allow-private`` and announces refusals itself; the demo admits its loopback receivers).
+    """
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -166,6 +194,7 @@ def load_targets_file(
         environ=environ,
         resolution=resolution,
         forbid_plaintext_secrets=forbid_plaintext_secrets,
+        advice=advice,
     )
 
 
@@ -177,6 +206,7 @@ def validate_targets_data(
     environ: Mapping[str, str],
     resolution: SecretResolution,
     forbid_plaintext_secrets: bool = False,
+    advice: bool = True,
 ) -> LoadedTargets:
     """Validate already-parsed targets data (a mapping or a list of mappings)."""
     lines = lines or {}
@@ -202,11 +232,21 @@ def validate_targets_data(
             errors.append(FieldError(f"{where_text(base)}: {_wire_path(base) or '(top)'}", "must be a mapping"))
             continue
         item: dict[str, Any] = json.loads(json.dumps(raw, default=str))  # a deep copy we may edit
-        for server_field in SERVER_SET_FIELDS:
-            if server_field in item:
-                where = (*base, server_field)
-                errors.append(FieldError(f"{where_text(where)}: {_wire_path(where)}", "is set by the server"))
-                item.pop(server_field)
+        ignored = [server_field for server_field in SERVER_SET_FIELDS if item.pop(server_field, None) is not None]
+        if ignored:
+            where = (*base, ignored[0])
+            warnings.append(f"{where_text(where)}: {', '.join(ignored)}: set by the server; ignored")
+        raw_name = item.get("name")
+        if isinstance(raw_name, str) and raw_name in names:
+            where = (*base, "name")
+            errors.append(
+                FieldError(
+                    f"{where_text(where)}: {_wire_path(where)}",
+                    f"duplicate target name {raw_name!r} (also item [{names[raw_name]}])",
+                )
+            )
+        elif isinstance(raw_name, str):
+            names[raw_name] = index
         item_unresolved: list[str] = []
         for keys in SECRET_PATHS:
             value = _get(item, keys)
@@ -240,18 +280,16 @@ def validate_targets_data(
         except ValidationError as exc:
             for error in field_errors(exc):
                 where = (*base, *_split_path(error.field))
-                errors.append(FieldError(f"{where_text(where)}: {_wire_path(where)}", error.message))
+                message = error.message + _did_you_mean(item, _split_path(error.field), error.message)
+                errors.append(FieldError(f"{where_text(where)}: {_wire_path(where)}", message))
             continue
-        if target.name in names:
-            where = (*base, "name")
-            errors.append(
-                FieldError(
-                    f"{where_text(where)}: {_wire_path(where)}",
-                    f"duplicate target name {target.name!r} (also item [{names[target.name]}])",
-                )
-            )
-            continue
-        names[target.name] = index
+        if names.get(target.name) != index:
+            continue  # a duplicate name, reported above
+        label = f"{where_text(base)}: {_wire_path(base) or 'target'} {target.name!r}"
+        if advice and not target.event_pattern and not target.event_filters:
+            warnings.append(f"{label} has neither eventPattern nor eventFilters: it receives every event")
+        if advice and (refusal := endpoint_refusal(target.endpoint)) is not None:
+            warnings.append(f"{label}: {refusal}")
         if item_unresolved:
             unresolved[target.name] = item_unresolved
         targets.append(target)
@@ -259,6 +297,45 @@ def validate_targets_data(
         count = len(errors)
         raise TargetsFileError(f"{path}: {count} invalid field{'s' if count > 1 else ''}", errors)
     return LoadedTargets(path=path, targets=targets, warnings=warnings, unresolved=unresolved)
+
+
+def _did_you_mean(item: Mapping[str, Any], path: Path_, message: str) -> str:
+    """``; did you mean 'x'?`` for a misspelt field name or filter operator, else nothing."""
+    if not path:
+        return ""
+    if message == "is not a known field":
+        candidates, written = KNOWN_FIELDS, str(path[-1])
+    elif path[-1] == "operator":
+        value: Any = item
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                return ""
+        candidates, written = OPERATORS, str(value)
+    else:
+        return ""
+    close = difflib.get_close_matches(written, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def endpoint_refusal(endpoint: str) -> str | None:
+    """Why the router would refuse ``endpoint``'s address by default, or None (names are checked when resolved)."""
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    reason = EgressPolicy().why_refused(address)
+    if reason is None:
+        return None
+    prefix = 32 if address.version == 4 else 128
+    return (
+        f"endpoint {endpoint} is {reason}: the router refuses it unless started with --allow-private "
+        f"{address}/{prefix}, and the sandbox's test call unless --allow-private-endpoints"
+    )
 
 
 def _split_path(path: str) -> Path_:
