@@ -113,6 +113,8 @@ def _change_lines(change: FieldChange, action: Action) -> list[str]:
 def _item_lines(item: TargetPlan) -> list[str]:
     lines = [line for change in item.changes for line in _change_lines(change, item.action)]
     lines += [f"{path}: unknown (its variable is not set)" for path in item.unknown]
+    if (previous := item.previous_signing_secret) is not None:
+        lines.append(f"previous signing secret also signs until {previous['expiresAt']}")
     return lines
 
 

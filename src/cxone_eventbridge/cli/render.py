@@ -51,14 +51,14 @@ def print_json(data: Any) -> None:
 def print_table(
     title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, fold: Sequence[str] = ()
 ) -> None:
-    """Print a rich table to stdout. Columns named in ``fold`` wrap their text over lines when the terminal
-    is narrow; the others keep each value on one line as far as they can, and fold it rather than cut it."""
+    """Print a rich table to stdout; no value is ever cut short with an ellipsis. When ``fold`` names
+    columns, only those wrap on a narrow terminal and the others keep each value on one line."""
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
     for column in columns:
         # Nothing is ever cut short with an ellipsis: an id or a URL must stay whole to be copied.
-        table.add_column(column, overflow="fold", no_wrap=column not in fold)
+        table.add_column(column, overflow="fold", no_wrap=bool(fold) and column not in fold)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     _console(stderr=False).print(table)
