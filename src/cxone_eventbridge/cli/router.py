@@ -9,6 +9,7 @@ gathers its options into ``ServeOptions`` and hands them to ``cli.router_serve.s
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import typer
 
 from cxone_eventbridge.cli import render
+from cxone_eventbridge.cli.circuit_notes import circuit_note
 from cxone_eventbridge.cli.confirm import confirm_deletion
 from cxone_eventbridge.cli.runner import run
 from cxone_eventbridge.defaults import (
@@ -260,6 +262,9 @@ def _status_tables(data: dict[str, Any]) -> None:
     ]
     columns = ["TARGET", "DELIVERED", "FAILED", "RETRIES", "P50 MS", "P99 MS", "CIRCUIT", "PENDING"]
     render.print_table("Targets", columns, rows, fold=("TARGET",))
+    now = time.time()
+    for note in filter(None, (circuit_note(t, now=now) for t in data.get("targets", []))):
+        render.info(note)  # why a circuit is open and when it probes next
     depths = [queue.get(k) for k in ("pending", "leased", "delivered", "dead")]
     render.print_table(
         "Queue", ["PENDING", "LEASED", "DELIVERED", "DEAD"], [[f"{d:,}" if d is not None else "-" for d in depths]]
