@@ -71,7 +71,7 @@ def request_body(target: IntegrationTarget) -> dict[str, Any]:
     webhook whose password is the literal text ``${env:NAME}``, so it is refused here.
     """
     for path, secret in (
-        ("authentication.value", target.authentication.value),
+        (target.authentication.secret_path, target.authentication.secret),
         ("signingSecret", target.signing_secret),
     ):
         if secret is not None and (name := secret_refs.reference_name(secret.get_secret_value())) is not None:

@@ -166,6 +166,17 @@ def receiver(  # noqa: PLR0917 -- typer maps each option to a parameter
         False, "--reject-invalid-signatures", help="Answer 401 when a signature does not verify (needs --secret)."
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible --fail-rate."),
+    oauth_client_id: str | None = typer.Option(
+        None, "--oauth-client-id", help="Serve POST /oauth/token for this client and require its bearer tokens."
+    ),
+    oauth_client_secret: str | None = typer.Option(
+        None,
+        "--oauth-client-secret",
+        envvar="CXEB_RECEIVER_OAUTH_CLIENT_SECRET",
+        help="The OAuth client's secret (with --oauth-client-id).",
+        show_default=False,
+    ),
+    oauth_token_ttl: float = typer.Option(3600.0, "--oauth-token-ttl", help="Issued tokens' lifetime in seconds."),
 ) -> None:
     """Run a local HTTPS webhook receiver that records what arrives, until interrupted."""
     from cxone_eventbridge.sandbox.receiver import ReceiverConfig, start_receiver
@@ -183,6 +194,9 @@ def receiver(  # noqa: PLR0917 -- typer maps each option to a parameter
             latency_ms=latency_ms,
             reject_invalid_signatures=reject_invalid_signatures,
             seed=seed,
+            oauth_client_id=oauth_client_id,
+            oauth_client_secret=oauth_client_secret,
+            oauth_token_ttl_s=oauth_token_ttl,
         )
     except ValueError as exc:
         render.fail(f"invalid option: {exc}", render.EXIT_INVALID_INPUT)
@@ -203,6 +217,8 @@ def receiver(  # noqa: PLR0917 -- typer maps each option to a parameter
         render.info(f"  CA certificate: {ca_shown}")
         render.info(f"  record:         {record_shown}")
         render.info(f"  signatures:     {'verified' if secret else 'not verified (add --secret)'}")
+        if oauth_client_id is not None:
+            render.info(f"  OAuth tokens:   {running.token_url} (client {oauth_client_id}); deliveries need one")
         render.info("Trust it from the client, router and sandbox:")
         render.info(f"  export CXONE_CA_BUNDLE={ca_shown}")
         try:

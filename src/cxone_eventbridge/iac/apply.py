@@ -28,7 +28,7 @@ from cxone_eventbridge import secret_refs
 from cxone_eventbridge.api import CXoneClient
 from cxone_eventbridge.exceptions import APIError, FieldError, InputError
 from cxone_eventbridge.iac.plan import AUTH_VALUE_PATH, Action, Plan, TargetPlan
-from cxone_eventbridge.models import AuthType, IntegrationTarget
+from cxone_eventbridge.models import OAUTH_SECRET_PATH, AuthType, IntegrationTarget
 
 Progress = Callable[[TargetPlan, "StepResult"], None]
 
@@ -83,7 +83,7 @@ def check_secrets_available(plan: Plan, unresolved: dict[str, list[str]]) -> Non
         elif item.action is Action.UPDATE:
             # A patch of the same auth type keeps the stored value; a new type needs one.
             type_changes = any(change.path == "authentication.type" for change in item.changes)
-            needed = {path for path in missing if path == AUTH_VALUE_PATH and type_changes}
+            needed = {path for path in missing if path in (AUTH_VALUE_PATH, OAUTH_SECRET_PATH) and type_changes}
         else:
             needed = set()
         errors.extend(
@@ -124,10 +124,16 @@ def _authentication_body(target: IntegrationTarget) -> dict[str, Any]:
     body: dict[str, Any] = {"type": auth.type.value}
     if auth.type is AuthType.API_KEY:
         body["headerName"] = auth.header_name
-    if auth.type is not AuthType.NONE and auth.value is not None:
-        text = auth.value.get_secret_value()
+    if auth.oauth is not None:
+        body["oauth"] = {k: v for k, v in auth.oauth.to_wire().items() if k != "clientSecret"}
+    secret = auth.secret
+    if auth.type is not AuthType.NONE and secret is not None:
+        text = secret.get_secret_value()
         if not secret_refs.is_reference(text):
-            body["value"] = text
+            if auth.oauth is not None:
+                body["oauth"]["clientSecret"] = text
+            else:
+                body["value"] = text
     return body
 
 

@@ -65,7 +65,12 @@ def target_document(target: IntegrationTarget, variable: str | None) -> dict[str
     authentication: dict[str, Any] = {"type": auth["type"]}
     if target.authentication.type is AuthType.API_KEY:
         authentication["headerName"] = auth["headerName"]
-    if target.authentication.type is not AuthType.NONE and variable is not None:
+    if target.authentication.type is AuthType.OAUTH_CLIENT_CREDENTIALS and auth["oauth"] is not None:
+        oauth = {key: value for key, value in auth["oauth"].items() if key != "clientSecret"}
+        if variable is not None:
+            oauth["clientSecret"] = secret_refs.make_reference(variable)
+        authentication["oauth"] = oauth
+    elif target.authentication.type is not AuthType.NONE and variable is not None:
         authentication["value"] = secret_refs.make_reference(variable)
     document: dict[str, Any] = {"name": wire["name"], "type": wire["type"], "endpoint": wire["endpoint"]}
     if wire["description"] is not None:

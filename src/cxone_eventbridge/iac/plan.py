@@ -28,7 +28,7 @@ from pydantic.alias_generators import to_camel
 
 from cxone_eventbridge import secret_refs
 from cxone_eventbridge.fingerprints import secret_fingerprint
-from cxone_eventbridge.models import IntegrationTarget
+from cxone_eventbridge.models import OAUTH_SECRET_PATH, IntegrationTarget
 
 SENSITIVE = "(sensitive)"
 AUTH_VALUE_PATH = "authentication.value"
@@ -197,7 +197,7 @@ def _creation_changes(target: IntegrationTarget, unknown: Sequence[str]) -> list
     for path, value in _leaves(wire, ""):
         if path == "name":
             continue  # the plan's row already names the target
-        if path in (AUTH_VALUE_PATH, SIGNING_SECRET_PATH):
+        if path in (AUTH_VALUE_PATH, OAUTH_SECRET_PATH, SIGNING_SECRET_PATH):
             if path not in unknown:
                 changes.append(FieldChange(path, sensitive=True))
             continue
@@ -259,14 +259,21 @@ def _diff_authentication(
         if sub in want.model_fields_set and getattr(want, sub) != getattr(have, sub):
             before, after = getattr(have, sub), getattr(want, sub)
             changes.append(FieldChange(f"authentication.{_wire_name(sub)}", _plain(before), _plain(after)))
-    if AUTH_VALUE_PATH in unknown or want.value is None:
+    if "oauth" in want.model_fields_set and want.oauth is not None:
+        wanted = want.oauth.to_wire()
+        current = have.oauth.to_wire() if have.oauth is not None else {}
+        for key, after in wanted.items():
+            if key != "clientSecret" and current.get(key) != after:
+                changes.append(FieldChange(f"authentication.oauth.{key}", current.get(key), after))
+    secret_path = want.secret_path
+    if secret_path in unknown or want.secret is None:
         return changes
-    text = want.value.get_secret_value()
+    text = want.secret.get_secret_value()
     if secret_refs.is_reference(text):
-        unknown.append(AUTH_VALUE_PATH)
+        unknown.append(secret_path)
         return changes
     if remote.id is None or have.value_fingerprint != secret_fingerprint(remote.id, text):
-        changes.append(FieldChange(AUTH_VALUE_PATH, sensitive=True))
+        changes.append(FieldChange(secret_path, sensitive=True))
     return changes
 
 

@@ -36,6 +36,8 @@ def targets_file_schema() -> dict[str, Any]:
     target["signingSecret"]["description"] = f"Standard Webhooks secret (whsec_...). {reference_note}"
     auth = schema["$defs"]["TargetAuthentication"]["properties"]
     auth["value"]["description"] = f"The credential for the endpoint. {reference_note}"
+    oauth = schema["$defs"]["OAuthClientCredentials"]["properties"]
+    oauth["clientSecret"]["description"] = f"The OAuth client's secret for the token endpoint. {reference_note}"
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": SCHEMA_ID,

@@ -30,7 +30,14 @@ from pydantic.alias_generators import to_camel
 from cxone_eventbridge import secret_refs
 from cxone_eventbridge.exceptions import FieldError, TargetsFileError
 from cxone_eventbridge.matching.filters import FilterOperator
-from cxone_eventbridge.models import EventFilter, IntegrationTarget, RetryPolicy, TargetAuthentication, field_errors
+from cxone_eventbridge.models import (
+    EventFilter,
+    IntegrationTarget,
+    OAuthClientCredentials,
+    RetryPolicy,
+    TargetAuthentication,
+    field_errors,
+)
 from cxone_eventbridge.ssrf import EgressPolicy
 
 MAX_FILE_BYTES = 5 << 20
@@ -44,13 +51,13 @@ SERVER_SET_FIELDS = (
     "signingSecretFingerprint",
     "previousSigningSecret",
 )
-SECRET_PATHS = (("authentication", "value"), ("signingSecret",))
+SECRET_PATHS = (("authentication", "value"), ("authentication", "oauth", "clientSecret"), ("signingSecret",))
 # Every field name a targets file may use, for "did you mean" on a misspelt one.
 KNOWN_FIELDS = tuple(
     sorted(
         {
             to_camel(name)
-            for model in (IntegrationTarget, TargetAuthentication, RetryPolicy, EventFilter)
+            for model in (IntegrationTarget, TargetAuthentication, OAuthClientCredentials, RetryPolicy, EventFilter)
             for name in model.model_fields
         }
     )

@@ -41,7 +41,11 @@ TARGET_IDS_OUTPUT = "target_ids"
 # Attributes the server sets as a matter of course: not drift.
 SERVER_MANAGED_ATTRIBUTES = frozenset({"status", "created_at", "updated_at"})
 # Attribute paths of secrets: their values are never written, only marked.
-SECRET_ATTRIBUTE_PATHS: tuple[tuple[str, ...], ...] = (("authentication", "value"), ("signing_secret",))
+SECRET_ATTRIBUTE_PATHS: tuple[tuple[str, ...], ...] = (
+    ("authentication", "value"),
+    ("authentication", "oauth", "client_secret"),
+    ("signing_secret",),
+)
 
 _IDENTIFIER_UNSAFE = re.compile(r"[^a-z0-9_]+")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
@@ -77,6 +81,7 @@ def target_attributes(target: IntegrationTarget) -> dict[str, Any]:
             "type": auth["type"],
             "value": None,
             "value_fingerprint": auth["valueFingerprint"],
+            "oauth": _oauth_attributes(auth["oauth"]),
         },
         "created_at": wire["createdAt"],
         "description": wire["description"],
@@ -113,6 +118,20 @@ def target_attributes(target: IntegrationTarget) -> dict[str, Any]:
     return attributes
 
 
+def _oauth_attributes(oauth: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An OAuth target's token settings (the client secret never)."""
+    if oauth is None:
+        return None
+    return {
+        "client_id": oauth["clientId"],
+        "client_secret": None,
+        "scopes": oauth["scopes"],
+        "token_form_fields": oauth["tokenFormFields"],
+        "token_headers": oauth["tokenHeaders"],
+        "token_url": oauth["tokenUrl"],
+    }
+
+
 def _previous_secret(previous: dict[str, Any] | None) -> dict[str, Any] | None:
     """A rotated-out signing secret in its grace period: its fingerprint and expiry (the value never)."""
     if previous is None:
@@ -124,8 +143,9 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _sensitive_attributes() -> list[list[dict[str, str]]]:
-    return [[{"type": "get_attr", "value": step} for step in path] for path in SECRET_ATTRIBUTE_PATHS]
+def _sensitive_attributes(target: IntegrationTarget) -> list[list[dict[str, str]]]:
+    paths = [path for path in SECRET_ATTRIBUTE_PATHS if "oauth" not in path or target.authentication.oauth is not None]
+    return [[{"type": "get_attr", "value": step} for step in path] for path in paths]
 
 
 def _sorted_targets(targets: Iterable[IntegrationTarget]) -> list[IntegrationTarget]:
@@ -164,7 +184,7 @@ def render_state(
                 {
                     "schema_version": 0,
                     "attributes": target_attributes(target),
-                    "sensitive_attributes": _sensitive_attributes(),
+                    "sensitive_attributes": _sensitive_attributes(target),
                     "private": None,
                 }
             ],
@@ -217,7 +237,7 @@ def render_config(targets: Iterable[IntegrationTarget]) -> str:
                 variables[secret_variable] = {
                     "type": "string",
                     "sensitive": True,
-                    "description": _escape_template(f"authentication.value of target {target.name!r}"),
+                    "description": _escape_template(f"{target.authentication.secret_path} of target {target.name!r}"),
                 }
         if variables:
             config["variable"] = variables
@@ -241,7 +261,12 @@ def _resource_body(target: IntegrationTarget, name: str) -> tuple[dict[str, Any]
     if auth["header_name"] is not None:
         authentication["header_name"] = auth["header_name"]
     secret_variable = None
-    if auth["type"] != "none":
+    if auth["oauth"] is not None:
+        oauth = {key: value for key, value in auth["oauth"].items() if key != "client_secret"}
+        secret_variable = f"{name}_oauth_client_secret"
+        oauth["client_secret"] = f"${{var.{secret_variable}}}"
+        authentication["oauth"] = _escape_template(oauth) | {"client_secret": oauth["client_secret"]}
+    elif auth["type"] != "none":
         secret_variable = f"{name}_auth_value"
         authentication["value"] = f"${{var.{secret_variable}}}"
     body: dict[str, Any] = {

@@ -20,6 +20,7 @@ reason               meaning
 ``tls``              the TLS handshake or certificate check failed
 ``connect``          the connection was refused, reset or closed before an answer
 ``egress_denied``    the SSRF guard refused the destination; nothing was sent
+``auth_failed``      the target's OAuth token endpoint gave no token (nothing was sent to the target)
 ``expired``          the event outlived ``max_event_age_s`` before it was delivered
 ``other``            anything else (an unexpected failure inside the router)
 ===================  =============================================================================
@@ -46,6 +47,7 @@ class FailureReason(StrEnum):
     TLS = "tls"
     CONNECT = "connect"
     EGRESS_DENIED = "egress_denied"
+    AUTH_FAILED = "auth_failed"
     EXPIRED = "expired"
     OTHER = "other"
 
@@ -54,6 +56,7 @@ class FailureReason(StrEnum):
 # of the OS messages they quote; checked in this order, so a TLS error while connecting is "tls" and a
 # refused destination (whose message says "refused") is "egress_denied".
 _ERROR_FRAGMENTS: tuple[tuple[tuple[str, ...], FailureReason], ...] = (
+    (("token endpoint",), FailureReason.AUTH_FAILED),  # router/target_tokens.py: TOKEN_FAILURE_PREFIX
     (("ssrf guard", "not the endpoint's canonical host"), FailureReason.EGRESS_DENIED),
     (("timeout", "timed out"), FailureReason.TIMEOUT),
     (("tls", "ssl", "certificate"), FailureReason.TLS),
@@ -110,6 +113,7 @@ _FINAL_REASONS = {
     "expired": FailureReason.EXPIRED,
     "gone": FailureReason.STATUS_410,
     "egress_denied": FailureReason.EGRESS_DENIED,
+    "auth_failed": FailureReason.AUTH_FAILED,
 }
 
 

@@ -29,6 +29,7 @@ from cxone_eventbridge import __version__ as _version
 from cxone_eventbridge.models import AuthType, IntegrationTarget
 from cxone_eventbridge.retry import Outcome, classify_status, parse_retry_after
 from cxone_eventbridge.router.http_transport import (
+    Answer,
     Endpoint,
     Failure,
     FailureKind,
@@ -36,6 +37,7 @@ from cxone_eventbridge.router.http_transport import (
     parse_endpoint,
 )
 from cxone_eventbridge.router.queue import Delivery
+from cxone_eventbridge.router.target_tokens import TargetTokens, TokenFailure
 from cxone_eventbridge.signing import signing_key
 from cxone_eventbridge.ssrf import EgressPolicy, Resolver, system_resolver
 from cxone_eventbridge.transform import JSON_CONTENT_TYPE, DeliveryContext, Payload, target_input
@@ -70,6 +72,7 @@ class AttemptResult:
     latency_s: float
     retry_after_s: float | None = None
     error: str | None = None
+    auth_failed: bool = False  # the target's token endpoint gave no token; nothing was sent to the target
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +167,12 @@ def _finish(keyed: hmac.HMAC, signed: bytes, body: bytes) -> str:
     return "v1," + base64.b64encode(mac.digest()).decode()
 
 
+@dataclass(frozen=True, slots=True)
+class _TokenProblem:
+    outcome: AttemptOutcome
+    error: str
+
+
 def build_request(target: IntegrationTarget, delivery: Delivery, *, timestamp: int) -> PreparedRequest:
     """The request for one attempt of ``delivery`` to ``target``; pure, so it can be tested alone."""
     template = RequestTemplate(target)
@@ -208,12 +217,15 @@ class DeliveryClient:
         clock: Callable[[], float] = time.time,
         retryable_4xx: frozenset[int] = frozenset(),
         header_hook: HeaderHook | None = None,
+        tokens: TargetTokens | None = None,
     ) -> None:
         self._transport = transport
         self._clock = clock
         self._retryable_4xx = retryable_4xx
         self._header_hook = header_hook
         self._templates: dict[str, RequestTemplate] = {}  # by target name, rebuilt when the target object changes
+        # OAuth targets' tokens: fetched over the same transport (the same SSRF guard), cached per target.
+        self.tokens = tokens if tokens is not None else TargetTokens(transport, clock=clock)
 
     async def send(self, target: IntegrationTarget, delivery: Delivery) -> AttemptResult:
         """One attempt; never raises for a network outcome, only returns it."""
@@ -228,7 +240,23 @@ class DeliveryClient:
         if self._header_hook is not None:
             headers.update(self._header_hook(target, delivery))
         started = time.perf_counter()
+        oauth = target.authentication.type is AuthType.OAUTH_CLIENT_CREDENTIALS
+        if oauth:
+            token = await self._authorize(target, headers)
+            if token is not None:
+                return AttemptResult(
+                    token.outcome, None, time.perf_counter() - started, error=token.error, auth_failed=True
+                )
         answer = await self._transport.post(template.endpoint, headers, body, template.timeout)
+        if oauth and isinstance(answer, Answer) and answer.status == 401:
+            # The token was refused (revoked, expired early): one fresh token, and this attempt once more.
+            self.tokens.rejected(target, headers["Authorization"])
+            token = await self._authorize(target, headers)
+            if token is not None:
+                return AttemptResult(
+                    token.outcome, None, time.perf_counter() - started, error=token.error, auth_failed=True
+                )
+            answer = await self._transport.post(template.endpoint, headers, body, template.timeout)
         latency = time.perf_counter() - started
         if isinstance(answer, Failure):
             outcome = AttemptOutcome.REFUSED if answer.kind is FailureKind.REFUSED else AttemptOutcome.ERROR
@@ -239,3 +267,11 @@ class DeliveryClient:
         if outcome is AttemptOutcome.RETRY and answer.retry_after is not None:
             retry_after_s = parse_retry_after(answer.retry_after, now=datetime.fromtimestamp(self._clock(), UTC))
         return AttemptResult(outcome, status, latency, retry_after_s=retry_after_s, error=None)
+
+    async def _authorize(self, target: IntegrationTarget, headers: dict[str, str]) -> _TokenProblem | None:
+        """Put the target's bearer token into ``headers``; what went wrong when there is none."""
+        got = await self.tokens.authorization(target)
+        if isinstance(got, TokenFailure):
+            return _TokenProblem(AttemptOutcome.ERROR if got.retryable else AttemptOutcome.PERMANENT, got.message)
+        headers["Authorization"] = got
+        return None

@@ -522,7 +522,7 @@ class Dispatcher:
                 open_for = min(last * 2, self._options.circuit.max_open_s)
                 self._shared_circuits[name] = SharedCircuit(now + open_for, open_for)
                 self._in_background(self._queue.open_circuit(name, open_for_s=open_for))
-        elif outcome is AttemptOutcome.REFUSED:
+        elif outcome is AttemptOutcome.REFUSED or result.auth_failed:
             breaker.cancelled()  # nothing was sent: it says nothing about the endpoint
         else:
             # Success, 410 or a permanent 4xx: the endpoint answered, so it is up.
@@ -552,7 +552,8 @@ class Dispatcher:
         if outcome.retryable:
             policy = target.retry_policy
             if attempt > policy.max_retries:
-                await self._dead_letter(delivery, DeadLetterReason.RETRIES_EXHAUSTED, result, now)
+                spent = DeadLetterReason.AUTH_FAILED if result.auth_failed else DeadLetterReason.RETRIES_EXHAUSTED
+                await self._dead_letter(delivery, spent, result, now)
                 return
             delay = next_delay(
                 policy.backoff_strategy,
@@ -589,7 +590,8 @@ class Dispatcher:
         if outcome is AttemptOutcome.REFUSED:
             await self._dead_letter(delivery, DeadLetterReason.EGRESS_DENIED, result, now)
             return
-        await self._dead_letter(delivery, DeadLetterReason.PERMANENT, result, now)
+        reason = DeadLetterReason.AUTH_FAILED if result.auth_failed else DeadLetterReason.PERMANENT
+        await self._dead_letter(delivery, reason, result, now)
 
     async def _dead_letter(
         self, delivery: Delivery, reason: DeadLetterReason, result: AttemptResult, now: float

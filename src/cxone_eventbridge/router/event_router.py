@@ -57,9 +57,9 @@ def _new_event_id() -> str:
 def _check_target(target: IntegrationTarget) -> None:
     """Refuse a target that cannot be delivered to as given (a secret still an ``${env:...}`` reference)."""
     errors: list[FieldError] = []
-    auth_value = target.authentication.value
+    auth_value = target.authentication.secret
     if auth_value is not None and secret_refs.is_reference(auth_value.get_secret_value()):
-        errors.append(FieldError("authentication.value", "is an unresolved ${env:...} reference"))
+        errors.append(FieldError(target.authentication.secret_path, "is an unresolved ${env:...} reference"))
     secret = target.signing_secret
     if secret is not None and secret_refs.is_reference(secret.get_secret_value()):
         errors.append(FieldError("signingSecret", "is an unresolved ${env:...} reference"))

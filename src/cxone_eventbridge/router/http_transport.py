@@ -84,10 +84,11 @@ def parse_endpoint(url: str) -> Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The receiver answered: its status and ``Retry-After`` header."""
+    """The receiver answered: its status and ``Retry-After`` header (and its body, when asked to keep it)."""
 
     status: int
     retry_after: str | None
+    body: bytes = b""
 
 
 class FailureKind(StrEnum):
@@ -199,9 +200,19 @@ class HttpTransport:
         return builder.build()
 
     async def post(
-        self, endpoint: Endpoint, headers: Mapping[str, str], body: bytes, time_limit: timedelta
+        self,
+        endpoint: Endpoint,
+        headers: Mapping[str, str],
+        body: bytes,
+        time_limit: timedelta,
+        *,
+        keep_body: bool = False,
     ) -> Answer | Failure:
-        """One POST; never raises for a network outcome, only returns it."""
+        """One POST; never raises for a network outcome, only returns it.
+
+        ``keep_body`` keeps up to :data:`MAX_RESPONSE_BYTES` of the answer (a token endpoint's JSON);
+        deliveries drop it.
+        """
         if self._closed:
             raise RuntimeError("the HTTP transport is closed")
         refused = self._refusal(endpoint)
@@ -210,13 +221,13 @@ class HttpTransport:
         if endpoint.literal is not None:
             if self._literal is None:
                 self._literal = self._build(None)
-            return await _send(self._literal, endpoint, headers, body, time_limit)
+            return await _send(self._literal, endpoint, headers, body, time_limit, keep_body=keep_body)
         pin = await self._pin_for(endpoint)
         if isinstance(pin, Failure):
             return pin
         pin.in_flight += 1
         try:
-            return await _send(pin.client, endpoint, headers, body, time_limit)
+            return await _send(pin.client, endpoint, headers, body, time_limit, keep_body=keep_body)
         finally:
             pin.in_flight -= 1
             if pin.retired and pin.in_flight == 0:
@@ -289,7 +300,13 @@ class HttpTransport:
 
 
 async def _send(
-    client: Client, endpoint: Endpoint, headers: Mapping[str, str], body: bytes, time_limit: timedelta
+    client: Client,
+    endpoint: Endpoint,
+    headers: Mapping[str, str],
+    body: bytes,
+    time_limit: timedelta,
+    *,
+    keep_body: bool = False,
 ) -> Answer | Failure:
     request = (
         client.post(endpoint.url)
@@ -302,7 +319,9 @@ async def _send(
     try:
         async with request as response:
             answer = Answer(response.status, response.get_header("retry-after"))
-            await _drain(response.body_reader)
+            kept = await _drain(response.body_reader, keep=keep_body)
+            if keep_body:
+                answer = Answer(answer.status, answer.retry_after, kept)
     except reqwest_errors.RequestTimeoutError:
         return Failure(FailureKind.TIMEOUT, f"timeout after {time_limit.total_seconds() * 1000:.0f} ms")
     except reqwest_errors.RequestError as exc:
@@ -310,14 +329,19 @@ async def _send(
     return answer
 
 
-async def _drain(reader: ResponseBodyReader) -> None:
-    """Read at most MAX_RESPONSE_BYTES of the answer (the usual small one is already buffered)."""
+async def _drain(reader: ResponseBodyReader, *, keep: bool = False) -> bytes:
+    """Read at most MAX_RESPONSE_BYTES of the answer (the usual small one is already buffered); the bytes
+    read when ``keep``, else nothing."""
     remaining = MAX_RESPONSE_BYTES
+    kept: list[bytes] = []
     while remaining > 0:
         chunk = await reader.read(remaining)
         if not chunk:
-            return
+            break
+        if keep:
+            kept.append(bytes(chunk))
         remaining -= len(chunk)
+    return b"".join(kept)
 
 
 def _failure(exc: reqwest_errors.RequestError, endpoint: Endpoint) -> Failure:

@@ -4,6 +4,11 @@ It answers every POST (200 by default, whatever the signature check says), recor
 JSON line (``time``, ``path``, ``headers``, ``body``, ``signature_valid``) flushed before it answers, and can
 be told to fail: a fixed status, a fraction of random 503s, a ``Retry-After`` header, added latency.
 
+With ``oauth_client_id``/``oauth_client_secret`` it is also an OAuth 2.0 server for the client-credentials
+grant: ``POST /oauth/token`` (client id and secret in HTTP Basic or in the form) issues bearer tokens that
+expire after ``oauth_token_ttl_s`` by its clock, and every other POST needs a live one (401 otherwise), so
+targets of type ``oauth_client_credentials`` can be demonstrated and tested against it.
+
 Speed matters: it must not be the bottleneck of the delivery benchmark. So it uses aiohttp's low-level
 server (no router), writes through one buffered file object with a flush per request (the record is in
 the OS before the answer leaves) and never fsyncs (a benchmark receiver need not survive a power cut).
@@ -12,15 +17,19 @@ the OS before the answer leaves) and never fsyncs (a benchmark receiver need not
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import hmac
 import json
 import random
+import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import parse_qs, unquote_plus
 
 from aiohttp import web
 
@@ -33,6 +42,7 @@ _OK_BODY = b'{"received":true}'
 _FAIL_BODY = b'{"received":false}'
 _REJECT_BODY = b'{"received":false,"error":"invalid signature"}'
 _JSON = "application/json"
+TOKEN_PATH = "/oauth/token"  # noqa: S105 -- a URL path, not a secret
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,9 @@ class ReceiverConfig:
     clock: Callable[[], float] = field(default=time.time, repr=False)
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)  # how latency_ms waits
     seed: int | None = None  # makes --fail-rate reproducible
+    oauth_client_id: str | None = None  # serve POST /oauth/token and require its bearer tokens
+    oauth_client_secret: str | None = field(default=None, repr=False)
+    oauth_token_ttl_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if not 100 <= self.status <= 599:
@@ -71,6 +84,10 @@ class ReceiverConfig:
                 raise ValueError(f"secret: {exc}") from None
         if self.reject_invalid_signatures and self.secret is None:
             raise ValueError("reject_invalid_signatures needs a secret to verify with")
+        if (self.oauth_client_id is None) != (self.oauth_client_secret is None):
+            raise ValueError("oauth_client_id and oauth_client_secret go together")
+        if self.oauth_token_ttl_s <= 0:
+            raise ValueError(f"oauth_token_ttl_s: {self.oauth_token_ttl_s} must be positive")
 
 
 class _Handler:
@@ -81,6 +98,9 @@ class _Handler:
         self.record = record
         self._random = random.Random(config.seed)  # noqa: S311 -- fault injection, not cryptography
         self.request_count = 0
+        self.token_requests = 0
+        self.token_status: int | None = None  # set to make the token endpoint fail with this status
+        self._tokens: dict[str, float] = {}  # issued access token -> expiry (by the receiver's clock)
         retry_after = config.retry_after
         self._failure_headers = {"Retry-After": _format_seconds(retry_after)} if retry_after is not None else {}
 
@@ -99,6 +119,16 @@ class _Handler:
         if request.method != "POST":
             return web.Response(status=405, headers={"Allow": "POST, GET, HEAD"})
         body = await request.read()
+        if self.config.oauth_client_id is not None:
+            if request.path == TOKEN_PATH:
+                return self._issue_token(request, body)
+            if not self._token_valid(request.headers.get("Authorization", "")):
+                return web.Response(
+                    status=401,
+                    body=b'{"received":false,"error":"invalid_token"}',
+                    content_type=_JSON,
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
         verdict = self._signature_valid(request.headers, body)
         self.request_count += 1
         if self.record is not None:
@@ -121,6 +151,48 @@ class _Handler:
         if 200 <= status < 300:
             return web.Response(status=status, body=_OK_BODY, content_type=_JSON)
         return web.Response(status=status, body=_FAIL_BODY, content_type=_JSON, headers=self._failure_headers)
+
+    def _issue_token(self, request: web.BaseRequest, body: bytes) -> web.Response:
+        """RFC 6749 4.4 client credentials: a bearer token for the configured client, or the RFC's error."""
+        self.token_requests += 1
+        if self.token_status is not None:
+            return web.Response(
+                status=self.token_status, body=b'{"error":"temporarily_unavailable"}', content_type=_JSON
+            )
+        form = {key: values[-1] for key, values in parse_qs(body.decode("utf-8", errors="replace")).items()}
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user = password = ""
+            client_id, client_secret = unquote_plus(user), unquote_plus(password)
+        if form.get("grant_type") != "client_credentials":
+            return _oauth_error(400, "unsupported_grant_type")
+        if client_id != self.config.oauth_client_id or not hmac.compare_digest(
+            (client_secret or "").encode(), (self.config.oauth_client_secret or "").encode()
+        ):
+            return _oauth_error(401, "invalid_client")
+        token = secrets.token_urlsafe(24)
+        self._tokens[token] = self.config.clock() + self.config.oauth_token_ttl_s
+        answer = {"access_token": token, "token_type": "Bearer", "expires_in": self.config.oauth_token_ttl_s}
+        if "scope" in form:
+            answer["scope"] = form["scope"]
+        return web.Response(body=json.dumps(answer).encode(), content_type=_JSON, headers={"Cache-Control": "no-store"})
+
+    def _token_valid(self, authorization: str) -> bool:
+        scheme, _, token = authorization.partition(" ")
+        expires = self._tokens.get(token) if scheme.lower() == "bearer" else None
+        return expires is not None and self.config.clock() < expires
+
+    def revoke_tokens(self) -> None:
+        """Forget every issued token: the next request with one gets 401."""
+        self._tokens.clear()
+
+
+def _oauth_error(status: int, code: str) -> web.Response:
+    return web.Response(status=status, body=json.dumps({"error": code}).encode(), content_type=_JSON)
 
 
 def _format_seconds(seconds: float) -> str:
@@ -148,8 +220,26 @@ class RunningReceiver:
 
     @property
     def request_count(self) -> int:
-        """How many POSTs arrived so far."""
+        """How many POSTs arrived so far (token requests not included)."""
         return self._handler.request_count
+
+    @property
+    def token_requests(self) -> int:
+        """How many token requests arrived so far (with ``oauth_client_id``)."""
+        return self._handler.token_requests
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint's URL (served with ``oauth_client_id``)."""
+        return f"{self.url}{TOKEN_PATH}"
+
+    def fail_token_requests(self, status: int | None) -> None:
+        """Make the token endpoint answer ``status`` (None: issue tokens again)."""
+        self._handler.token_status = status
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every issued token (the next delivery with one gets 401)."""
+        self._handler.revoke_tokens()
 
     def records(self) -> list[dict[str, Any]]:
         """Every recorded request so far, parsed."""

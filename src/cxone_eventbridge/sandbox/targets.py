@@ -78,8 +78,9 @@ def _requested_status(requested: TargetStatus | None, current: TargetStatus | No
 
 def new_target(request: IntegrationTarget, *, now: float) -> IntegrationTarget:
     """A target to insert: server id, status and timestamps, a signing secret when none was given."""
-    if request.authentication.type != "none" and request.authentication.value is None:
-        raise validation_failed([FieldError("authentication.value", "is required when creating a target")])
+    auth = request.authentication
+    if auth.type != "none" and auth.secret is None:
+        raise validation_failed([FieldError(auth.secret_path, "is required when creating a target")])
     created = _now(now)
     return request.model_copy(
         update={
@@ -96,23 +97,23 @@ def new_target(request: IntegrationTarget, *, now: float) -> IntegrationTarget:
 
 
 def _stored_auth(requested: TargetAuthentication, current: IntegrationTarget | None) -> TargetAuthentication:
-    """The authentication to store: the sent value, or the current one when the read form came back."""
-    if requested.value is not None or requested.type == "none":
+    """The authentication to store: the sent secret, or the current one when the read form came back."""
+    if requested.secret is not None or requested.type == "none":
         return requested.model_copy(update={"value_fingerprint": None})
     current_auth = current.authentication if current is not None else None
     if (
         current is not None
         and current_auth is not None
         and current_auth.type == requested.type
-        and current_auth.value is not None
+        and current_auth.secret is not None
         and requested.value_fingerprint == public_fingerprint(current)
     ):
-        return requested.model_copy(update={"value": current_auth.value, "value_fingerprint": None})
+        return requested.with_secret(current_auth.secret).model_copy(update={"value_fingerprint": None})
     raise validation_failed(
         [
             FieldError(
                 "authentication.valueFingerprint",
-                "does not match the current authentication value; send authentication.value",
+                f"does not match the current authentication value; send {requested.secret_path}",
             )
         ]
     )
@@ -211,8 +212,8 @@ def patched_target(current: IntegrationTarget, patch: Any, *, now: float) -> Int
 
 
 def public_fingerprint(target: IntegrationTarget) -> str | None:
-    """The fingerprint of the target's authentication value, as responses show it."""
-    value = target.authentication.value
+    """The fingerprint of the target's authentication secret (value or OAuth client secret), as responses show it."""
+    value = target.authentication.secret
     if target.id is None or value is None:
         return None
     return secret_fingerprint(target.id, value.get_secret_value())

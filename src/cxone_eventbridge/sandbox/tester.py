@@ -15,13 +15,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 import httpx
 
 from cxone_eventbridge import __version__, secret_refs, signing
 from cxone_eventbridge.exceptions import EgressDeniedError
-from cxone_eventbridge.models import AuthType, IntegrationTarget, TargetTestResult, TestOutcome
+from cxone_eventbridge.models import AuthType, IntegrationTarget, OAuthClientCredentials, TargetTestResult, TestOutcome
 from cxone_eventbridge.ssrf import EgressPolicy, Resolver, canonical_host, resolve_and_check, system_resolver
 from cxone_eventbridge.transform import JSON_CONTENT_TYPE, DeliveryContext, Payload, target_input
 
@@ -117,6 +117,14 @@ async def send_test_event(
         headers = _request_headers(target, test_id, int(now), body, payload.content_type)
     except ValueError as exc:
         return _failed(502, test_id, str(exc))
+    timeout_s = target.retry_policy.timeout_ms / 1000
+    oauth = target.authentication.oauth
+    if target.authentication.type is AuthType.OAUTH_CLIENT_CREDENTIALS and oauth is not None:
+        # The real token exchange, as the router does it: a failure here is the test's answer.
+        token = await _exchange_token(oauth, policy, ssl_context, resolver, timeout_s)
+        if not token.startswith("Bearer "):
+            return _failed(502, test_id, token)
+        headers["Authorization"] = token
     try:
         addresses = await resolve_and_check(host, port, policy, resolver)
     except EgressDeniedError as exc:
@@ -125,7 +133,6 @@ async def send_test_event(
     address = addresses[0]
     pinned = urlunsplit(("https", f"{_netloc_host(address)}:{port}", parts.path or "/", parts.query, ""))
     headers["Host"] = _netloc_host(host) if parts.port is None else f"{_netloc_host(host)}:{parts.port}"
-    timeout_s = target.retry_policy.timeout_ms / 1000
     started = time.perf_counter()
     try:
         async with httpx.AsyncClient(verify=ssl_context, timeout=timeout_s, follow_redirects=False) as client:
@@ -149,6 +156,54 @@ async def send_test_event(
         test_id=test_id,
     )
     return TestCallOutcome(502, result)
+
+
+async def _exchange_token(
+    oauth: OAuthClientCredentials,
+    policy: EgressPolicy,
+    ssl_context: ssl.SSLContext,
+    resolver: Resolver,
+    timeout_s: float,
+) -> str:
+    """``Bearer <token>`` from the target's token endpoint, or why not (secret-free words, "token endpoint ...")."""
+    secret = oauth.client_secret.get_secret_value() if oauth.client_secret is not None else ""
+    if secret_refs.is_reference(secret):
+        return "token endpoint: oauth.clientSecret is an unresolved ${env:...} reference; send the resolved value"
+    parts = urlsplit(oauth.token_url)
+    host, port = parts.hostname or "", parts.port or 443
+    try:
+        addresses = await resolve_and_check(host, port, policy, resolver)
+    except EgressDeniedError as exc:
+        return f"token endpoint: {exc}"
+    host = canonical_host(host)
+    pinned = urlunsplit(("https", f"{_netloc_host(addresses[0])}:{port}", parts.path or "/", parts.query, ""))
+    form = {**oauth.token_form_fields, "grant_type": "client_credentials"}
+    if oauth.scopes:
+        form["scope"] = " ".join(oauth.scopes)
+    credentials = f"{quote_plus(oauth.client_id)}:{quote_plus(secret)}"
+    headers = {
+        **oauth.token_headers,
+        "Accept": "application/json",
+        "Authorization": "Basic " + base64.b64encode(credentials.encode()).decode("ascii"),
+        "Host": _netloc_host(host) if parts.port is None else f"{_netloc_host(host)}:{parts.port}",
+        "User-Agent": f"cxeb-sandbox/{__version__}",
+    }
+    try:
+        async with httpx.AsyncClient(verify=ssl_context, timeout=timeout_s, follow_redirects=False) as client:
+            response = await client.post(pinned, data=form, headers=headers, extensions={"sni_hostname": host})
+    except httpx.TimeoutException:
+        return f"token endpoint did not answer within {timeout_s * 1000:.0f} ms"
+    except httpx.HTTPError as exc:
+        return f"token endpoint could not be reached: {type(exc).__name__}"
+    if not 200 <= response.status_code < 300:
+        return f"token endpoint answered HTTP {response.status_code}"
+    try:
+        token = response.json().get("access_token")
+    except (ValueError, AttributeError):
+        token = None
+    if not isinstance(token, str) or not token or not token.isprintable() or " " in token:
+        return "token endpoint answered without a usable access_token"
+    return f"Bearer {token}"
 
 
 def _netloc_host(host: str) -> str:

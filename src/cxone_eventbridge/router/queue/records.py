@@ -38,6 +38,7 @@ class DeadLetterReason(StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"
     EXPIRED = "expired"  # waited longer than the maximum event age
     EGRESS_DENIED = "egress_denied"  # the SSRF guard refused the destination
+    AUTH_FAILED = "auth_failed"  # the target's OAuth token endpoint gave no token (permanently or every retry)
 
 
 def delivery_id_for(event_id: str, target: str) -> str:
