@@ -99,6 +99,12 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     burst_period: int = typer.Option(0, "--burst-period", help="Period of --burst-429 in requests (0: once)."),
     seed: int | None = typer.Option(None, "--seed", help="Seed for reproducible fault injection."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+    lose_answer_every: int = typer.Option(
+        0, "--lose-answer-every", help="Commit every Nth write but answer 504 instead (0: never)."
+    ),
+    token_rate_limit: float | None = typer.Option(
+        None, "--token-rate-limit", help="Token requests per minute before 429 (default: unlimited)."
+    ),
 ) -> None:
     """Run the sandbox control-plane server (OAuth2 + targets API) until interrupted."""
     import uvicorn
@@ -123,6 +129,8 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
             latency_ms=latency_ms,
             fault_429_burst=burst_429,
             fault_429_period=burst_period,
+            fault_lost_answer_every=lose_answer_every,
+            token_rate_limit_per_minute=token_rate_limit,
             seed=seed,
         )
     except ValueError as exc:

@@ -69,6 +69,12 @@ class SandboxConfig:
     fault_429_burst: int = 0  # forced 429s: the first N requests of every period...
     fault_429_period: int = 0  # ...of this many requests (0: only the first N requests ever)
     fault_retry_after_s: int = 1
+    # A real control plane's faults: the answer of every Nth write (POST/PUT/PATCH/DELETE) is lost after
+    # the write was committed (answered 504, as a gateway whose upstream went silent; 0: never) ...
+    fault_lost_answer_every: int = 0
+    # ... and a rate limit on the token endpoint (requests per minute over all clients; None: none).
+    token_rate_limit_per_minute: float | None = None
+    token_rate_limit_burst: int = 1
     max_body_bytes: int = MAX_BODY_BYTES
     clock: Callable[[], float] = field(default=time.time, repr=False)
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)  # how latency_ms waits
@@ -89,6 +95,12 @@ class SandboxConfig:
             raise ValueError("fault_429_burst and fault_429_period must not be negative")
         if self.fault_429_period and self.fault_429_burst > self.fault_429_period:
             raise ValueError("fault_429_burst must not exceed fault_429_period")
+        if self.fault_lost_answer_every < 0:
+            raise ValueError(f"fault_lost_answer_every: {self.fault_lost_answer_every} must not be negative")
+        if self.token_rate_limit_per_minute is not None and self.token_rate_limit_per_minute <= 0:
+            raise ValueError(f"token_rate_limit_per_minute: {self.token_rate_limit_per_minute} must be positive")
+        if self.token_rate_limit_burst < 1:
+            raise ValueError(f"token_rate_limit_burst: {self.token_rate_limit_burst} must be at least 1")
         if self.fault_retry_after_s < 0:
             raise ValueError(f"fault_retry_after_s: {self.fault_retry_after_s} must not be negative")
         if self.max_body_bytes < 1024:

@@ -1,4 +1,8 @@
-"""Fault injection: random 5xx, added latency and forced bursts of 429, so clients can prove their retries.
+"""Fault injection: random 5xx, added latency, forced 429 bursts and lost answers, so clients can prove their retries.
+
+A lost answer is the fault idempotency keys exist for: the write is committed, then its answer never
+reaches the client (here: a 504, as a gateway gives when its upstream went silent). A client that retries
+must not make the change twice.
 
 Injected answers carry ``X-Sandbox-Fault: injected`` so that tests (and people) can tell them from bugs.
 """
@@ -13,6 +17,8 @@ from cxone_eventbridge.sandbox.config import SandboxConfig
 
 FAULT_HEADER = "X-Sandbox-Fault"
 _FAULT_STATUSES = (500, 502, 503, 504)
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOST_ANSWER_STATUS = 504
 
 
 @dataclass(frozen=True)
@@ -30,12 +36,25 @@ class FaultInjector:
         self._config = config
         self._random = random.Random(config.seed)  # noqa: S311 -- fault injection, not cryptography
         self._count = 0
+        self._writes = 0
+        self.lost_answers = 0  # how many answers were lost so far
         self._lock = threading.Lock()
 
     async def delay(self) -> None:
         """Wait the configured ``latency_ms`` (with the config's ``sleep``, which tests replace)."""
         if self._config.latency_ms:
             await self._config.sleep(self._config.latency_ms / 1000)
+
+    def lose_answer(self, method: str) -> bool:
+        """Whether this request's answer is lost after it was processed: every Nth write (the 1st, N+1th, ...)."""
+        every = self._config.fault_lost_answer_every
+        if not every or method.upper() not in WRITE_METHODS:
+            return False
+        with self._lock:
+            self._writes += 1
+            lost = (self._writes - 1) % every == 0
+            self.lost_answers += lost
+            return lost
 
     def next_fault(self) -> Fault | None:
         """The fault for the next request, if any: a forced 429 first, then a random 5xx."""

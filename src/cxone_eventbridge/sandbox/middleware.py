@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cxone_eventbridge.models import ErrorBody
-from cxone_eventbridge.sandbox.faults import FAULT_HEADER, FaultInjector
+from cxone_eventbridge.sandbox.faults import FAULT_HEADER, LOST_ANSWER_STATUS, FaultInjector
 
 API_PREFIX = "/api/"
 
@@ -83,6 +83,9 @@ class FaultMiddleware:
             return
         await self.faults.delay()
         fault = self.faults.next_fault()
+        if fault is None and self.faults.lose_answer(str(scope.get("method", ""))):
+            await self._lose_answer(scope, receive, send)
+            return
         if fault is None:
             await self.app(scope, receive, send)
             return
@@ -93,3 +96,14 @@ class FaultMiddleware:
         else:
             response = _error(fault.status, "injected_fault", f"injected fault: HTTP {fault.status}", headers)
         await response(scope, receive, send)
+
+    async def _lose_answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request to the end (its write is committed), then answer 504 instead of its answer."""
+
+        async def swallow(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        headers = {FAULT_HEADER: "lost-answer"}
+        message = "injected fault: the request was processed, but its answer was lost"
+        await _error(LOST_ANSWER_STATUS, "gateway_timeout", message, headers)(scope, receive, send)

@@ -30,6 +30,8 @@ class SandboxState:
         key = bytes.fromhex(self.store.meta_setdefault(_TOKEN_KEY_META, secrets.token_hex(32)))
         self.issuer = TokenIssuer(key, ttl_s=config.token_ttl_s, clock=config.clock)
         self.limiter = RateLimiter(config.rate_limit_per_minute, config.bucket_size, config.clock)
+        rate = config.token_rate_limit_per_minute
+        self.token_limiter = RateLimiter(rate, config.token_rate_limit_burst, config.clock) if rate else None
         self.faults = FaultInjector(config)
         self.egress = EgressPolicy(allow_all=config.allow_private_endpoints)
         self.resolver = resolver

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from cxone_eventbridge.sandbox.oauth import OAuthError, grant_token
+from cxone_eventbridge.sandbox.rate_limit import retry_after_header
 from cxone_eventbridge.sandbox.state import state_of
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 -- a URL path
@@ -56,10 +57,18 @@ async def _token_form(request: Request) -> dict[str, str]:
     TOKEN_PATH,
     summary="OAuth2 token endpoint (client_credentials, password)",
     openapi_extra=_TOKEN_FORM_DOCS,
-    responses={400: {"description": "RFC 6749 error"}, 401: {"description": "RFC 6749 invalid_client"}},
+    responses={
+        400: {"description": "RFC 6749 error"},
+        401: {"description": "RFC 6749 invalid_client"},
+        429: {"description": "Too many token requests (with --token-rate-limit); see Retry-After"},
+    },
 )
 async def token(request: Request) -> JSONResponse:
     state = state_of(request)
+    if state.token_limiter is not None and (wait := state.token_limiter.acquire("token")) is not None:
+        # RFC 6749 has no rate-limit error; real identity providers answer 429 with Retry-After.
+        body = {"error": "rate_limited", "error_description": "too many token requests; retry later"}
+        return JSONResponse(body, status_code=429, headers={"Retry-After": retry_after_header(wait)})
     try:
         form = await _token_form(request)
         body = grant_token(state.clients, state.issuer, form, request.headers.get("authorization"))
