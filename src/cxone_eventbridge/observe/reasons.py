@@ -21,6 +21,7 @@ reason               meaning
 ``connect``          the connection was refused, reset or closed before an answer
 ``egress_denied``    the SSRF guard refused the destination; nothing was sent
 ``auth_failed``      the target's OAuth token endpoint gave no token (nothing was sent to the target)
+``target_removed``   the target was removed while the delivery waited (replayable if it comes back)
 ``expired``          the event outlived ``max_event_age_s`` before it was delivered
 ``other``            anything else (an unexpected failure inside the router)
 ===================  =============================================================================
@@ -48,6 +49,7 @@ class FailureReason(StrEnum):
     CONNECT = "connect"
     EGRESS_DENIED = "egress_denied"
     AUTH_FAILED = "auth_failed"
+    TARGET_REMOVED = "target_removed"
     EXPIRED = "expired"
     OTHER = "other"
 
@@ -114,6 +116,7 @@ _FINAL_REASONS = {
     "gone": FailureReason.STATUS_410,
     "egress_denied": FailureReason.EGRESS_DENIED,
     "auth_failed": FailureReason.AUTH_FAILED,
+    "target_removed": FailureReason.TARGET_REMOVED,
 }
 
 

@@ -39,7 +39,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,14 @@ from cxone_eventbridge.observe.events import (
 from cxone_eventbridge.retry import next_delay
 from cxone_eventbridge.router.circuit import CircuitPolicy, Circuits, CircuitState
 from cxone_eventbridge.router.delivery import AttemptOutcome, AttemptResult, DeliveryClient
-from cxone_eventbridge.router.queue import DeadLetterReason, Delivery, DeliveryQueue, SharedCircuit, TargetLimits
+from cxone_eventbridge.router.queue import (
+    DeadLetter,
+    DeadLetterReason,
+    Delivery,
+    DeliveryQueue,
+    SharedCircuit,
+    TargetLimits,
+)
 from cxone_eventbridge.router.recurring_failure import RecurringFailure
 
 log = logging.getLogger(__name__)
@@ -160,6 +167,33 @@ class Dispatcher:
         self._targets = dict(targets)
         self._limits = {name: limits for name, t in targets.items() if (limits := target_limits(t)).limited}
         self.notify()
+
+    async def retire(self, name: str) -> list[DeadLetter]:
+        """Dead-letter a removed target's pending deliveries at once (``target_removed``, replayable).
+
+        Call after ``set_targets`` dropped it: its leased-ahead deliveries are given back first, so they are
+        taken too; attempts in flight settle as ``target_removed`` when they would be retried.
+        """
+        if self._releases:
+            await asyncio.wait(list(self._releases))
+        letters = await self._queue.dead_letter_target(name, reason=DeadLetterReason.TARGET_REMOVED.value)
+        self._publish_dead_letters(letters, self._clock())
+        return letters
+
+    def _publish_dead_letters(self, letters: Sequence[DeadLetter], now: float) -> None:
+        for letter in letters:
+            self._bus.publish(
+                DeliveryDeadLettered(
+                    event_id=letter.event_id,
+                    delivery_id=letter.delivery_id,
+                    target=letter.target,
+                    attempts=letter.attempts,
+                    reason=letter.reason,
+                    last_status=letter.last_status,
+                    at=now,
+                    last_error=letter.last_error,
+                )
+            )
 
     def set_disabled(self, names: set[str]) -> None:
         self._disabled = set(names)
@@ -403,19 +437,7 @@ class Dispatcher:
             if self._on_disabled is not None and disabled != self._gone_seen:
                 self._gone_seen = disabled
                 self._on_disabled(disabled)
-            for letter in await self._queue.expire(max_age_s=self._options.max_event_age_s):
-                self._bus.publish(
-                    DeliveryDeadLettered(
-                        event_id=letter.event_id,
-                        delivery_id=letter.delivery_id,
-                        target=letter.target,
-                        attempts=letter.attempts,
-                        reason=letter.reason,
-                        last_status=letter.last_status,
-                        at=now,
-                        last_error=letter.last_error,
-                    )
-                )
+            self._publish_dead_letters(await self._queue.expire(max_age_s=self._options.max_event_age_s), now)
             if now - self._last_prune >= self._options.prune_interval_s:
                 self._last_prune = now
                 await self._queue.prune(retention_s=self._options.retention_s)
@@ -448,7 +470,12 @@ class Dispatcher:
         cancelled = False
         try:
             target = self._targets.get(name)
-            if target is None or name in self._disabled:
+            if target is None:  # removed after this delivery was leased: its work goes with it
+                breaker.cancelled()
+                removed = AttemptResult(AttemptOutcome.REFUSED, None, 0.0, error="the target was removed")
+                await self._dead_letter(delivery, DeadLetterReason.TARGET_REMOVED, removed, self._clock())
+                return
+            if name in self._disabled:
                 breaker.cancelled()
                 await self._queue.release([delivery])
                 return
@@ -551,6 +578,9 @@ class Dispatcher:
             return
         if outcome.retryable:
             policy = target.retry_policy
+            if name not in self._targets:  # removed while this attempt was in flight: no retry to wait for
+                await self._dead_letter(delivery, DeadLetterReason.TARGET_REMOVED, result, now)
+                return
             if attempt > policy.max_retries:
                 spent = DeadLetterReason.AUTH_FAILED if result.auth_failed else DeadLetterReason.RETRIES_EXHAUSTED
                 await self._dead_letter(delivery, spent, result, now)

@@ -195,12 +195,18 @@ class EventRouter:
         self._loaded = True
         self._sync_dispatcher()
 
-    def remove_target(self, name: str) -> bool:
-        """Stop routing to ``name``; its pending deliveries wait (and expire) in the queue. Whether it existed."""
-        existed = self._table.remove(name)
+    async def remove_target(self, name: str) -> list[DeadLetter]:
+        """Stop routing to ``name`` and dead-letter its pending deliveries at once (reason ``target_removed``).
+
+        They are replayable (``replay(target=name)``) should the target come back. Not started yet: only
+        the routing stops, and the queue is left alone.
+        """
+        self._table.remove(name)
         self._targets.pop(name, None)
         self._sync_dispatcher()
-        return existed
+        if self._dispatcher is None:
+            return []
+        return await self._dispatcher.retire(name)
 
     def target_names(self) -> list[str]:
         return sorted(self._targets)

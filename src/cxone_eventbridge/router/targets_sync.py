@@ -2,7 +2,9 @@
 
 Every ``interval_s`` the routes table (``GET /api/v2/events/routes``, the only place secrets are read
 back) is fetched and compared with what was applied last; additions and changes are upserted into the
-router and deletions removed, without a restart. A failed fetch keeps the current table (logged), since
+router and deletions removed, without a restart; a removed target's pending deliveries are dead-lettered at once
+(``target_removed``, replayable), and a changed endpoint receives the pending deliveries from then on
+(deliveries name their target, not its URL). A failed fetch keeps the current table (logged), since
 routing on a slightly stale table beats routing on none.
 """
 
@@ -29,7 +31,7 @@ class TargetSink(Protocol):
 
     def upsert_target(self, target: IntegrationTarget) -> None: ...
 
-    def remove_target(self, name: str) -> object: ...
+    async def remove_target(self, name: str) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,7 @@ class TargetsSync:
             self._applied[name] = fingerprint
         removed = sorted(set(self._applied) - set(current))
         for name in removed:
-            self._router.remove_target(name)
+            await self._router.remove_target(name)
             del self._applied[name]
         self.syncs += 1
         result = SyncResult(tuple(sorted(added)), tuple(sorted(changed)), tuple(removed), tuple(sorted(skipped)))

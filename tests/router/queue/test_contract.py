@@ -248,6 +248,33 @@ async def test_expire_dead_letters_what_waited_too_long(queue: DeliveryQueue, cl
     assert d.event_id == "young"
 
 
+async def test_dead_letter_target_takes_a_removed_targets_pending_work_at_once(
+    queue: DeliveryQueue, clock: ManualClock
+) -> None:
+    """Every pending delivery of one target (retries included) becomes a target_removed dead letter now;
+    its leased work, other targets' work and finished work stay; a replay brings it back."""
+    await queue.put([event("e1", "a", "b"), event("e2", "a"), event("e3", "a", at=T0 + 5), event("e4", "a")])
+    leased = await queue.lease({"a": 3}, limit=3, lease_s=30)
+    by_event = {d.event_id: d for d in leased}
+    await queue.ack(by_event["e1"], status=200)
+    await queue.reschedule(by_event["e2"], delay_s=60, last_status=503, last_error=None)  # a retry, pending
+    held = by_event["e3"] if "e3" in by_event else by_event["e4"]
+    clock.now = T0 + 10
+    letters = await queue.dead_letter_target("a", reason="target_removed")
+    pending_events = {"e2", "e3", "e4"} - {held.event_id}
+    assert sorted(x.event_id for x in letters) == sorted(pending_events)
+    assert {(x.target, x.reason) for x in letters} == {("a", "target_removed")}
+    assert {x.event_id: x.last_status for x in letters}["e2"] == 503
+    assert await queue.dead_letter_target("a", reason="target_removed") == []  # nothing left to take
+    stats = await queue.stats()
+    assert (stats.pending, stats.leased, stats.delivered, stats.dead) == (1, 1, 1, 2)
+    [other] = await queue.lease({"b": 10}, limit=10, lease_s=30)
+    assert (other.event_id, other.target) == ("e1", "b")
+    assert await queue.replay(target="a") == 2
+    again = await queue.lease({"a": 10}, limit=10, lease_s=30)
+    assert sorted(d.event_id for d in again) == sorted(pending_events)
+
+
 async def test_prune_deletes_delivered_rows_after_retention_only(queue: DeliveryQueue, clock: ManualClock) -> None:
     """Delivered rows older than the retention go; pending and dead letters stay; the pruned id is forgotten."""
     await queue.put([event("done", "a"), event("dead", "b"), event("waiting", "c", at=T0 + 10**6)])

@@ -111,6 +111,14 @@ class Maintenance(Protocol):
         """Dead-letter (``expired``) every pending delivery accepted more than ``max_age_s`` ago."""
         ...
 
+    async def dead_letter_target(self, target: str, *, reason: str) -> list[DeadLetter]:
+        """Dead-letter every pending (not leased) delivery of ``target`` at once, with ``reason``.
+
+        For a target that was removed: its work would otherwise wait until it expires. Leased deliveries
+        are left to their holder (the router settles them when their attempt ends).
+        """
+        ...
+
     async def prune(self, *, retention_s: float) -> int:
         """Delete delivered rows older than ``retention_s`` (and events left without deliveries)."""
         ...

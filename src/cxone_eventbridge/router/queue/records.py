@@ -39,6 +39,7 @@ class DeadLetterReason(StrEnum):
     EXPIRED = "expired"  # waited longer than the maximum event age
     EGRESS_DENIED = "egress_denied"  # the SSRF guard refused the destination
     AUTH_FAILED = "auth_failed"  # the target's OAuth token endpoint gave no token (permanently or every retry)
+    TARGET_REMOVED = "target_removed"  # the target was removed; replayable if it comes back
 
 
 def delivery_id_for(event_id: str, target: str) -> str:

@@ -547,6 +547,11 @@ class PostgresQueue:
             rows = await conn.fetch(sql.EXPIRE, self._now(), max_age_s, DeadLetterReason.EXPIRED.value)
         return sorted((_dead_letter(row) for row in rows), key=lambda d: (d.accepted_at, d.delivery_id))
 
+    async def dead_letter_target(self, target: str, *, reason: str) -> list[DeadLetter]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(sql.DEAD_LETTER_TARGET, self._now(), target, reason)
+        return sorted((_dead_letter(row) for row in rows), key=lambda d: (d.accepted_at, d.delivery_id))
+
     async def prune(self, *, retention_s: float) -> int:
         async with self._connection() as conn, conn.transaction():
             rows = await conn.fetch(

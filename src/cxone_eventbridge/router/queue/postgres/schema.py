@@ -189,6 +189,10 @@ EXPIRE: Final = (
     f"UPDATE deliveries d SET state = 3, reason = $3, done_at = {NOW} FROM events e"
     f" WHERE d.state = 0 AND d.accepted_at < {NOW} - $2 AND e.id = d.event_seq RETURNING {DEAD_LETTER_COLUMNS}"
 )
+DEAD_LETTER_TARGET: Final = (
+    f"UPDATE deliveries d SET state = 3, reason = $3, done_at = {NOW} FROM events e"
+    f" WHERE d.state = 0 AND d.target = $2 AND e.id = d.event_seq RETURNING {DEAD_LETTER_COLUMNS}"
+)
 DROP_ORPHANS: Final = (
     "DELETE FROM events e WHERE e.id = ANY($1::bigint[])"
     " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.id)"

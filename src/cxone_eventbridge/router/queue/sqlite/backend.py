@@ -583,6 +583,22 @@ class SQLiteQueue:
 
         return await self._executor.submit(op, offload=True)
 
+    async def dead_letter_target(self, target: str, *, reason: str) -> list[DeadLetter]:
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> list[DeadLetter]:
+            seqs = [
+                row[0]
+                for row in conn.execute(
+                    "UPDATE deliveries SET state = 3, reason = ?, done_at = ?"
+                    " WHERE state = 0 AND target = ? RETURNING seq",
+                    (reason, now, target),
+                ).fetchall()
+            ]
+            return self._dead_letters_by_seq(conn, seqs)
+
+        return await self._executor.submit(op, offload=True)
+
     async def prune(self, *, retention_s: float) -> int:
         cutoff = self._clock() - retention_s
 
