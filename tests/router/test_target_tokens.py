@@ -9,10 +9,11 @@ import pytest
 
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.reasons import FailureReason, dead_letter_reason, failure_reason
+from cxone_eventbridge.router.delivery import create_transport, ssl_context_for
 from cxone_eventbridge.router.queue import DeadLetterReason
-from cxone_eventbridge.router.target_tokens import TokenFailure, _token_of
+from cxone_eventbridge.router.target_tokens import TargetTokens, TokenFailure, _token_of
 
-from .conftest import RouterFactory, fast_options
+from .conftest import LOOPBACK, RouterFactory, fast_options
 
 CLIENT_ID = "router-client"
 CLIENT_SECRET = "router-client-secret-do-not-print"
@@ -182,3 +183,38 @@ def test_token_answers(body: bytes, expected: tuple[str, float] | str) -> None:
         assert not got.retryable
     else:
         assert got == expected
+
+
+async def test_a_failed_early_refresh_keeps_the_current_token_until_it_expires(https_receiver: Any) -> None:
+    """Inside the refresh margin a failing token endpoint is no outage: the still-valid token serves on."""
+    clock = ShiftedClock()
+    receiver = await _oauth_receiver(https_receiver, clock=clock, ttl_s=600)
+    target = oauth_target(receiver)
+    transport = create_transport(egress=LOOPBACK, ssl_context=ssl_context_for(str(receiver.ca_path)))
+    tokens = TargetTokens(transport, clock=clock)
+    try:
+        first = await tokens.authorization(target)
+        assert isinstance(first, str)
+        clock.offset = 590  # refresh margin: a tenth of 600 s, at most 60 s
+        receiver.fail_token_requests(503)
+        assert await tokens.authorization(target) == first
+        assert receiver.token_requests == 2
+        clock.offset = 601  # expired: no token to fall back on
+        failed = await tokens.authorization(target)
+        assert isinstance(failed, TokenFailure)
+        assert failed.retryable
+        receiver.fail_token_requests(None)
+        fresh = await tokens.authorization(target)
+        assert isinstance(fresh, str)
+        assert fresh != first
+        tokens.rejected(target, first)  # an old token's 401 does not drop the new one
+        assert await tokens.authorization(target) == fresh
+        tokens.forget(target.name)
+        assert await tokens.authorization(target) != fresh
+        assert tokens.token_requests == receiver.token_requests == 5
+        plain = IntegrationTarget(name="plain", endpoint="https://127.0.0.1:9/x")
+        missing = await tokens.authorization(plain)
+        assert isinstance(missing, TokenFailure)
+        assert not missing.retryable
+    finally:
+        await transport.aclose()
