@@ -134,3 +134,32 @@ async def test_a_changed_endpoint_receives_the_pending_deliveries(
             assert sorted(r["path"] for r in new.records()) == ["/hooks/v2"] * EVENTS
     finally:
         await router.stop(deadline_s=1.0)
+
+
+async def test_a_target_removed_between_two_runs_loses_its_pending_work_at_start(
+    https_receiver: Any, tmp_path: Path
+) -> None:
+    """Restarted with a table (a targets file) without "gone": its pending deliveries become dead letters."""
+    failing = await https_receiver(status=503)
+    bus, outcomes = ObserverBus(), Outcomes()
+    bus.subscribe(outcomes)
+    first = await _router(tmp_path, failing.ca_path, bus)
+    first.set_targets([_target("gone", f"{failing.url}/hooks/gone"), _target("kept", f"{failing.url}/hooks/kept")])
+    await first.ingest([{"id": f"e{i}"} for i in range(3)])
+    await first.stop(deadline_s=1.0)
+
+    second = EventRouter(
+        SQLiteQueue(tmp_path / "q.db"), targets=[_target("kept", f"{failing.url}/hooks/kept")], bus=bus
+    )
+    assert await second.retire_unconfigured() == []  # not started: nothing is touched
+    await second.start()
+    try:
+        letters = await second.retire_unconfigured()
+        assert sorted((x.event_id, x.target, x.reason) for x in letters) == [
+            (f"e{i}", "gone", "target_removed") for i in range(3)
+        ]
+        stats = await second.stats()
+        assert stats.pending_by_target.get("gone", 0) == 0
+        assert await second.retire_unconfigured() == []
+    finally:
+        await second.stop(deadline_s=1.0)

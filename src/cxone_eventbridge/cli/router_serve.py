@@ -263,6 +263,8 @@ async def serve_router(options: ServeOptions) -> None:
             first = await sync.sync_once()
             render.info(f"routing table loaded from the API: {len(first.added)} target(s)")
         await router.start()
+        # The table is complete: work left for targets it no longer has (removed while we were down) goes now.
+        await router.retire_unconfigured()
         if options.from_api:
             sync_task = asyncio.create_task(sync.run(), name="cxeb-routes-sync")
         service = RouterAPI(router, config, bus=bus, metrics=metrics, status=status, audit=audit)

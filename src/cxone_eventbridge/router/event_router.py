@@ -208,6 +208,22 @@ class EventRouter:
             return []
         return await self._dispatcher.retire(name)
 
+    async def retire_unconfigured(self) -> list[DeadLetter]:
+        """Dead-letter (``target_removed``) the pending deliveries of targets the routing table lacks.
+
+        For targets removed while no router ran (a targets file edited between two runs). Call once the
+        table is complete, after ``start()``; routers sharing one queue must share one table.
+        """
+        if self._dispatcher is None:
+            return []
+        pending = (await self.queue.stats()).pending_by_target
+        letters: list[DeadLetter] = []
+        for name in sorted(set(pending) - set(self._targets)):
+            letters += await self._dispatcher.retire(name)
+        if letters:
+            log.info("dead-lettered %d pending deliveries of removed targets", len(letters))
+        return letters
+
     def target_names(self) -> list[str]:
         return sorted(self._targets)
 
