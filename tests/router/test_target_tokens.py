@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -59,6 +60,18 @@ async def _oauth_receiver(https_receiver: Any, clock: Any = time.time, ttl_s: fl
     )
 
 
+async def _stop_and_wait_for_closed_connections(router: Any, receiver: Any) -> None:
+    """Stop the router, then wait until the receiver saw its ~100 connections close.
+
+    The HTTP client closes its sockets from its own thread a moment after it is closed; a socket still
+    open when the test's event loop ends would be reported as leaked by the receiver's side.
+    """
+    await router.stop(deadline_s=1.0)
+    async with asyncio.timeout(10):
+        while receiver.open_connections:  # noqa: ASYNC110 -- no event fires when a peer closes; poll
+            await asyncio.sleep(0.01)
+
+
 async def test_a_hundred_concurrent_deliveries_cause_one_token_request(
     https_receiver: Any, make_router: RouterFactory
 ) -> None:
@@ -73,6 +86,7 @@ async def test_a_hundred_concurrent_deliveries_cause_one_token_request(
     assert receiver.request_count == 100
     headers = {k.lower(): v for k, v in receiver.records()[0]["headers"].items()}
     assert headers["authorization"].startswith("Bearer ")
+    await _stop_and_wait_for_closed_connections(router, receiver)
 
 
 async def test_an_expired_token_mid_run_causes_one_refresh(https_receiver: Any, make_router: RouterFactory) -> None:
@@ -90,6 +104,7 @@ async def test_an_expired_token_mid_run_causes_one_refresh(https_receiver: Any, 
     assert len(ledger.delivered) == 200
     assert receiver.token_requests == 2
     assert receiver.request_count == 200  # no delivery was sent with the expired token
+    await _stop_and_wait_for_closed_connections(router, receiver)
 
 
 async def test_a_refused_token_is_refreshed_once_and_the_attempt_retried(
@@ -108,6 +123,7 @@ async def test_a_refused_token_is_refreshed_once_and_the_attempt_retried(
     await ledger.wait_for(51)
     assert len(ledger.delivered) == 51  # max_retries 0: every one made it within its first attempt
     assert receiver.token_requests == 2
+    await _stop_and_wait_for_closed_connections(router, receiver)
 
 
 async def test_token_endpoint_outage_is_retried_then_dead_lettered_auth_failed(

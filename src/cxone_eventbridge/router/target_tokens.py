@@ -50,6 +50,7 @@ class TokenFailure:
 @dataclass(slots=True)
 class _Entry:
     key: tuple[object, ...]  # the settings the token was fetched with; other settings, other token
+    oauth: OAuthClientCredentials | None = None  # the settings object last checked against ``key``
     authorization: str | None = None  # "Bearer <token>"
     refresh_at: float = 0.0
     expires_at: float = 0.0
@@ -89,10 +90,12 @@ class TargetTokens:
         oauth = target.authentication.oauth
         if oauth is None:
             return TokenFailure(f"{TOKEN_FAILURE_PREFIX}: the target has no OAuth settings", retryable=False)
-        key = _settings_key(oauth)
         entry = self._entries.get(target.name)
-        if entry is None or entry.key != key:
-            entry = self._entries[target.name] = _Entry(key)
+        if entry is None or entry.oauth is not oauth:  # the same settings object: the same key, skip building it
+            key = _settings_key(oauth)
+            if entry is None or entry.key != key:
+                entry = self._entries[target.name] = _Entry(key)
+            entry.oauth = oauth
         if entry.authorization is not None and self._clock() < entry.refresh_at:
             return entry.authorization
         if entry.fetching is None:

@@ -224,6 +224,12 @@ class RunningReceiver:
         return self._handler.request_count
 
     @property
+    def open_connections(self) -> int:
+        """Client connections open now (a test waits for a client's to close before its loop ends)."""
+        server = self._runner.server
+        return len(server.connections) if server is not None else 0
+
+    @property
     def token_requests(self) -> int:
         """How many token requests arrived so far (with ``oauth_client_id``)."""
         return self._handler.token_requests
