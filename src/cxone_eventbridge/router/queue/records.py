@@ -8,9 +8,10 @@ Every backend speaks these records; none of them exposes how a backend stores a 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from typing import Any
 
 MIN_PRIORITY = 0
 MAX_PRIORITY = 9
@@ -135,6 +136,22 @@ class DeadLetter:
     last_error: str | None
     accepted_at: float
     dead_at: float
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> DeadLetter:
+        """A dead letter from a row in the column order every backend selects (id, event, target, ...)."""
+        return cls(
+            delivery_id=row[0],
+            event_id=row[1],
+            target=row[2],
+            priority=row[3],
+            attempts=row[4],
+            reason=row[5] or "",
+            last_status=row[6],
+            last_error=row[7],
+            accepted_at=row[8],
+            dead_at=row[9],
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Final
+from typing import Final
 
 import asyncpg
 
@@ -57,21 +57,6 @@ log = logging.getLogger(__name__)
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 _MIGRATION_LOCK: Final = 0x63786562  # "cxeb": one migrating router at a time
 _RECONNECT_MAX_S: Final = 5.0
-
-
-def _dead_letter(row: Sequence[Any]) -> DeadLetter:
-    return DeadLetter(
-        delivery_id=row[0],
-        event_id=row[1],
-        target=row[2],
-        priority=row[3],
-        attempts=row[4],
-        reason=row[5] or "",
-        last_status=row[6],
-        last_error=row[7],
-        accepted_at=row[8],
-        dead_at=row[9],
-    )
 
 
 def _translate(exc: BaseException) -> QueueError:
@@ -513,7 +498,7 @@ class PostgresQueue:
                 target,
                 limit,
             )
-        return [_dead_letter(row) for row in rows]
+        return [DeadLetter.from_row(row) for row in rows]
 
     async def replay(self, *, delivery_ids: Sequence[str] | None = None, target: str | None = None) -> int:
         # A replay starts over: a fresh retry budget and a fresh age, so it is not expired at once.
@@ -545,12 +530,12 @@ class PostgresQueue:
     async def expire(self, *, max_age_s: float) -> list[DeadLetter]:
         async with self._connection() as conn:
             rows = await conn.fetch(sql.EXPIRE, self._now(), max_age_s, DeadLetterReason.EXPIRED.value)
-        return sorted((_dead_letter(row) for row in rows), key=lambda d: (d.accepted_at, d.delivery_id))
+        return sorted((DeadLetter.from_row(row) for row in rows), key=lambda d: (d.accepted_at, d.delivery_id))
 
     async def dead_letter_target(self, target: str, *, reason: str) -> list[DeadLetter]:
         async with self._connection() as conn:
             rows = await conn.fetch(sql.DEAD_LETTER_TARGET, self._now(), target, reason)
-        return sorted((_dead_letter(row) for row in rows), key=lambda d: (d.accepted_at, d.delivery_id))
+        return sorted((DeadLetter.from_row(row) for row in rows), key=lambda d: (d.accepted_at, d.delivery_id))
 
     async def prune(self, *, retention_s: float) -> int:
         async with self._connection() as conn, conn.transaction():

@@ -47,21 +47,6 @@ _PUT_CHUNK: Final = 500  # events per multi-row INSERT: 4 parameters each, well 
 _IN_CHUNK: Final = 500  # keys per "seq IN (...)", well under SQLite's bound-parameter limit
 
 
-def _dead_letter(row: Sequence[Any]) -> DeadLetter:
-    return DeadLetter(
-        delivery_id=row[0],
-        event_id=row[1],
-        target=row[2],
-        priority=row[3],
-        attempts=row[4],
-        reason=row[5] or "",
-        last_status=row[6],
-        last_error=row[7],
-        accepted_at=row[8],
-        dead_at=row[9],
-    )
-
-
 def _marks(count: int) -> str:
     return ",".join("?" * count)
 
@@ -489,7 +474,7 @@ class SQLiteQueue:
                 f" WHERE d.seq IN ({_marks(len(chunk))}) ORDER BY d.seq",
                 chunk,
             ).fetchall()
-            letters.extend(_dead_letter(row) for row in rows)
+            letters.extend(DeadLetter.from_row(row) for row in rows)
         return letters
 
     async def dead_letters(self, *, target: str | None = None, limit: int = 100) -> list[DeadLetter]:
@@ -501,7 +486,7 @@ class SQLiteQueue:
                 f" WHERE {where} ORDER BY d.done_at DESC, d.seq DESC LIMIT ?",
                 params,
             ).fetchall()
-            return [_dead_letter(row) for row in rows]
+            return [DeadLetter.from_row(row) for row in rows]
 
         return await self._executor.submit(op, offload=True)
 
