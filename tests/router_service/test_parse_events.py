@@ -11,7 +11,8 @@ import pytest
 from pydantic import SecretStr
 
 from cxone_eventbridge.exceptions import ConfigurationError, IngestError
-from cxone_eventbridge.router.http_api import ServiceConfig, is_loopback_host, parse_priority
+from cxone_eventbridge.router.http_api import ServiceConfig, is_loopback_host
+from cxone_eventbridge.router.http_routes.ingest import parse_priority
 from cxone_eventbridge.router.ingest_body import parse_events, parse_events_stepwise
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from cxone_eventbridge.cli import render
-from cxone_eventbridge.cli.router import CA_BUNDLE, INGEST_KEY, OUTPUT, URL, Connection, call_router
+from cxone_eventbridge.cli.router_connection import CA_BUNDLE, INGEST_KEY, OUTPUT, URL, Connection, call_router
 
 if TYPE_CHECKING:
     from cxone_eventbridge.router.api_client import RouterClient

@@ -3,7 +3,7 @@
 An observer of the router's bus. Each line carries ``operation`` and ``target`` (plus ``state``,
 ``until`` and ``reason`` for a circuit) as ``extra`` fields, so ``cxeb --log-format json`` gives one JSON
 object per change that a log pipeline can alert on. Replays, purges and queue migrations are logged
-where they happen (``router.http_api`` and ``router.queue.migrations``) with the same ``operation``
+where they happen (``router.http_routes`` and ``router.queue.migrations``) with the same ``operation``
 field.
 
 Subscribe it after the ``StatusTracker`` it is given: an open circuit's line quotes the tracker's
