@@ -1,0 +1,174 @@
+"""The SQL the PostgreSQL queue runs, by the job that runs it (the tables: ``schema.py``).
+
+Times are Unix seconds (``float8``) from the database's clock (``now()``) unless a test injects one;
+``NOW`` below is always ``coalesce(<injected $1>, extract(epoch from now()))``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+NOW: Final = "coalesce($1::float8, extract(epoch from now()))"
+NO_LEASE: Final = "lease_owner = NULL, lease_incarnation = NULL, lease_token = NULL, lease_until = NULL"
+
+PUT_EVENTS: Final = (
+    "INSERT INTO events (event_id, body, priority, accepted_at)"
+    " SELECT * FROM unnest($1::text[], $2::bytea[], $3::int2[], $4::float8[])"
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+# Deliveries take the stored event's priority and age, so a repeated id changes neither.
+PUT_DELIVERIES: Final = (
+    "INSERT INTO deliveries (event_seq, delivery_id, target, priority, state, accepted_at, next_attempt_at)"
+    f" SELECT e.id, x.did, x.target, e.priority, 0, e.accepted_at, least(e.accepted_at, {NOW})"
+    " FROM unnest($2::text[], $3::text[], $4::text[]) AS x(event_id, target, did)"
+    " JOIN events e ON e.event_id = x.event_id"
+    " ON CONFLICT (event_seq, target) DO NOTHING RETURNING delivery_id"
+)
+# The whole put in one statement (one round trip, one commit): new events, then the deliveries of new
+# and known events, then a NOTIFY when any delivery was created. A statement sees the table as it was
+# when it started, so an id inserted meanwhile by another router's put is in neither ``ev`` nor the
+# snapshot: its event ids are returned (``known``) so that the caller retries those with PUT_EVENTS and
+# PUT_DELIVERIES, whose second statement sees the other router's committed row.
+PUT: Final = (
+    "WITH ev AS ("
+    " INSERT INTO events (event_id, body, priority, accepted_at)"
+    " SELECT * FROM unnest($2::text[], $3::bytea[], $4::int2[], $5::float8[])"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id, priority, accepted_at"
+    "), known AS ("
+    " SELECT id, event_id, priority, accepted_at FROM ev"
+    " UNION ALL SELECT id, event_id, priority, accepted_at FROM events WHERE event_id = ANY($2::text[])"
+    "), ins AS ("
+    " INSERT INTO deliveries (event_seq, delivery_id, target, priority, state, accepted_at, next_attempt_at)"
+    f" SELECT k.id, x.did, x.target, k.priority, 0, k.accepted_at, least(k.accepted_at, {NOW})"
+    " FROM unnest($6::text[], $7::text[], $8::text[]) AS x(event_id, target, did)"
+    " JOIN known k ON k.event_id = x.event_id"
+    " ON CONFLICT (event_seq, target) DO NOTHING RETURNING delivery_id"
+    ")"
+    " SELECT (SELECT array_agg(delivery_id) FROM ins), (SELECT array_agg(event_id) FROM known),"
+    " (SELECT pg_notify($9, '') WHERE EXISTS (SELECT 1 FROM ins))"
+)
+# The ready candidates of each (target, priority) pair, locked so that no other router leases them
+# meanwhile; the ones the scheduler does not choose are unlocked at commit.
+CANDIDATES: Final = (
+    "SELECT c.id, c.target, c.priority, c.next_attempt_at"
+    " FROM unnest($2::text[], $3::int[]) AS w(target, cap)"
+    " CROSS JOIN generate_series(0, 9) AS p(priority)"
+    " CROSS JOIN LATERAL ("
+    "   SELECT d.id, d.target, d.priority, d.next_attempt_at FROM deliveries d"
+    "   WHERE d.state = 0 AND d.target = w.target AND d.priority = p.priority"
+    f"   AND d.next_attempt_at <= {NOW}"
+    "   ORDER BY d.next_attempt_at, d.id LIMIT w.cap FOR UPDATE SKIP LOCKED"
+    " ) c"
+)
+CLAIM: Final = (
+    "UPDATE deliveries d SET state = 1, lease_owner = $3, lease_incarnation = $4, lease_token = $5,"
+    f" lease_until = {NOW} + $6 FROM events e WHERE d.id = ANY($2::bigint[]) AND e.id = d.event_seq"
+    " RETURNING d.id, d.delivery_id, e.event_id, d.target, d.priority, e.body, d.attempts, d.accepted_at,"
+    " d.lease_until"
+)
+TARGET_ROWS: Final = "INSERT INTO target_state (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING"
+# A limited target's row is locked for the lease, so routers count its leases and take its send slots
+# one at a time (in name order: no deadlock). The count is a statement of its own, after the lock: a
+# statement's snapshot is taken when it starts, before another router's claims committed.
+LOCK_LIMITED: Final = "SELECT name FROM target_state WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE"
+LIMITED_STATE: Final = (
+    "SELECT ts.name, ts.next_slot_at,"
+    " (SELECT count(*) FROM deliveries d WHERE d.state = 1 AND d.target = ts.name AND d.lease_until > $2)"
+    " FROM target_state ts WHERE ts.name = ANY($1::text[])"
+)
+# A lease's time and the disabled targets, in one round trip.
+LEASE_START: Final = (
+    f"SELECT {NOW}, array(SELECT name FROM target_state WHERE disabled_reason IS NOT NULL ORDER BY name),"
+    " array(SELECT name FROM target_state WHERE circuit_open_until IS NOT NULL ORDER BY name),"
+    " array(SELECT circuit_open_until FROM target_state WHERE circuit_open_until IS NOT NULL ORDER BY name)"
+)
+OPEN_CIRCUIT: Final = (
+    f"INSERT INTO target_state (name, circuit_open_until, circuit_open_s) VALUES ($2, {NOW} + $3, $3)"
+    " ON CONFLICT (name) DO UPDATE SET circuit_open_until = excluded.circuit_open_until,"
+    " circuit_open_s = excluded.circuit_open_s"
+)
+CIRCUITS: Final = (
+    f"SELECT name, circuit_open_until, circuit_open_s, {NOW} FROM target_state WHERE circuit_open_until IS NOT NULL"
+)
+DISABLED: Final = "SELECT name, disabled_reason FROM target_state WHERE disabled_reason IS NOT NULL"
+NEXT_SLOTS: Final = (
+    "UPDATE target_state ts SET next_slot_at = v.at FROM unnest($1::text[], $2::float8[]) AS v(name, at)"
+    " WHERE ts.name = v.name"
+)
+ACK: Final = (
+    f"UPDATE deliveries d SET state = 2, attempts = greatest(d.attempts, v.attempts), done_at = {NOW},"
+    f" last_status = v.status, {NO_LEASE}"
+    " FROM unnest($2::bigint[], $3::text[], $4::int[], $5::int[]) AS v(id, token, attempts, status)"
+    " WHERE d.id = v.id AND d.state = 1 AND d.lease_token = v.token"
+)
+RESCHEDULE: Final = (
+    f"UPDATE deliveries SET state = 0, attempts = $4, next_attempt_at = {NOW} + $5, last_status = $6,"
+    f" last_error = $7, {NO_LEASE} WHERE id = $2 AND state = 1 AND lease_token = $3"
+)
+DEAD_LETTER: Final = (
+    f"UPDATE deliveries SET state = 3, attempts = $4, reason = $5, done_at = {NOW}, last_status = $6,"
+    f" last_error = $7, {NO_LEASE} WHERE id = $2 AND state = 1 AND lease_token = $3"
+)
+RELEASE: Final = (
+    f"UPDATE deliveries d SET state = 0, {NO_LEASE} FROM unnest($1::bigint[], $2::text[]) AS v(id, token)"
+    " WHERE d.id = v.id AND d.state = 1 AND d.lease_token = v.token"
+)
+RENEW: Final = (
+    f"UPDATE deliveries d SET lease_until = {NOW} + $4 FROM unnest($2::bigint[], $3::text[]) AS v(id, token)"
+    " WHERE d.id = v.id AND d.state = 1 AND d.lease_token = v.token"
+    f" RETURNING d.id, d.lease_until, {NOW}"
+)
+RECLAIM: Final = (
+    f"UPDATE deliveries SET state = 0, {NO_LEASE} WHERE id IN ("
+    " SELECT id FROM deliveries WHERE state = 1"
+    f" AND ((lease_owner = $2 AND lease_incarnation <> $3) OR lease_until <= {NOW})"
+    " FOR UPDATE SKIP LOCKED)"
+)
+DEAD_LETTER_COLUMNS: Final = (
+    "d.delivery_id, e.event_id, d.target, d.priority, d.attempts, d.reason, d.last_status, d.last_error,"
+    " d.accepted_at, d.done_at"
+)
+EXPIRE: Final = (
+    f"UPDATE deliveries d SET state = 3, reason = $3, done_at = {NOW} FROM events e"
+    f" WHERE d.state = 0 AND d.accepted_at < {NOW} - $2 AND e.id = d.event_seq RETURNING {DEAD_LETTER_COLUMNS}"
+)
+DEAD_LETTER_TARGET: Final = (
+    f"UPDATE deliveries d SET state = 3, reason = $3, done_at = {NOW} FROM events e"
+    f" WHERE d.state = 0 AND d.target = $2 AND e.id = d.event_seq RETURNING {DEAD_LETTER_COLUMNS}"
+)
+DROP_ORPHANS: Final = (
+    "DELETE FROM events e WHERE e.id = ANY($1::bigint[])"
+    " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.id)"
+)
+STATS: Final = (
+    "SELECT (SELECT count(*) FROM deliveries WHERE state = 0), (SELECT count(*) FROM deliveries WHERE state = 1),"
+    " (SELECT count(*) FROM deliveries WHERE state = 2), (SELECT count(*) FROM deliveries WHERE state = 3),"
+    " (SELECT min(accepted_at) FROM deliveries WHERE state = 0)"
+)
+DEAD_LETTERS: Final = (
+    f"SELECT {DEAD_LETTER_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_seq"
+    " WHERE d.state = 3 AND ($1::text IS NULL OR d.target = $1) ORDER BY d.done_at DESC, d.id DESC LIMIT $2"
+)
+REPLAY: Final = (
+    f"UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = {NOW}, accepted_at = {NOW},"
+    " reason = NULL, done_at = NULL WHERE state = 3 AND ($2::text IS NULL OR target = $2)"
+    " AND ($3::text[] IS NULL OR delivery_id = ANY($3::text[]))"
+)
+PRUNE: Final = f"DELETE FROM deliveries WHERE state = 2 AND done_at < {NOW} - $2 RETURNING event_seq"
+DISABLE: Final = (
+    f"INSERT INTO target_state (name, disabled_reason, disabled_at) VALUES ($2, $3, {NOW})"
+    " ON CONFLICT (name) DO UPDATE SET disabled_reason = excluded.disabled_reason, disabled_at = excluded.disabled_at"
+)
+PURGE: Final = (
+    "DELETE FROM deliveries WHERE state = 3 AND ($1::text IS NULL OR target = $1)"
+    " AND ($2::text[] IS NULL OR delivery_id = ANY($2::text[])) RETURNING event_seq"
+)
+PENDING_BY_TARGET: Final = "SELECT target, count(*) FROM deliveries WHERE state = 0 GROUP BY target"
+ENABLE: Final = (
+    "UPDATE target_state SET disabled_reason = NULL, disabled_at = NULL"
+    " WHERE name = $1 AND disabled_reason IS NOT NULL RETURNING name"
+)
+CLOSE_CIRCUIT: Final = (
+    "UPDATE target_state SET circuit_open_until = NULL, circuit_open_s = NULL"
+    " WHERE name = $1 AND circuit_open_until IS NOT NULL RETURNING name"
+)

@@ -1,0 +1,278 @@
+"""The PostgreSQL queue's work cycle: put, lease, renew, and settling each lease (ack, reschedule, release,
+dead-letter). What the dispatchers of every router run all day; see :class:`.backend.PostgresQueue`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Unpack
+
+import asyncpg
+
+from cxone_eventbridge.exceptions import QueueError
+from cxone_eventbridge.router.queue.postgres import statements as sql
+from cxone_eventbridge.router.queue.postgres.connection import ConnectionOptions, PostgresConnection
+from cxone_eventbridge.router.queue.protocols import NO_LIMITS
+from cxone_eventbridge.router.queue.records import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    Delivery,
+    PutResult,
+    QueuedEvent,
+    TargetLimits,
+    delivery_id_for,
+)
+from cxone_eventbridge.router.queue.scheduler import Candidate, FairScheduler, limited_caps, mark_probes, rate_slots
+
+
+class PostgresWorkCycle(PostgresConnection):
+    """The :class:`~cxone_eventbridge.router.queue.WorkCycle` of a PostgreSQL queue."""
+
+    def __init__(
+        self, dsn: str, *, priority_weights: Sequence[float] | None = None, **options: Unpack[ConnectionOptions]
+    ) -> None:
+        super().__init__(dsn, **options)
+        self._scheduler = FairScheduler(priority_weights)
+        self._acks: list[tuple[int, str, int, int | None, asyncio.Future[None]]] = []
+        self._ack_task: asyncio.Task[None] | None = None
+
+    async def _finish_writes(self) -> None:
+        if self._ack_task is not None:
+            with contextlib.suppress(Exception):  # each waiting ack got the error; closing goes on
+                await self._ack_task
+
+    async def put(self, events: Sequence[QueuedEvent]) -> list[PutResult]:
+        for event in events:
+            if not MIN_PRIORITY <= event.priority <= MAX_PRIORITY:
+                raise ValueError(f"priority must be {MIN_PRIORITY}-{MAX_PRIORITY}, got {event.priority}")
+        matched = [e for e in events if e.targets]
+        if not matched:
+            return [PutResult(e.event_id, ()) for e in events]
+        event_ids, targets, dids = [], [], []
+        for event in matched:
+            for target in dict.fromkeys(event.targets):
+                event_ids.append(event.event_id)
+                targets.append(target)
+                dids.append(delivery_id_for(event.event_id, target))
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                sql.PUT,
+                self._now(),
+                [e.event_id for e in matched],
+                [e.body for e in matched],
+                [e.priority for e in matched],
+                [e.accepted_at for e in matched],
+                event_ids,
+                targets,
+                dids,
+                self.channel,
+            )
+            assert row is not None  # one row, always
+            created = set(row[0] or ())
+            raced = {e.event_id for e in matched} - set(row[1] or ())
+            if raced:  # inserted by another router while this statement ran; rare
+                created |= await self._put_raced(conn, [e for e in matched if e.event_id in raced])
+        results = []
+        for event in events:
+            mine = []
+            for target in dict.fromkeys(event.targets):
+                did = delivery_id_for(event.event_id, target)
+                if did in created:
+                    created.discard(did)  # an id repeated in the batch: its first occurrence created it
+                    mine.append(target)
+            results.append(PutResult(event.event_id, tuple(mine)))
+        return results
+
+    async def _put_raced(self, conn: asyncpg.Connection, events: list[QueuedEvent]) -> set[str]:
+        """Put again, in two statements, events whose ids another router inserted concurrently."""
+        event_ids, targets, dids = [], [], []
+        for event in events:
+            for target in dict.fromkeys(event.targets):
+                event_ids.append(event.event_id)
+                targets.append(target)
+                dids.append(delivery_id_for(event.event_id, target))
+        async with conn.transaction():
+            await conn.execute(
+                sql.PUT_EVENTS,
+                [e.event_id for e in events],
+                [e.body for e in events],
+                [e.priority for e in events],
+                [e.accepted_at for e in events],
+            )
+            created = {row[0] for row in await conn.fetch(sql.PUT_DELIVERIES, self._now(), event_ids, targets, dids)}
+            if created:
+                await self._notify(conn)
+        return created
+
+    async def lease(
+        self,
+        wants: Mapping[str, int],
+        *,
+        limit: int,
+        lease_s: float,
+        limits: Mapping[str, TargetLimits] = NO_LIMITS,
+    ) -> list[Delivery]:
+        wanted = {t: n for t, n in wants.items() if n > 0}
+        if limit <= 0 or not wanted:
+            return []
+        async with self._connection() as conn, conn.transaction():
+            clock_row = await conn.fetchrow(sql.LEASE_START, self._now())
+            assert clock_row is not None  # one row, always
+            now: float = clock_row[0]
+            for name in clock_row[1]:
+                wanted.pop(name, None)
+            circuits = {name: until for name, until in zip(clock_row[2], clock_row[3], strict=True) if name in wanted}
+            # Limited targets and those with a shared circuit are leased by one router at a time.
+            limited = sorted(t for t in wanted if ((lim := limits.get(t)) is not None and lim.limited) or t in circuits)
+            leased: dict[str, int] = {}
+            next_slot_at: dict[str, float | None] = {}
+            if limited:
+                await conn.execute(sql.TARGET_ROWS, limited)
+                await conn.execute(sql.LOCK_LIMITED, limited)
+                for name, slot, count in await conn.fetch(sql.LIMITED_STATE, limited, now):
+                    leased[name], next_slot_at[name] = count, slot
+            caps = limited_caps(
+                wanted, limits, leased=leased, next_slot_at=next_slot_at, now=now, circuit_open_until=circuits
+            )
+            if not caps:
+                return []
+            rows = await conn.fetch(sql.CANDIDATES, now, list(caps), [min(cap, limit) for cap in caps.values()])
+            candidates = [Candidate(row[3], row[0], row[1], row[2], row[0]) for row in rows]
+            chosen = self._scheduler.choose(candidates, caps, limit)
+            if not chosen:
+                return []
+            token = uuid.uuid4().hex
+            claimed = await conn.fetch(
+                sql.CLAIM, now, [c.key for c in chosen], self.owner, self.incarnation, token, lease_s
+            )
+            by_id = {row[0]: row for row in claimed}
+            offset = self._local() - now
+            deliveries = [
+                Delivery(
+                    key=str(row[0]),
+                    lease_token=token,
+                    delivery_id=row[1],
+                    event_id=row[2],
+                    target=row[3],
+                    priority=row[4],
+                    body=bytes(row[5]),
+                    attempts=row[6],
+                    accepted_at=row[7],
+                    lease_until=row[8] + offset,
+                )
+                for c in chosen
+                if (row := by_id.get(c.key)) is not None
+            ]
+            paced = await self._pace(
+                conn, deliveries=deliveries, limits=limits, next_slot_at=next_slot_at, now=now, offset=offset
+            )
+            return mark_probes(paced, circuits, now)
+
+    @staticmethod
+    async def _pace(
+        conn: asyncpg.Connection,
+        *,
+        deliveries: list[Delivery],
+        limits: Mapping[str, TargetLimits],
+        next_slot_at: Mapping[str, float | None],
+        now: float,
+        offset: float,
+    ) -> list[Delivery]:
+        """Give each delivery of a rate-limited target its send slot, and store where the next one starts."""
+        counts: dict[str, int] = {}
+        for delivery in deliveries:
+            counts[delivery.target] = counts.get(delivery.target, 0) + 1
+        slots: dict[str, list[float]] = {}
+        advanced: dict[str, float] = {}
+        for target, count in counts.items():
+            limit = limits.get(target)
+            if limit is not None and limit.rate_per_s is not None:
+                times, advanced[target] = rate_slots(next_slot_at.get(target), limit.rate_per_s, now, count)
+                slots[target] = [t + offset for t in reversed(times)]
+        if not slots:
+            return deliveries
+        await conn.execute(sql.NEXT_SLOTS, list(advanced), list(advanced.values()))
+        return [replace(d, not_before=slots[d.target].pop()) if d.target in slots else d for d in deliveries]
+
+    async def renew(self, deliveries: Sequence[Delivery], *, lease_s: float) -> list[Delivery]:
+        if not deliveries:
+            return []
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                sql.RENEW, self._now(), [int(d.key) for d in deliveries], [d.lease_token for d in deliveries], lease_s
+            )
+        local = self._local()
+        held = {str(row[0]): row[1] + local - row[2] for row in rows}  # in this process's clock
+        return [replace(d, lease_until=held[d.key]) for d in deliveries if d.key in held]
+
+    async def ack(self, delivery: Delivery, *, status: int | None = None) -> None:
+        # Acks come one per delivery, many at once: they join one statement per round trip.
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks.append((int(delivery.key), delivery.lease_token, delivery.attempts + 1, status, waiter))
+        if self._ack_task is None or self._ack_task.done():
+            self._ack_task = asyncio.create_task(self._flush_acks())
+        await waiter
+
+    async def _flush_acks(self) -> None:
+        while self._acks:
+            batch, self._acks = self._acks, []
+            error: BaseException | None = None
+            try:
+                async with self._connection() as conn:
+                    await conn.execute(
+                        sql.ACK,
+                        self._now(),
+                        [a[0] for a in batch],
+                        [a[1] for a in batch],
+                        [a[2] for a in batch],
+                        [a[3] for a in batch],
+                    )
+            except QueueError as exc:
+                error = exc
+            for *_, waiter in batch:
+                if waiter.done():
+                    continue  # the caller was cancelled; the ack has still been applied (or not)
+                if error is not None:
+                    waiter.set_exception(error)
+                else:
+                    waiter.set_result(None)
+
+    async def reschedule(
+        self, delivery: Delivery, *, delay_s: float, last_status: int | None, last_error: str | None
+    ) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                sql.RESCHEDULE,
+                self._now(),
+                int(delivery.key),
+                delivery.lease_token,
+                delivery.attempts + 1,
+                delay_s,
+                last_status,
+                last_error,
+            )
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(sql.RELEASE, [int(d.key) for d in deliveries], [d.lease_token for d in deliveries])
+            await self._notify(conn)
+
+    async def dead_letter(
+        self, delivery: Delivery, *, reason: str, last_status: int | None, last_error: str | None
+    ) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                sql.DEAD_LETTER,
+                self._now(),
+                int(delivery.key),
+                delivery.lease_token,
+                delivery.attempts + 1,
+                reason,
+                last_status,
+                last_error,
+            )
