@@ -5,6 +5,11 @@ target (fewer when the target's circuit is open or half-open). Each delivery run
 one attempt and then acks it, reschedules it (a row with ``next_attempt_at``; nothing sleeps in process)
 or dead-letters it. ``_attempt`` is the one place where any failure becomes a recorded attempt.
 
+This module is the lease loop and the lifecycle (slots, prefetch, housekeeping, shutdown); what follows
+from an attempt's outcome (publishing it, circuits, ack / retry / dead letter) is
+:mod:`.dispatch_outcome`'s, and what is known per target (settings, limits, disabled, both circuits)
+is :mod:`.dispatch_targets`'.
+
 Keeping the slots busy: a lease and an ack each wait for a durable commit (about a millisecond, more
 behind a busy event loop), so a slot that waited for them would sit idle for a good part of each
 delivery. Measured with 64 slots: only about 24 were sending on average. Two things keep them sending:
@@ -22,10 +27,7 @@ Limits held across routers: a target's ``maxInFlight`` and ``rateLimitPerSecond`
 still in flight are renewed, so a slow endpoint never lets another router take a delivery over; a dead
 router's leases end and the queue offers its deliveries to the others. Disabled targets (410) are the
 queue's: they are never leased, whichever router saw the 410, and this dispatcher refreshes its view of
-them at each housekeeping round. So are circuits: when this router's breaker opens, the queue holds the
-target's deliveries for every router; once the period ends, one delivery at a time goes through as the
-probe (whichever router leases it), a failed probe opens it again for twice as long and a success
-closes it for all.
+them at each housekeeping round. So are circuits (see :mod:`.dispatch_targets`).
 
 Shutdown: stop leasing, let in-flight deliveries finish until the deadline, then cancel the rest and
 give their leases back (no attempt spent; the receiver may see such a delivery again, which
@@ -39,32 +41,18 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cxone_eventbridge.exceptions import QueueError, QueueUnavailableError
 from cxone_eventbridge.models import IntegrationTarget
-from cxone_eventbridge.observe.events import (
-    CircuitStateChanged,
-    DeliveryAttempted,
-    DeliveryDeadLettered,
-    DeliveryRetryScheduled,
-    DeliverySucceeded,
-    ObserverBus,
-    TargetChanged,
-)
-from cxone_eventbridge.retry import next_delay
-from cxone_eventbridge.router.circuit import CircuitPolicy, Circuits, CircuitState
+from cxone_eventbridge.observe.events import ObserverBus
+from cxone_eventbridge.router.circuit import CircuitPolicy, CircuitState
 from cxone_eventbridge.router.delivery import AttemptOutcome, AttemptResult, DeliveryClient
-from cxone_eventbridge.router.queue import (
-    DeadLetter,
-    DeadLetterReason,
-    Delivery,
-    DeliveryQueue,
-    SharedCircuit,
-    TargetLimits,
-)
+from cxone_eventbridge.router.dispatch_outcome import AttemptOutcomes
+from cxone_eventbridge.router.dispatch_targets import TargetBook
+from cxone_eventbridge.router.queue import DeadLetter, DeadLetterReason, Delivery, DeliveryQueue
 from cxone_eventbridge.router.recurring_failure import RecurringFailure
 
 log = logging.getLogger(__name__)
@@ -107,10 +95,6 @@ GoneListener = Callable[[str], None]
 DisabledListener = Callable[[set[str]], None]
 
 
-def target_limits(target: IntegrationTarget) -> TargetLimits:
-    return TargetLimits(max_in_flight=target.max_in_flight, rate_per_s=target.rate_limit_per_second)
-
-
 class Dispatcher:
     """Moves deliveries from the queue to their targets until stopped."""
 
@@ -127,17 +111,30 @@ class Dispatcher:
     ) -> None:
         self._queue = queue
         self._client = client
-        self._bus = bus
         self._options = options
         self._clock = clock
-        self._on_gone = on_gone
         self._on_disabled = on_disabled
-        self._targets: dict[str, IntegrationTarget] = {}
-        self._limits: dict[str, TargetLimits] = {}
-        self._disabled: set[str] = set()
+        self._book = TargetBook(
+            queue,
+            bus=bus,
+            policy=options.circuit,
+            clock=clock,
+            background=self._in_background,
+            on_open=self._release_ready,
+            on_close=self.notify,
+            on_gone=on_gone,
+        )
+        self._outcomes = AttemptOutcomes(
+            queue,
+            self._book,
+            bus=bus,
+            retry_base_s=options.retry_base_s,
+            retry_cap_s=options.retry_cap_s,
+            max_retry_after_s=options.max_retry_after_s,
+            max_event_age_s=options.max_event_age_s,
+            wake_at=self._wake_at,
+        )
         self._gone_seen: set[str] = set()  # the queue's disabled targets at the last housekeeping round
-        self._shared_circuits: dict[str, SharedCircuit] = {}  # open or half-open for every router
-        self._circuits = Circuits(policy=options.circuit, clock=clock, on_change=self._circuit_changed)
         self._in_flight: dict[str, tuple[Delivery, asyncio.Task[None]]] = {}  # sending or recording
         self._sending = 0
         self._per_target: dict[str, int] = {}  # attempts sending, per target
@@ -161,11 +158,8 @@ class Dispatcher:
 
     def set_targets(self, targets: Mapping[str, IntegrationTarget]) -> None:
         """Replace the targets deliveries may go to (by name)."""
-        for name in set(self._targets) - set(targets):
-            self._circuits.forget(name)
+        for name in self._book.set_targets(targets):
             self._release_ready(name)
-        self._targets = dict(targets)
-        self._limits = {name: limits for name, t in targets.items() if (limits := target_limits(t)).limited}
         self.notify()
 
     async def retire(self, name: str) -> list[DeadLetter]:
@@ -177,36 +171,21 @@ class Dispatcher:
         if self._releases:
             await asyncio.wait(list(self._releases))
         letters = await self._queue.dead_letter_target(name, reason=DeadLetterReason.TARGET_REMOVED.value)
-        self._publish_dead_letters(letters, self._clock())
+        self._outcomes.publish_dead_letters(letters, self._clock())
         return letters
 
-    def _publish_dead_letters(self, letters: Sequence[DeadLetter], now: float) -> None:
-        for letter in letters:
-            self._bus.publish(
-                DeliveryDeadLettered(
-                    event_id=letter.event_id,
-                    delivery_id=letter.delivery_id,
-                    target=letter.target,
-                    attempts=letter.attempts,
-                    reason=letter.reason,
-                    last_status=letter.last_status,
-                    at=now,
-                    last_error=letter.last_error,
-                )
-            )
-
     def set_disabled(self, names: set[str]) -> None:
-        self._disabled = set(names)
-        for name in self._disabled:
+        self._book.disabled = set(names)
+        for name in names:
             self._release_ready(name)
         self.notify()
 
     @property
     def disabled(self) -> frozenset[str]:
-        return frozenset(self._disabled)
+        return frozenset(self._book.disabled)
 
     def circuit_states(self) -> dict[str, CircuitState]:
-        return self._circuits.states()
+        return self._book.circuits.states()
 
     @property
     def storage_full(self) -> bool:
@@ -266,12 +245,13 @@ class Dispatcher:
         capacity: dict[str, int] = {}
         if limit <= 0:
             return capacity, 0
-        for name in self._targets:
-            if name in self._disabled:
+        book = self._book
+        for name in book.targets:
+            if name in book.disabled:
                 continue
             sending = self._per_target.get(name, 0)
             ready = len(self._ready.get(name, ()))
-            breaker = self._circuits.get(name)
+            breaker = book.circuits.get(name)
             if breaker.state is CircuitState.CLOSED:
                 wanted = cap + ahead - sending - ready
             else:  # open or half-open: no prefetch, at most the probe
@@ -293,7 +273,7 @@ class Dispatcher:
                 self._wake.clear()
                 try:
                     leased = await self._queue.lease(
-                        capacity, limit=asked, lease_s=options.lease_s, limits=self._limits
+                        capacity, limit=asked, lease_s=options.lease_s, limits=self._book.limits
                     )
                 except QueueUnavailableError as exc:
                     await self._queue_down(exc)
@@ -340,7 +320,7 @@ class Dispatcher:
     async def _idle(self) -> None:
         timeout = self._options.poll_interval_s
         now = self._clock()
-        wake_times = [t for t in (self._next_wake_at, self._circuits.next_change_at()) if t is not None]
+        wake_times = [t for t in (self._next_wake_at, self._book.circuits.next_change_at()) if t is not None]
         if wake_times:
             timeout = max(0.0, min(timeout, min(wake_times) - now))
             self._next_wake_at = None
@@ -362,7 +342,7 @@ class Dispatcher:
         cap = self._options.per_target_in_flight
         for name in names:
             ready = self._ready[name]
-            breaker = self._circuits.get(name)
+            breaker = self._book.circuits.get(name)
             allowed = min(room, breaker.allowance(cap - self._per_target.get(name, 0)))
             stale: list[Delivery] = []
             while ready and allowed > 0:
@@ -395,7 +375,7 @@ class Dispatcher:
         target = delivery.target
         self._per_target[target] = self._per_target.get(target, 0) + 1
         self._sending += 1
-        self._circuits.get(target).started()
+        self._book.circuits.get(target).started()
         task = asyncio.create_task(self._attempt(delivery))
         self._in_flight[delivery.key] = (delivery, task)
 
@@ -432,12 +412,12 @@ class Dispatcher:
         try:
             await self._renew(now)
             await self._queue.reclaim()  # a dead router's leases that ran out
-            self._shared_circuits = await self._queue.circuits()
+            self._book.shared = await self._queue.circuits()
             disabled = set(await self._queue.disabled_targets())
             if self._on_disabled is not None and disabled != self._gone_seen:
                 self._gone_seen = disabled
                 self._on_disabled(disabled)
-            self._publish_dead_letters(await self._queue.expire(max_age_s=self._options.max_event_age_s), now)
+            self._outcomes.publish_dead_letters(await self._queue.expire(max_age_s=self._options.max_event_age_s), now)
             if now - self._last_prune >= self._options.prune_interval_s:
                 self._last_prune = now
                 await self._queue.prune(retention_s=self._options.retention_s)
@@ -465,17 +445,17 @@ class Dispatcher:
 
     async def _attempt(self, delivery: Delivery) -> None:
         name = delivery.target
-        breaker = self._circuits.get(name)
+        breaker = self._book.circuits.get(name)
         slot_held = True
         cancelled = False
         try:
-            target = self._targets.get(name)
+            target = self._book.targets.get(name)
             if target is None:  # removed after this delivery was leased: its work goes with it
                 breaker.cancelled()
                 removed = AttemptResult(AttemptOutcome.REFUSED, None, 0.0, error="the target was removed")
-                await self._dead_letter(delivery, DeadLetterReason.TARGET_REMOVED, removed, self._clock())
+                await self._outcomes.dead_letter(delivery, DeadLetterReason.TARGET_REMOVED, removed, self._clock())
                 return
-            if name in self._disabled:
+            if name in self._book.disabled:
                 breaker.cancelled()
                 await self._queue.release([delivery])
                 return
@@ -494,10 +474,10 @@ class Dispatcher:
                 result = AttemptResult(AttemptOutcome.ERROR, None, 0.0, error=f"{type(exc).__name__}: {exc}")
             now = self._clock()
             # Before the slot is reused: a failure that opens the circuit must stop the next send.
-            self._record_attempt(delivery, result, now)
+            self._outcomes.attempt_ended(delivery, result, now)
             self._free_slot(name)
             slot_held = False
-            await self._settle(delivery, target, result, now)
+            await self._outcomes.settle(delivery, target, result, now)
             self._record_failure.succeeded()
         except asyncio.CancelledError:
             cancelled = True  # shutdown: stop() finds the entry in _in_flight and releases the lease
@@ -522,148 +502,6 @@ class Dispatcher:
         self._launch_ready(first=target)
         self.notify()  # the lease loop tops the prefetch up
 
-    def _record_attempt(self, delivery: Delivery, result: AttemptResult, now: float) -> None:
-        """Publish the attempt and tell the target's circuit what it says about the endpoint."""
-        name = delivery.target
-        self._bus.publish(
-            DeliveryAttempted(
-                event_id=delivery.event_id,
-                delivery_id=delivery.delivery_id,
-                target=name,
-                attempt=delivery.attempts + 1,
-                outcome=result.outcome.value,
-                status_code=result.status,
-                latency_s=result.latency_s,
-                error=result.error,
-                at=now,
-            )
-        )
-        breaker = self._circuits.get(name)
-        outcome = result.outcome
-        shared = self._shared_circuits.get(name)
-        if outcome.retryable:
-            breaker.record_failure()
-            if delivery.probe:
-                # A failed probe through the circuit every router shares: open it again, twice as long.
-                last = shared.open_s if shared is not None else self._options.circuit.open_s
-                open_for = min(last * 2, self._options.circuit.max_open_s)
-                self._shared_circuits[name] = SharedCircuit(now + open_for, open_for)
-                self._in_background(self._queue.open_circuit(name, open_for_s=open_for))
-        elif outcome is AttemptOutcome.REFUSED or result.auth_failed:
-            breaker.cancelled()  # nothing was sent: it says nothing about the endpoint
-        else:
-            # Success, 410 or a permanent 4xx: the endpoint answered, so it is up.
-            breaker.record_success()
-            if shared is not None or delivery.probe:
-                self._shared_circuits.pop(name, None)
-                self._in_background(self._queue.close_circuit(name))
-
-    async def _settle(self, delivery: Delivery, target: IntegrationTarget, result: AttemptResult, now: float) -> None:
-        """Record the outcome in the queue: ack, reschedule or dead-letter."""
-        name = delivery.target
-        attempt = delivery.attempts + 1
-        outcome = result.outcome
-        if outcome is AttemptOutcome.SUCCESS:
-            await self._queue.ack(delivery, status=result.status)
-            self._bus.publish(
-                DeliverySucceeded(
-                    event_id=delivery.event_id,
-                    delivery_id=delivery.delivery_id,
-                    target=name,
-                    attempts=attempt,
-                    end_to_end_s=max(0.0, now - delivery.accepted_at),
-                    at=now,
-                )
-            )
-            return
-        if outcome.retryable:
-            policy = target.retry_policy
-            if name not in self._targets:  # removed while this attempt was in flight: no retry to wait for
-                await self._dead_letter(delivery, DeadLetterReason.TARGET_REMOVED, result, now)
-                return
-            if attempt > policy.max_retries:
-                spent = DeadLetterReason.AUTH_FAILED if result.auth_failed else DeadLetterReason.RETRIES_EXHAUSTED
-                await self._dead_letter(delivery, spent, result, now)
-                return
-            delay = next_delay(
-                policy.backoff_strategy,
-                attempt - 1,
-                retry_after_s=result.retry_after_s,
-                base_s=self._options.retry_base_s,
-                cap_s=self._options.retry_cap_s,
-                max_retry_after_s=self._options.max_retry_after_s,
-            )
-            next_at = now + delay
-            if next_at - delivery.accepted_at > self._options.max_event_age_s:
-                await self._dead_letter(delivery, DeadLetterReason.EXPIRED, result, now)
-                return
-            await self._queue.reschedule(delivery, delay_s=delay, last_status=result.status, last_error=result.error)
-            self._wake_at(next_at)
-            self._bus.publish(
-                DeliveryRetryScheduled(
-                    event_id=delivery.event_id,
-                    delivery_id=delivery.delivery_id,
-                    target=name,
-                    attempt=attempt,
-                    delay_s=delay,
-                    reason=f"status {result.status}" if result.status is not None else (result.error or "error"),
-                    at=now,
-                    status_code=result.status,
-                    error=result.error,
-                )
-            )
-            return
-        if outcome is AttemptOutcome.GONE:
-            await self._dead_letter(delivery, DeadLetterReason.GONE, result, now)
-            self._disable(name, target, now)
-            return
-        if outcome is AttemptOutcome.REFUSED:
-            await self._dead_letter(delivery, DeadLetterReason.EGRESS_DENIED, result, now)
-            return
-        reason = DeadLetterReason.AUTH_FAILED if result.auth_failed else DeadLetterReason.PERMANENT
-        await self._dead_letter(delivery, reason, result, now)
-
-    async def _dead_letter(
-        self, delivery: Delivery, reason: DeadLetterReason, result: AttemptResult, now: float
-    ) -> None:
-        await self._queue.dead_letter(delivery, reason=reason.value, last_status=result.status, last_error=result.error)
-        self._bus.publish(
-            DeliveryDeadLettered(
-                event_id=delivery.event_id,
-                delivery_id=delivery.delivery_id,
-                target=delivery.target,
-                attempts=delivery.attempts + 1,
-                reason=reason.value,
-                last_status=result.status,
-                at=now,
-                last_error=result.error,
-            )
-        )
-
-    def _disable(self, name: str, target: IntegrationTarget, now: float) -> None:
-        if name in self._disabled:
-            return
-        self._disabled.add(name)
-        self._bus.publish(
-            TargetChanged(
-                action="disabled", target=name, target_id=target.id, at=now, details={"reason": "gone", "status": 410}
-            )
-        )
-        if self._on_gone is not None:
-            self._on_gone(name)
-
     def _wake_at(self, when: float) -> None:
         if self._next_wake_at is None or when < self._next_wake_at:
             self._next_wake_at = when
-
-    def _circuit_changed(self, target: str, state: CircuitState) -> None:
-        until = self._circuits.get(target).open_until if state is CircuitState.OPEN else None
-        self._bus.publish(CircuitStateChanged(target=target, state=state.value, at=self._clock(), until=until))
-        if state is CircuitState.OPEN:
-            self._release_ready(target)  # waiting must not spend their leases, nor their retries
-            if until is not None:  # every router sharing the queue holds the target's deliveries too
-                open_for = max(until - self._clock(), 0.001)
-                self._shared_circuits[target] = SharedCircuit(until, open_for)
-                self._in_background(self._queue.open_circuit(target, open_for_s=open_for))
-        else:
-            self.notify()
