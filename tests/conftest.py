@@ -126,7 +126,7 @@ def _test_config(receiver_certs_dir: Path, **overrides: Any) -> SandboxConfig:
     base = SandboxConfig(
         port=0,
         rate_limit_per_minute=TEST_RATE_LIMIT_PER_MINUTE,
-        allow_private_endpoints=True,
+        allow_private=("127.0.0.0/8",),
         ca_bundle=receiver_certs_dir / "ca.pem",
     )
     return replace(base, **overrides)

@@ -118,11 +118,10 @@ def _why_blocked(address: IPAddress) -> str | None:
 class EgressPolicy:
     """Which destination addresses requests may go to."""
 
-    allow: tuple[IPNetwork, ...] = field(default_factory=tuple)
-    allow_all: bool = False  # the sandbox's --allow-private-endpoints
+    allow: tuple[IPNetwork, ...] = field(default_factory=tuple)  # --allow-private, the router's and the sandbox's
 
     @classmethod
-    def from_cidrs(cls, cidrs: Iterable[str], *, allow_all: bool = False) -> EgressPolicy:
+    def from_cidrs(cls, cidrs: Iterable[str]) -> EgressPolicy:
         """Build a policy from CIDR strings; ValueError names the bad one."""
         networks: list[IPNetwork] = []
         for cidr in cidrs:
@@ -130,10 +129,10 @@ class EgressPolicy:
                 networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
             except ValueError as exc:
                 raise ValueError(f"{cidr!r} is not an IP network in CIDR form") from exc
-        return cls(allow=tuple(networks), allow_all=allow_all)
+        return cls(allow=tuple(networks))
 
     def _allowed(self, address: IPAddress) -> bool:
-        return self.allow_all or any(address.version == net.version and address in net for net in self.allow)
+        return any(address.version == net.version and address in net for net in self.allow)
 
     def why_refused(self, address: IPAddress) -> str | None:
         """Why the address is refused, or None when requests may go there."""

@@ -109,6 +109,7 @@ def test_receiver_records_and_stops_cleanly(tmp_path: Path, processes) -> None:
         (["sandbox", "serve", "--rate-limit", "0"], "rate_limit_per_minute"),
         (["sandbox", "receiver", "--status", "99"], "status"),
         (["sandbox", "receiver", "--secret", "plain-text-secret"], "secret"),
+        (["sandbox", "serve", "--allow-private", "127.0.0.0/8", "--allow-private", "not-a-cidr"], "--allow-private"),
     ],
 )
 def test_invalid_options_exit_2_naming_them(args, message) -> None:
@@ -117,6 +118,29 @@ def test_invalid_options_exit_2_naming_them(args, message) -> None:
     assert result.exit_code == 2
     assert message in result.output
     assert "plain-text-secret" not in result.output
+
+
+def test_allow_private_is_named_and_meant_alike_in_sandbox_and_router(tmp_path: Path, processes) -> None:
+    """Both take --allow-private CIDR (repeatable); the banner lists the ranges; the old sandbox flag is hidden."""
+    helps = {cmd: CliRunner().invoke(app, [cmd, "serve", "--help"]).output for cmd in ("sandbox", "router")}
+    for help_text in helps.values():
+        assert "--allow-private CIDR" in help_text
+        assert "private or loopback range despite the SSRF guard (repeatable)" in " ".join(help_text.split())
+    assert "--allow-private-endpoints" not in helps["sandbox"]
+    args = ["sandbox", "serve", "--port", "0", "--allow-private", "127.0.0.0/8", "--allow-private", "::1/128"]
+    process, lines = _start(args, tmp_path)
+    processes.append(process)
+    assert "Test calls may reach private addresses in: 127.0.0.0/8, ::1/128" in "".join(lines)
+
+
+def test_deprecated_allow_private_endpoints_warns_and_admits_every_address(tmp_path: Path, processes) -> None:
+    """The old --allow-private-endpoints still works as before (every address) and says what replaces it."""
+    process, lines = _start(["sandbox", "serve", "--port", "0", "--allow-private-endpoints"], tmp_path)
+    processes.append(process)
+    banner = "".join(lines)
+    assert "--allow-private-endpoints is deprecated" in banner
+    assert "use --allow-private CIDR" in banner
+    assert "Test calls may reach private addresses in: 0.0.0.0/0, ::/0" in banner
 
 
 def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def _oauth(token_url: str, secret: str | None = CLIENT_SECRET, **extra: Any) -> 
 @pytest.fixture
 async def local_api(make_api: Any, receiver_certs_dir: Path) -> Api:
     """An in-process sandbox on the real clock that trusts the receiver's CA and may reach loopback."""
-    api: Api = await make_api(allow_private_endpoints=True, ca_bundle=receiver_certs_dir / "ca.pem", clock=time.time)
+    api: Api = await make_api(allow_private=("127.0.0.0/8",), ca_bundle=receiver_certs_dir / "ca.pem", clock=time.time)
     return api
 
 

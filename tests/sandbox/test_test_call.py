@@ -21,7 +21,7 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 @pytest.fixture
 async def local_api(make_api, receiver_certs_dir: Path):
     """An in-process sandbox that trusts the receiver's CA and may reach loopback endpoints."""
-    return await make_api(allow_private_endpoints=True, ca_bundle=receiver_certs_dir / "ca.pem")
+    return await make_api(allow_private=("127.0.0.0/8",), ca_bundle=receiver_certs_dir / "ca.pem")
 
 
 async def _create_and_test(api, endpoint: str, **fields):
@@ -57,7 +57,7 @@ async def test_passing_test_sends_a_signed_authenticated_event(local_api, https_
 
 async def test_signature_verifies_on_a_real_clock(make_api, receiver_certs_dir, https_receiver) -> None:
     """With the real clock the receiver's Standard Webhooks check passes."""
-    api = await make_api(allow_private_endpoints=True, ca_bundle=receiver_certs_dir / "ca.pem", clock=time.time)
+    api = await make_api(allow_private=("127.0.0.0/8",), ca_bundle=receiver_certs_dir / "ca.pem", clock=time.time)
     receiver = await https_receiver(secret=SECRET)
     response, _ = await _create_and_test(api, receiver.url)
     assert response.status_code == 200
@@ -105,7 +105,7 @@ async def test_refused_connection_gives_502_without_status(local_api) -> None:
 
 
 async def test_private_endpoints_are_refused_at_test_time(make_api, https_receiver) -> None:
-    """Without allow_private_endpoints a loopback endpoint is created fine but the test refuses to send."""
+    """Without allow_private a loopback endpoint is created fine but the test refuses to send."""
     api = await make_api()
     receiver = await https_receiver()
     response, target = await _create_and_test(api, receiver.url)
@@ -113,6 +113,20 @@ async def test_private_endpoints_are_refused_at_test_time(make_api, https_receiv
     assert "SSRF" in response.json()["error"]
     assert receiver.records() == []
     assert target["status"] == "failed"
+
+
+async def test_allow_private_admits_only_its_ranges(make_api, https_receiver) -> None:
+    """allow_private is a CIDR list: 10.0.0.0/8 admits no loopback receiver, 127.0.0.1/32 does."""
+    receiver = await https_receiver()
+    elsewhere = await make_api(allow_private=("10.0.0.0/8",), ca_bundle=receiver.ca_path)
+    response, _ = await _create_and_test(elsewhere, receiver.url)
+    assert response.status_code == 502
+    assert "SSRF" in response.json()["error"]
+    assert receiver.records() == []
+    exact = await make_api(allow_private=("127.0.0.1/32",), ca_bundle=receiver.ca_path)
+    response, _ = await _create_and_test(exact, receiver.url)
+    assert response.status_code == 200
+    assert len(receiver.records()) == 1
 
 
 async def test_empty_json_body_is_fine(local_api, https_receiver) -> None:
@@ -154,7 +168,7 @@ async def test_timeout_gives_504(https_receiver, receiver_certs_dir) -> None:
     try:
         outcome = await send_test_event(
             fast,
-            policy=EgressPolicy(allow_all=True),
+            policy=EgressPolicy.from_cidrs(["127.0.0.0/8"]),
             ssl_context=client_ssl_context(str(receiver_certs_dir / "ca.pem")),
         )
     finally:
@@ -171,7 +185,9 @@ async def test_unresolved_secret_reference_fails_without_sending(https_receiver,
         name="ref", endpoint=receiver.url, authentication={"type": "bearer", "value": "${env:TOKEN}"}
     )
     outcome = await send_test_event(
-        target, policy=EgressPolicy(allow_all=True), ssl_context=client_ssl_context(str(receiver_certs_dir / "ca.pem"))
+        target,
+        policy=EgressPolicy.from_cidrs(["127.0.0.0/8"]),
+        ssl_context=client_ssl_context(str(receiver_certs_dir / "ca.pem")),
     )
     assert outcome.http_status == 502
     assert "reference" in (outcome.result.error or "")

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cxone_eventbridge.cli import audit, demo, iac, match, router, sandbox, targets, trigger
+from cxone_eventbridge.cli import audit, demo, iac, lazy_coercion, match, router, sandbox, targets, trigger
 from cxone_eventbridge.cli.logs import LogFormat, configure_logging
 
 app = typer.Typer(
@@ -17,6 +17,8 @@ app = typer.Typer(
     # Plain help, as click prints it: every option's default and [env var: ...] shown (rich markup took
     # square brackets for tags), no <bool> placeholder on flags, and no rich import for --help or completion.
     rich_markup_mode=None,
+    # Help and tab completion without pydantic (typer converts even default values through it).
+    cls=lazy_coercion.LightGroup,
 )
 
 

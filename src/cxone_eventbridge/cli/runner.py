@@ -6,13 +6,11 @@ errors exit 1. No traceback for anything expected.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import typer
 
-from cxone_eventbridge import runtime
 from cxone_eventbridge.cli import render
 from cxone_eventbridge.exceptions import APIError, CxebError, InputError, UnprocessableEntityError
 
@@ -24,6 +22,11 @@ def run(coro: Coroutine[Any, Any, T], *, fast_loop: bool = False) -> T:
 
     ``fast_loop`` is for the long-running servers: uvloop if installed, and fewer garbage collections.
     """
+    # asyncio (with ssl, ~25 ms) only once a command runs: every cli module imports this one, help included.
+    import asyncio
+
+    from cxone_eventbridge import runtime
+
     try:
         if fast_loop:
             return runtime.run(coro, tune_gc=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import socket
 from pathlib import Path
@@ -60,13 +59,38 @@ def _print_banner(config: SandboxConfig, base_url: str, *, custom_secret: bool) 
     render.info(f"  client secret:  {shown_secret}")
     if not custom_secret:
         render.info(f"  access key:     {config.access_key_id} / {config.access_key_secret} (password grant)")
+    if config.allow_private:
+        render.info(f"Test calls may reach private addresses in: {', '.join(config.allow_private)}")
+    else:
+        render.info(
+            "Test calls to loopback or private endpoints are refused; --allow-private 127.0.0.0/8 admits loopback."
+        )
     render.info("Point the client at it:")
     render.info(f"  export CXONE_BASE_URL={base_url}")
     render.info(f"  export CXONE_TOKEN_URL={base_url}{TOKEN_PATH}")
     render.info(f"  export CXONE_CLIENT_ID={config.client_id}")
     render.info(f"  export CXONE_CLIENT_SECRET={shown_secret}")
-    if not config.allow_private_endpoints:
-        render.info("Test calls to loopback or private endpoints are refused; --allow-private-endpoints permits them.")
+
+
+# What the deprecated --allow-private-endpoints admitted: every address, as a CIDR list.
+_EVERY_ADDRESS = ("0.0.0.0/0", "::/0")
+
+
+def _allowed_ranges(cidrs: list[str], *, deprecated_all: bool) -> tuple[str, ...]:
+    """``--allow-private`` ranges, with the old flag's meaning (every address) and a warning when it is given."""
+    from cxone_eventbridge.ssrf import EgressPolicy
+
+    try:
+        EgressPolicy.from_cidrs(cidrs)
+    except ValueError as exc:
+        render.fail(f"--allow-private: {exc}", render.EXIT_INVALID_INPUT)
+    if not deprecated_all:
+        return tuple(cidrs)
+    render.warn(
+        "--allow-private-endpoints is deprecated and will be removed: use --allow-private CIDR, as the router does "
+        "(e.g. --allow-private 127.0.0.0/8 for a local receiver); it admits every address until then"
+    )
+    return (*cidrs, *_EVERY_ADDRESS)
 
 
 @sandbox_app.command()
@@ -83,8 +107,14 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     rate_burst: int | None = typer.Option(
         None, "--rate-burst", help="Bucket size (default: a quarter minute's worth)."
     ),
+    allow_private: list[str] | None = typer.Option(
+        None,
+        "--allow-private",
+        metavar="CIDR",
+        help="Let test calls reach this private or loopback range despite the SSRF guard (repeatable).",
+    ),
     allow_private_endpoints: bool = typer.Option(
-        False, "--allow-private-endpoints", help="Let test calls reach loopback/private addresses (local receiver)."
+        False, "--allow-private-endpoints", hidden=True, help="Deprecated: --allow-private CIDR (admits every range)."
     ),
     ca_bundle: Path | None = typer.Option(
         None,
@@ -123,7 +153,7 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
             token_ttl_s=token_ttl,
             rate_limit_per_minute=rate_limit,
             rate_limit_burst=rate_burst,
-            allow_private_endpoints=allow_private_endpoints,
+            allow_private=_allowed_ranges(allow_private or [], deprecated_all=allow_private_endpoints),
             ca_bundle=ca_bundle,
             fault_rate=fault_rate,
             latency_ms=latency_ms,
@@ -213,6 +243,8 @@ def receiver(  # noqa: PLR0917 -- typer maps each option to a parameter
     record_shown = str(record.resolve()) if record else "(not recording; add --record FILE)"
 
     async def main() -> None:
+        import asyncio  # not at the top: help and completion import this module
+
         try:
             running = await start_receiver(config)
         except OSError as exc:

@@ -149,7 +149,7 @@ class DemoServices:
                 host=LOOPBACK,
                 port=0,
                 rate_limit_per_minute=DEMO_RATE_LIMIT_PER_MINUTE,
-                allow_private_endpoints=True,
+                allow_private=(f"{LOOPBACK}/32",),
                 ca_bundle=certs.ca,
             )
         )

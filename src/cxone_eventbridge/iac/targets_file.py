@@ -340,8 +340,8 @@ def endpoint_refusal(endpoint: str) -> str | None:
         return None
     prefix = 32 if address.version == 4 else 128
     return (
-        f"endpoint {endpoint} is {reason}: the router refuses it unless started with --allow-private "
-        f"{address}/{prefix}, and the sandbox's test call unless --allow-private-endpoints"
+        f"endpoint {endpoint} is {reason}: the router and the sandbox's test call refuse it unless started "
+        f"with --allow-private {address}/{prefix}"
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cxone_eventbridge.defaults import DEFAULT_SANDBOX_PORT
+from cxone_eventbridge.ssrf import EgressPolicy
 
 SCOPE_READ = "integration:target:read"
 SCOPE_WRITE = "integration:target:write"
@@ -62,7 +63,8 @@ class SandboxConfig:
     token_ttl_s: int = 3600
     rate_limit_per_minute: float = 100.0
     rate_limit_burst: int | None = None  # bucket size; None: a quarter of a minute's allowance (at least 1)
-    allow_private_endpoints: bool = False
+    # CIDR ranges that test calls may reach despite the SSRF guard (the router's --allow-private, same meaning)
+    allow_private: tuple[str, ...] = ()
     ca_bundle: Path | None = None  # extra CAs trusted by the test call (the local receiver's ca.pem)
     fault_rate: float = 0.0  # fraction of API requests answered with a random 5xx
     latency_ms: float = 0.0  # added to every API request
@@ -91,6 +93,10 @@ class SandboxConfig:
             raise ValueError(f"fault_rate: {self.fault_rate} must be between 0 and 1")
         if self.latency_ms < 0:
             raise ValueError(f"latency_ms: {self.latency_ms} must not be negative")
+        try:
+            EgressPolicy.from_cidrs(self.allow_private)
+        except ValueError as exc:
+            raise ValueError(f"allow_private: {exc}") from exc
         if self.fault_429_burst < 0 or self.fault_429_period < 0:
             raise ValueError("fault_429_burst and fault_429_period must not be negative")
         if self.fault_429_period and self.fault_429_burst > self.fault_429_period:

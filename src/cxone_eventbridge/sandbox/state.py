@@ -33,7 +33,7 @@ class SandboxState:
         rate = config.token_rate_limit_per_minute
         self.token_limiter = RateLimiter(rate, config.token_rate_limit_burst, config.clock) if rate else None
         self.faults = FaultInjector(config)
-        self.egress = EgressPolicy(allow_all=config.allow_private_endpoints)
+        self.egress = EgressPolicy.from_cidrs(config.allow_private)
         self.resolver = resolver
 
     @functools.cached_property
