@@ -1,20 +1,26 @@
 """Settings, read from the environment once at the edge (the CLI) and passed down explicitly.
 
 ``CXONE_*`` configures the control-plane client; ``CXEB_*`` configures the router and its commands.
-No other module reads the environment.
+No other module reads the environment. A profile of the user config file (``profiles.py``) fills in what
+the environment does not set: flags > environment variables > profile > defaults.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cxone_eventbridge.defaults import DEFAULT_ROUTER_URL
 from cxone_eventbridge.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from cxone_eventbridge.profiles import Profile
 
 DEFAULT_SCOPES = "integration:target:read integration:target:write integration:target:test event:route:read"
 API_PREFIX = "/api/v2"
@@ -106,14 +112,34 @@ class RouterSettings(BaseSettings):
 SettingsT = TypeVar("SettingsT", Settings, RouterSettings)
 
 
-def read_settings(kind: type[SettingsT]) -> SettingsT:
-    """``kind`` from the environment; a ConfigurationError naming every invalid variable and what is wrong."""
+def _set_in(environ: Mapping[str, str], name: str) -> bool:
+    """Whether ``name`` is set, as pydantic-settings reads it (any case); an empty value counts as unset."""
+    return any(key.upper() == name and value != "" for key, value in environ.items())
+
+
+def read_settings(kind: type[SettingsT], *, profile: Profile | None = None) -> SettingsT:
+    """``kind`` from the environment, then ``profile``; a ConfigurationError naming every invalid setting.
+
+    A variable names itself in the message (``CXONE_BASE_URL: ...``), a profile's key its file and line.
+    """
+    prefix = kind.model_config.get("env_prefix", "")
+    environ = os.environ
+    from_profile: dict[str, object] = {}
+    if profile is not None:
+        from_profile = {
+            name: value
+            for name, value in profile.values_for(kind, environ).items()
+            if not _set_in(environ, f"{prefix}{name}".upper())
+        }
     try:
-        return kind()
+        return kind(**from_profile)  # type: ignore[arg-type]  # checked by the model
     except ValidationError as exc:
-        prefix = kind.model_config.get("env_prefix", "")
         problems = []
         for error in exc.errors(include_input=False, include_url=False):
-            name = prefix + "_".join(str(part) for part in error["loc"]).upper()
+            field = str(error["loc"][0]) if error["loc"] else ""
+            if profile is not None and field in from_profile:
+                name = profile.field_place(field)
+            else:
+                name = prefix + "_".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
         raise ConfigurationError("invalid settings:\n  - " + "\n  - ".join(problems)) from None

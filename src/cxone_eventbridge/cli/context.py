@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 from cxone_eventbridge.api import CXoneClient
 from cxone_eventbridge.cli import render
-from cxone_eventbridge.config import Settings, read_settings
+from cxone_eventbridge.cli.profile_choice import read_cli_settings
+from cxone_eventbridge.config import Settings
 from cxone_eventbridge.defaults import DEFAULT_SANDBOX_PORT
 from cxone_eventbridge.exceptions import APIConnectionError, APITimeoutError, ConfigurationError, TargetsFileError
 from cxone_eventbridge.iac.targets_file import LoadedTargets, SecretResolution, load_targets_file
@@ -28,14 +29,14 @@ from cxone_eventbridge.observe.events import ObserverBus
 NO_BASE_URL_MESSAGE = (
     "CXONE_BASE_URL is not set; start the sandbox with `cxeb sandbox serve` and export "
     f"CXONE_BASE_URL=http://127.0.0.1:{DEFAULT_SANDBOX_PORT}, CXONE_CLIENT_ID and CXONE_CLIENT_SECRET as it "
-    "prints them (or point CXONE_BASE_URL at your tenant's API)"
+    "prints them (or point CXONE_BASE_URL at your tenant's API, or choose a profile with --profile NAME)"
 )
 
 
 def require_api_settings() -> Settings:
-    """``Settings`` from the environment; exit 2 naming the variable when the API is not configured."""
+    """``Settings`` from the environment and --profile; exit 2 naming the variable when the API is not configured."""
     try:
-        settings = read_settings(Settings)
+        settings = read_cli_settings(Settings)
     except ConfigurationError as exc:
         render.fail(str(exc), render.EXIT_INVALID_INPUT)
     if not settings.base_url and not settings.discovery_url:

@@ -6,7 +6,19 @@ import logging
 
 import typer
 
-from cxone_eventbridge.cli import audit, demo, iac, lazy_coercion, match, router, sandbox, targets, trigger
+from cxone_eventbridge.cli import (
+    audit,
+    demo,
+    iac,
+    lazy_coercion,
+    match,
+    profile_choice,
+    profiles,
+    router,
+    sandbox,
+    targets,
+    trigger,
+)
 from cxone_eventbridge.cli.logs import LogFormat, configure_logging
 
 app = typer.Typer(
@@ -35,13 +47,17 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."),
     log_format: LogFormat = typer.Option(LogFormat.TEXT, "--log-format", help="Logs as text or JSON lines."),
+    profile: str | None = typer.Option(
+        None, "--profile", envvar="CXEB_PROFILE", metavar="NAME", help=profile_choice.PROFILE_HELP
+    ),
 ) -> None:
     """Global options."""
+    profile_choice.choose(profile)
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     configure_logging(level=level, log_format=log_format)
 
 
-for module in (targets, sandbox, router, audit, iac, demo, match, trigger):
+for module in (targets, sandbox, router, audit, iac, demo, match, trigger, profiles):
     module.register(app)
 
 

@@ -70,6 +70,11 @@ def print_lines(lines: Sequence[str]) -> None:
         _console(stderr=False).print(line, highlight=False, markup=False, overflow="ignore", crop=False)
 
 
+def print_text(text: str) -> None:
+    """Text on stdout exactly as given (a file to save, such as an example config): no wrapping, no markup."""
+    typer.echo(text, nl=not text.endswith("\n"))
+
+
 def info(message: str) -> None:
     """A progress or result message on stderr (keeps stdout clean for data)."""
     _console(stderr=True).print(message, highlight=False, markup=False)

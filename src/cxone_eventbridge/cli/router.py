@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import typer
 
-from cxone_eventbridge.cli import router_dlq, router_run, router_send, router_status, router_tail, router_targets
+from cxone_eventbridge.cli import (
+    router_config,
+    router_dlq,
+    router_run,
+    router_send,
+    router_status,
+    router_tail,
+    router_targets,
+)
 
 router_commands = typer.Typer(
     help="Run the event router and talk to a running one.", no_args_is_help=True, rich_markup_mode=None
@@ -24,6 +32,7 @@ COMMAND_MODULES = (
     router_targets,
     router_run,
     router_tail,
+    router_config,
 )
 
 

@@ -57,12 +57,13 @@ def call_router(
     """
     from pydantic import SecretStr
 
-    from cxone_eventbridge.config import RouterSettings, read_settings
+    from cxone_eventbridge.cli.profile_choice import read_cli_settings
+    from cxone_eventbridge.config import RouterSettings
     from cxone_eventbridge.exceptions import ConfigurationError, RouterRefusedError, RouterUnreachableError
     from cxone_eventbridge.router.api_client import RetrySchedule, RouterClient
 
     try:
-        settings = read_settings(RouterSettings)
+        settings = read_cli_settings(RouterSettings)
     except ConfigurationError as exc:
         render.fail(str(exc), render.EXIT_INVALID_INPUT)
     url = (connection.url or settings.router_url).rstrip("/")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cxone_eventbridge.cli import render
+from cxone_eventbridge.cli.router_config import SERVE_CONFIG
 from cxone_eventbridge.cli.router_connection import INGEST_KEY
 from cxone_eventbridge.cli.runner import run
 from cxone_eventbridge.defaults import (
@@ -43,6 +44,7 @@ def migrate_command(queue: str | None = QUEUE_URL, db: Path | None = DB) -> None
 
 
 def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
+    config: Path | None = SERVE_CONFIG,  # eager: the file's values become the defaults of the options below
     host: str = typer.Option("127.0.0.1", "--host", help="Listen address; beyond loopback an ingest key is required."),
     port: int = typer.Option(DEFAULT_ROUTER_PORT, "--port", min=0, max=65535, help="Listen port."),
     db: Path | None = DB,

@@ -1,0 +1,95 @@
+"""What every TOML configuration file of ours shares: the router's ``--config`` file and the user's profiles.
+
+- ``read_toml(path)`` parses a file; a syntax error or a missing file is a ConfigurationError naming it.
+- ``key_line(text, key, table)`` is the line a key is written on, for messages of the form ``FILE:LINE: key: ...``
+  (tomllib keeps no positions).
+- ``unknown_key(key, known)`` says so, with "did you mean" when a known key is close.
+- ``resolve_reference(value, environ, where)``: ``${env:NAME}`` references, as in targets files.
+- ``exposure_warning(path, literal_secrets)`` is ssh's rule for a file holding a secret: readable by group
+  or others is worth a warning.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import stat
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cxone_eventbridge import secret_refs
+from cxone_eventbridge.exceptions import ConfigurationError
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """The parsed file and its text; ConfigurationError naming the file (and line) when it cannot be."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{path}: cannot be read: {exc}") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path}: not valid TOML: {exc}") from None
+
+
+def key_line(text: str, key: str, table: str | None = None) -> int:
+    """The 1-based line that sets ``key`` (inside ``[table]`` when given), or opens it as a table; 0 if none."""
+    current: str | None = None
+    own_table = f"{table}.{key}" if table else key
+    key_pattern = re.compile(rf"""\s*(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*=""")
+    header = re.compile(r"\s*\[\s*([^\]]+?)\s*\]")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if match := header.match(line):
+            current = match.group(1).replace('"', "").replace("'", "").replace(" ", "")
+            if current == own_table:
+                return number
+            continue
+        if current == table and key_pattern.match(line):
+            return number
+    return 0
+
+
+def where(path: Path, text: str, key: str, table: str | None = None) -> str:
+    """``FILE:LINE: key`` (``FILE: key`` when the line is unknown), the start of every message about a key."""
+    line = key_line(text, key, table)
+    shown = f"{table}.{key}" if table else key
+    return f"{path}:{line}: {shown}" if line else f"{path}: {shown}"
+
+
+def unknown_key(key: str, known: Iterable[str]) -> str:
+    """``is not a known key`` with the closest known key, if any is close."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"is not a known key{hint}"
+
+
+def resolve_reference(value: str, environ: Mapping[str, str], place: str) -> str:
+    """``value`` with its ``${env:NAME}`` reference resolved; ConfigurationError for a malformed or unset one."""
+    if (problem := secret_refs.reference_syntax_error(value)) is not None:
+        raise ConfigurationError(f"{place}: {problem}")
+    resolved = secret_refs.resolve(value, environ)
+    if resolved is None:
+        raise ConfigurationError(f"{place}: {value} names an environment variable that is not set")
+    return resolved
+
+
+def exposure_warning(path: Path, literal_secrets: list[str]) -> str | None:
+    """A warning when ``path`` holds literal secrets (the keys given) and group or others may read it."""
+    if not literal_secrets:
+        return None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return None
+    keys = ", ".join(literal_secrets)
+    return (
+        f"{path} holds a secret in plain text ({keys}) and is readable by group or others "
+        f"(mode {mode:04o}): run `chmod 600 {path}`, or write the secret as a ${{env:NAME}} reference"
+    )

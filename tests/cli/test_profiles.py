@@ -1,0 +1,163 @@
+"""Profiles: two tenants of a real sandbox in one user config file, chosen by --profile or CXEB_PROFILE."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cxone_eventbridge.cli.main import app
+from cxone_eventbridge.profiles import PROFILE_KEYS, default_path
+from cxone_eventbridge.sandbox.config import SandboxClient
+
+TARGET = """\
+name: tenant-a-hook
+endpoint: https://hooks.example.com/a
+"""
+B_SECRET_LITERAL = "tenant-b-literal-secret-never-printed"
+
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
+
+
+@pytest.fixture
+def tenants(sandbox: Any, tmp_path: Path) -> dict[str, Any]:
+    """Two tenants on one sandbox (client a from the fixture, client b registered here) and a config file."""
+    b = SandboxClient(client_id=f"tenant-b-{secrets.token_hex(4)}", client_secret=B_SECRET_LITERAL)
+    sandbox.state.clients.register(b)
+    router_url = f"http://127.0.0.1:{_closed_port()}"
+    config = tmp_path / "xdg" / "cxeb" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        f'[profiles.a]\nbase-url = "{sandbox.base_url}"\nclient-id = "{sandbox.client_id}"\n'
+        'client-secret = "${env:TENANT_A_SECRET}"\n\n'
+        f'[profiles.b]\nbase-url = "{sandbox.base_url}"\nclient-id = "{b.client_id}"\n'
+        f'client-secret = "{B_SECRET_LITERAL}"\nrouter-url = "{router_url}"\n'
+        'ingest-key = "${env:TENANT_B_INGEST_KEY}"\n',
+        encoding="utf-8",
+    )
+    config.chmod(0o600)
+    (tmp_path / "t.yaml").write_text(TARGET, encoding="utf-8")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "TENANT_A_SECRET": sandbox.client_secret}
+    return {"sandbox": sandbox, "config": config, "env": env, "targets": tmp_path / "t.yaml", "router_url": router_url}
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _names(result: Any) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [target["name"] for target in json.loads(result.stdout)]
+
+
+def test_two_profiles_are_two_tenants(tenants: dict[str, Any]) -> None:
+    """A target created with --profile a is in a's tenant only; CXEB_PROFILE chooses too, the flag wins."""
+    env = tenants["env"]
+    created = CliRunner().invoke(app, ["--profile", "a", "targets", "create", "-f", str(tenants["targets"])], env=env)
+    assert created.exit_code == 0, created.output
+    listing = ["targets", "list", "-o", "json"]
+    assert _names(CliRunner().invoke(app, ["--profile", "a", *listing], env=env)) == ["tenant-a-hook"]
+    assert _names(CliRunner().invoke(app, ["--profile", "b", *listing], env=env)) == []
+    assert _names(CliRunner().invoke(app, listing, env={**env, "CXEB_PROFILE": "b"})) == []
+    assert _names(CliRunner().invoke(app, ["--profile", "a", *listing], env={**env, "CXEB_PROFILE": "b"})) == [
+        "tenant-a-hook"
+    ]
+
+
+def test_environment_variables_beat_the_profile(tenants: dict[str, Any]) -> None:
+    """CXONE_CLIENT_ID/SECRET set in the environment are used over profile b's (flags > env > profile)."""
+    env = tenants["env"]
+    sandbox = tenants["sandbox"]
+    CliRunner().invoke(app, ["--profile", "a", "targets", "create", "-f", str(tenants["targets"])], env=env)
+    tenant_a = {"CXONE_CLIENT_ID": sandbox.client_id, "CXONE_CLIENT_SECRET": sandbox.client_secret}
+    result = CliRunner().invoke(app, ["--profile", "b", "targets", "list", "-o", "json"], env={**env, **tenant_a})
+    assert _names(result) == ["tenant-a-hook"]
+
+
+def test_unknown_profile_names_the_known_ones(tenants: dict[str, Any]) -> None:
+    """--profile c exits 2 listing a and b; without a config file it says where it looked."""
+    result = CliRunner().invoke(app, ["--profile", "c", "targets", "list"], env=tenants["env"])
+    assert result.exit_code == 2
+    assert "unknown profile 'c'" in result.output
+    assert "known profiles: a, b" in result.output
+    missing = CliRunner().invoke(app, ["--profile", "a", "targets", "list"], env={"XDG_CONFIG_HOME": "/nonexistent"})
+    assert missing.exit_code == 2
+    assert "no user config file at /nonexistent/cxeb/config.toml" in missing.output
+
+
+def test_profiles_list_never_prints_secrets(tenants: dict[str, Any]) -> None:
+    """The list shows references and "(plain text)", never a secret's value, in table and JSON."""
+    env = {**tenants["env"], "CXEB_PROFILE": "b"}
+    table = CliRunner().invoke(app, ["profiles", "list"], env=env)
+    assert table.exit_code == 0, table.output
+    assert "${env:TENANT_A_SECRET}" in table.output
+    assert "b (chosen)" in table.output
+    as_json = CliRunner().invoke(app, ["profiles", "list", "-o", "json"], env=env)
+    listed = {item["name"]: item for item in json.loads(as_json.stdout)}
+    assert listed["b"]["client-secret"] == "(plain text)"
+    assert listed["b"]["chosen"] is True
+    assert listed["a"]["client-id"] == tenants["sandbox"].client_id
+    for output in (table.output, as_json.output):
+        assert B_SECRET_LITERAL not in output
+        assert tenants["sandbox"].client_secret not in output
+
+
+def test_a_readable_file_with_a_literal_secret_is_warned_about(tenants: dict[str, Any]) -> None:
+    """Mode 644 with profile b's literal secret: a warning naming the key and chmod 600; mode 600: none."""
+    env = tenants["env"]
+    quiet = CliRunner().invoke(app, ["--profile", "b", "targets", "list", "-o", "json"], env=env)
+    assert "plain text" not in quiet.stderr
+    tenants["config"].chmod(0o644)
+    warned = CliRunner().invoke(app, ["--profile", "b", "targets", "list", "-o", "json"], env=env)
+    assert warned.exit_code == 0, warned.output
+    assert "holds a secret in plain text (profiles.b.client-secret)" in warned.stderr
+    assert "chmod 600" in warned.stderr
+    assert B_SECRET_LITERAL not in warned.output
+
+
+def test_router_commands_take_the_profile_router_url_and_ingest_key(tenants: dict[str, Any]) -> None:
+    """Profile b's router URL is where `router status` goes; its ingest key reference must resolve."""
+    env = tenants["env"]
+    unset = CliRunner().invoke(app, ["--profile", "b", "router", "status"], env=env)
+    assert unset.exit_code == 2
+    assert "profiles.b.ingest-key: ${env:TENANT_B_INGEST_KEY} names an environment variable that is not set" in (
+        " ".join(unset.output.split())
+    )
+    result = CliRunner().invoke(
+        app, ["--profile", "b", "router", "status"], env={**env, "TENANT_B_INGEST_KEY": "k" * 24}
+    )
+    assert result.exit_code == 1
+    assert tenants["router_url"] in result.output
+
+
+def test_bad_profile_values_and_keys_name_file_and_line(tenants: dict[str, Any]) -> None:
+    """A misspelt key gets "did you mean"; a bad value names the file, line and profile key."""
+    config: Path = tenants["config"]
+    config.write_text(
+        config.read_text() + '\n[profiles.c]\nbase_url = "http://x"\n\n[profiles.d]\nbase-url = "127.0.0.1:8780"\n'
+    )
+    env = tenants["env"]
+    result = CliRunner().invoke(app, ["--profile", "a", "targets", "list"], env=env)
+    assert result.exit_code == 2
+    assert f"{config}:14: profiles.c.base_url is not a known key; did you mean 'base-url'?" in result.output
+    config.write_text(config.read_text().replace('base_url = "http://x"', 'base-url = "http://x"'))
+    bad = CliRunner().invoke(app, ["--profile", "d", "targets", "list"], env=env)
+    assert bad.exit_code == 2
+    assert f"{config}:17: profiles.d.base-url: '127.0.0.1:8780' has no scheme" in " ".join(bad.output.split())
+
+
+def test_profile_keys_are_every_setting_and_the_file_is_where_xdg_says() -> None:
+    """Every CXONE_/CXEB_ setting is a kebab-case key; XDG_CONFIG_HOME (absolute) or ~/.config holds the file."""
+    assert {"base-url", "client-id", "client-secret", "router-url", "ingest-key", "token-url"} <= set(PROFILE_KEYS)
+    assert default_path({"XDG_CONFIG_HOME": "/x", "HOME": "/h"}) == Path("/x/cxeb/config.toml")
+    assert default_path({"XDG_CONFIG_HOME": "relative", "HOME": "/h"}) == Path("/h/.config/cxeb/config.toml")
+    assert default_path({"HOME": "/h"}) == Path("/h/.config/cxeb/config.toml")

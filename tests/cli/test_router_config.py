@@ -1,0 +1,205 @@
+"""`cxeb router serve --config FILE` and `cxeb router config`: every serve option in a TOML file, flags first."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from cxone_eventbridge.cli.main import app
+from cxone_eventbridge.cli.router_config import example_file, file_keys, load_serve_file, render_file
+from cxone_eventbridge.exceptions import ConfigurationError
+
+TARGETS = """\
+- name: local
+  endpoint: https://127.0.0.1:9/hook
+"""
+
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
+
+
+def _serve_command() -> Any:
+    return typer.main.get_command(app).commands["router"].commands["serve"]
+
+
+def _write(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def _sample(param: Any) -> Any:
+    """A valid file value for any serve option: its default, else one of its type."""
+    if param.default not in (None, [], ()):
+        return param.default if isinstance(param.default, bool | int | float) else str(param.default)
+    if param.multiple:
+        return ["127.0.0.0/8"]
+    return "x.pem"
+
+
+def test_every_serve_option_is_accepted_in_the_file(tmp_path: Path) -> None:
+    """The keys come from serve's own options: a file setting every one loads, each to its parameter."""
+    serve = _serve_command()
+    keys = file_keys(serve)
+    long_names = {opt[2:] for param in serve.params for opt in param.opts[:1] if opt.startswith("--")}
+    assert set(keys) == long_names - {"config", "help"}
+    assert {"drain-deadline", "allow-private", "ingest-key", "no-audit-log", "max-connections"} <= set(keys)
+    lines = [f"{key} = {render_value}" for key, render_value in _rendered_samples(keys).items()]
+    path = _write(tmp_path / "router.toml", "\n".join(lines) + "\n")
+    values = load_serve_file(path, serve, serve.make_context("serve", [], resilient_parsing=True), environ={})
+    assert set(values) == {param.name for param in keys.values()}
+
+
+def _rendered_samples(keys: dict[str, Any]) -> dict[str, str]:
+    text = render_file(_serve_command(), {key: _sample(param) for key, param in keys.items()})
+    return dict(re.findall(r"^([a-z-]+) = (.+)$", text, re.MULTILINE))
+
+
+def test_example_loads_back_unchanged(tmp_path: Path) -> None:
+    """`router config --example` prints every option; loaded and written again it is the same text."""
+    result = CliRunner().invoke(app, ["router", "config", "--example"])
+    assert result.exit_code == 0, result.output
+    example = result.stdout
+    serve = _serve_command()
+    assert example == example_file(serve)
+    loaded = tomllib.loads(example)
+    assert render_file(serve, loaded) == example
+    for key in file_keys(serve):
+        assert re.search(rf"^(# )?{key} = ", example, re.MULTILINE), key
+    assert loaded["port"] == 8790
+    assert loaded["drain-deadline"] == 30.0
+    assert '# ingest-key = "${env:CXEB_INGEST_KEY}"' in example
+    path = _write(tmp_path / "router.toml", example)
+    checked = CliRunner().invoke(app, ["router", "config", "--check", str(path)])
+    assert checked.exit_code == 0, checked.output
+    assert f"{len(loaded)} option(s) set, all valid" in checked.output
+
+
+def test_bad_files_name_file_line_and_key_with_did_you_mean(tmp_path: Path) -> None:
+    """Every problem at once: the file, line and key, "did you mean" for a misspelt key, exit 2."""
+    path = _write(
+        tmp_path / "router.toml",
+        'targets = "t.yaml"\nport = 70000\ndrain_deadline = 3\nallow-private = ["10.0.0.0/8", "nope"]\n'
+        'ingest-key = "${env:CXEB_TEST_UNSET_KEY}"\nmax-connections = "many"\n[serve]\nhost = "0.0.0.0"\n',
+    )
+    result = CliRunner().invoke(app, ["router", "serve", "--config", str(path)])
+    assert result.exit_code == 2
+    out = " ".join(result.output.split())
+    assert f"{path}:2: port:" in out
+    assert f"{path}:3: drain_deadline is not a known key; did you mean 'drain-deadline'?" in out
+    assert f"{path}:4: allow-private: 'nope' is not an IP network in CIDR form" in out
+    assert f"{path}:5: ingest-key: ${{env:CXEB_TEST_UNSET_KEY}} names an environment variable that is not set" in out
+    assert f"{path}:6: max-connections:" in out
+    assert f"{path}:7: serve is not a known key" in out
+    broken = _write(tmp_path / "broken.toml", "port = \n")
+    result = CliRunner().invoke(app, ["router", "serve", "--config", str(broken)])
+    assert result.exit_code == 2
+    assert "not valid TOML" in result.output
+    assert "line 1" in result.output
+
+
+def test_flags_override_env_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file's values are defaults: an environment variable beats them, a flag beats both."""
+    _write(tmp_path / "t.yaml", TARGETS)
+    monkeypatch.chdir(tmp_path)
+    path = _write(tmp_path / "router.toml", 'targets = "t.yaml"\nworkers = 2\nqueue = "sqlite:///q.db"\n')
+    result = CliRunner().invoke(app, ["router", "serve", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "--workers above 1 needs a PostgreSQL --queue" in result.output  # the file's workers and queue
+    monkeypatch.setenv("CXEB_QUEUE_URL", "postgresql://nobody@127.0.0.1:9/none")
+    result = CliRunner().invoke(app, ["router", "serve", "--config", str(path), "--port", "0"])
+    assert result.exit_code == 2
+    assert "--workers above 1 needs a fixed --port" in result.output  # the environment's queue won
+    result = CliRunner().invoke(
+        app, ["router", "serve", "--config", str(path), "--workers", "1", "--targets", "no.yaml"]
+    )
+    assert result.exit_code == 2
+    assert "no.yaml" in result.output  # the flags won
+
+
+def test_plain_text_ingest_key_in_a_readable_file_is_warned_about(tmp_path: Path) -> None:
+    """As ssh does: a literal secret in a group/other-readable file draws a warning; mode 600 or a reference none."""
+    text = 'ingest-key = "a-literal-ingest-key-value"\n'
+    readable = _write(tmp_path / "open.toml", text, mode=0o644)
+    result = CliRunner().invoke(app, ["router", "config", "--check", str(readable)])
+    assert result.exit_code == 0
+    assert "holds a secret in plain text (ingest-key)" in result.output
+    assert "chmod 600" in result.output
+    assert "a-literal-ingest-key-value" not in result.output
+    private = _write(tmp_path / "private.toml", text, mode=0o600)
+    assert "plain text" not in CliRunner().invoke(app, ["router", "config", "--check", str(private)]).output
+    referenced = _write(tmp_path / "ref.toml", 'ingest-key = "${env:HOME}"\n', mode=0o644)
+    assert "plain text" not in CliRunner().invoke(app, ["router", "config", "--check", str(referenced)]).output
+
+
+def test_load_errors_are_configuration_errors(tmp_path: Path) -> None:
+    """A missing file is one clear error naming it."""
+    serve = _serve_command()
+    with pytest.raises(ConfigurationError, match="no such file"):
+        load_serve_file(tmp_path / "none.toml", serve, serve.make_context("serve", [], resilient_parsing=True))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_a_real_router_runs_from_its_config_file(tmp_path: Path) -> None:
+    """`cxeb router serve --config router.toml` listens where the file says, with the file's ${env:} ingest key."""
+    _write(tmp_path / "t.yaml", TARGETS)
+    port = _free_port()
+    config = (
+        f'targets = "t.yaml"\nport = {port}\ningest-key = "${{env:TEST_ROUTER_KEY}}"\n'
+        'allow-private = ["127.0.0.0/8"]\nno-audit-log = true\ndrain-deadline = 1.0\n'
+    )
+    _write(tmp_path / "router.toml", config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CXEB_", "CXONE_"))}
+    key = "config-file-ingest-key-0123456789"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from cxone_eventbridge.cli.main import run; run()",
+            "router",
+            "serve",
+            "--config",
+            "router.toml",
+        ],
+        cwd=tmp_path,
+        env={**env, "TEST_ROUTER_KEY": key},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        banner = ""
+        deadline = time.monotonic() + 60  # a hang guard, not a speed assertion
+        while "router listening on" not in banner and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line:
+                break
+            banner += line
+        assert f"router listening on http://127.0.0.1:{port}" in banner, banner
+        url = f"http://127.0.0.1:{port}/v1/events"
+        event = {"id": "e-1", "type": "contact.created", "data": {}}
+        assert httpx.post(url, json=event).status_code == 401
+        accepted = httpx.post(url, json=event, headers={"Authorization": f"Bearer {key}"})
+        assert accepted.status_code in {200, 202}, accepted.text
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)
+    assert process.returncode == 0
