@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,28 +19,13 @@ from cxone_eventbridge.cli.main import app
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 
+from ..router_serve import cxeb, serving
+from ..waiting import until
+
 pytestmark = pytest.mark.e2e
 
-CXEB = str(Path(sys.executable).with_name("cxeb"))
 KEY = "e2e-ingest-key-0123456789abcdef"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "events.jsonl"
-
-
-async def cxeb(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
-    """Run one `cxeb` command without blocking the loop (the receiver serves from this loop)."""
-    proc = await asyncio.create_subprocess_exec(
-        CXEB, *args, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-async def wait_for(predicate: Callable[[], bool], limit_s: float = 30.0) -> None:
-    """Poll a condition every 50 ms (the receiver runs in another task of this loop)."""
-    async with asyncio.timeout(limit_s):
-        while not predicate():  # noqa: ASYNC110 -- the receiver has no event to wait on; poll its counter
-            await asyncio.sleep(0.05)
 
 
 async def test_router_serve_send_metrics_status_audit_and_sigterm(
@@ -62,27 +45,21 @@ async def test_router_serve_send_metrics_status_audit_and_sigterm(
     (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
 
     env = {**os.environ, "CXEB_INGEST_KEY": KEY, "NO_COLOR": "1", "COLUMNS": "200"}
-    server = await asyncio.create_subprocess_exec(
-        CXEB,
-        *("router", "serve", "--port", "0", "--targets", "targets.yaml", "--db", "queue.db"),
+    async with serving(
+        *("--port", "0", "--targets", "targets.yaml", "--db", "queue.db"),
         *("--ca-bundle", str(receiver.ca_path), "--allow-private", "127.0.0.0/8", "--audit-log", "audit.log"),
         env=env,
         cwd=tmp_path,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert server.stderr is not None
-        async with asyncio.timeout(30):
-            banner = (await server.stderr.readline()).decode()
-        assert banner.startswith("router listening on http://127.0.0.1:"), banner
-        url = banner.split()[3]
+    ) as server:
+        url = server.url
+        assert server.stderr_lines[0].startswith("router listening on http://127.0.0.1:"), server.log
 
         code, out, err = await cxeb("router", "send", "events.jsonl", "--url", url, env=env, cwd=tmp_path)
         assert code == 1, err  # two lines were rejected
         assert "line 101: not valid JSON" in err
         assert "line 102: not a JSON object" in err
         assert "200 accepted, 2 rejected" in err
-        await wait_for(lambda: receiver.request_count >= 200 + voice)
+        await until(lambda: receiver.request_count >= 200 + voice)  # the receiver announces nothing
 
         async with httpx.AsyncClient(base_url=url) as client:
             bad = await client.post("/v1/events", content=b"{oops", headers={"Authorization": f"Bearer {KEY}"})
@@ -108,16 +85,9 @@ async def test_router_serve_send_metrics_status_audit_and_sigterm(
         by_target = {row["target"]: row for row in status["targets"]}
         assert (by_target["all events"]["delivered"], by_target["voice"]["delivered"]) == (200, voice)
         assert by_target["voice"]["p99Ms"] >= by_target["voice"]["p50Ms"] > 0
-        server.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            rest = (await server.stderr.read()).decode()
-            assert await server.wait() == 0, rest
-        assert "router stopped" in rest
-        assert "Traceback" not in rest
-    finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
+        assert await server.stop(signal.SIGTERM) == 0, server.log
+        assert "router stopped" in server.log
+        assert "Traceback" not in server.log
 
     audit = tmp_path / "audit.log"
     records = [json.loads(line) for line in audit.read_text().splitlines()]
@@ -152,41 +122,25 @@ async def test_router_serve_from_api_picks_up_new_targets_without_restart(
             "CXONE_CLIENT_ID": settings.client_id or "",
             "CXONE_CLIENT_SECRET": sandbox.client_secret,
         }
-        server = await asyncio.create_subprocess_exec(
-            CXEB,
-            *("router", "serve", "--port", "0", "--from-api", "--sync-interval", "1", "--db", "queue.db"),
+        async with serving(
+            *("--port", "0", "--from-api", "--sync-interval", "1", "--db", "queue.db"),
             *("--ca-bundle", str(receiver.ca_path), "--allow-private", "127.0.0.0/8", "--no-audit-log"),
             env=env,
             cwd=tmp_path,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            assert server.stderr is not None
-            async with asyncio.timeout(30):
-                while not (line := (await server.stderr.readline()).decode()).startswith("router listening"):
-                    assert line, "the router exited before listening"
-            url = line.split()[3]
-            headers = {"Authorization": f"Bearer {KEY}"}
-            async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+            ingest_key=KEY,
+        ) as server:
+            async with server.client() as http:
                 assert (await http.post("/v1/events", json={"id": "e1"})).status_code == 202
-                await wait_for(lambda: receiver.request_count == 1)
+                await until(lambda: receiver.request_count == 1)
                 await client.targets.create(IntegrationTarget(name="second", endpoint=f"{receiver.url}/hooks/second"))
 
-                async def second_is_routed() -> bool:
+                async def second_is_routed() -> bool:  # the next sync is up to 1 s away
                     status = (await http.get("/v1/status")).json()
                     return "second" in {row["target"] for row in status["targets"]}
 
-                async with asyncio.timeout(15):
-                    while not await second_is_routed():  # noqa: ASYNC110 -- the next sync is up to 1 s away
-                        await asyncio.sleep(0.1)
+                await until(second_is_routed)
                 assert (await http.post("/v1/events", json={"id": "e2"})).status_code == 202
-                await wait_for(lambda: receiver.request_count == 3)
+                await until(lambda: receiver.request_count == 3)
             paths = sorted(r["path"] for r in receiver.records())
             assert paths == ["/hooks/first", "/hooks/first", "/hooks/second"]
-            server.send_signal(signal.SIGINT)
-            async with asyncio.timeout(30):
-                assert await server.wait() == 0
-        finally:
-            if server.returncode is None:
-                server.kill()
-                await server.wait()
+            assert await server.stop(signal.SIGINT) == 0, server.log

@@ -23,6 +23,8 @@ from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.targets_sync import TargetsSync
 from cxone_eventbridge.ssrf import EgressPolicy
 
+from ..waiting import HANG_GUARD_S
+
 pytestmark = pytest.mark.e2e
 
 OLD = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -57,7 +59,7 @@ class Settled:
         self._changed.set()
 
     async def wait(self, total: int) -> None:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(HANG_GUARD_S):
             while sum(self.delivered.values()) + sum(self.dead.values()) < total:
                 self._changed.clear()
                 await self._changed.wait()

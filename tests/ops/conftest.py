@@ -7,24 +7,22 @@ fails with one line saying how to install it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 
-CXEB = str(Path(sys.executable).with_name("cxeb"))
+from ..router_serve import CXEB, RouterProcess, start_router
+
+__all__ = ["CXEB", "DEPLOY", "KEY", "RouterFactory", "RouterProcess"]  # what the ops tests import from here
+
 KEY = "ops-ingest-key-0123456789abcdef"
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -55,45 +53,6 @@ def chromium() -> str:
     return system_tool("chromium", "chromium")
 
 
-@dataclass
-class RouterProcess:
-    """A `cxeb router serve` process on an ephemeral loopback port."""
-
-    url: str
-    process: asyncio.subprocess.Process
-    stderr_lines: list[str] = field(default_factory=list)
-    _reader: asyncio.Task[None] | None = None
-
-    def read_stderr(self) -> None:
-        """Keep reading the process's log lines, so that a full pipe never blocks it."""
-
-        async def read() -> None:
-            assert self.process.stderr is not None
-            async for line in self.process.stderr:
-                self.stderr_lines.append(line.decode())
-
-        self._reader = asyncio.create_task(read())
-
-    def client(self) -> httpx.AsyncClient:
-        """An HTTP client for the router's API, with the ingest key."""
-        return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
-
-    async def send(self, events: list[dict[str, Any]]) -> list[str]:
-        """Ingest events; their ids once accepted."""
-        async with self.client() as client:
-            response = await client.post("/v1/events", json=events)
-            assert response.status_code == 202, response.text
-            ids: list[str] = response.json()["ids"]
-            return ids
-
-    async def get(self, path: str) -> Any:
-        """GET a JSON route of the router's API."""
-        async with self.client() as client:
-            response = await client.get(path)
-            assert response.status_code == 200, response.text
-            return response.json()
-
-
 RouterFactory = Callable[..., Awaitable[RouterProcess]]
 
 
@@ -106,33 +65,17 @@ async def router_process(tmp_path: Path) -> AsyncIterator[RouterFactory]:
         targets: list[dict[str, Any]], *, receiver: RunningReceiver, args: tuple[str, ...] = ()
     ) -> RouterProcess:
         (tmp_path / "targets.json").write_text(json.dumps(targets))
-        env = {**os.environ, "CXEB_INGEST_KEY": KEY, "NO_COLOR": "1"}
-        process = await asyncio.create_subprocess_exec(
-            CXEB,
-            *("router", "serve", "--port", "0", "--targets", "targets.json", "--db", "queue.db", "--no-audit-log"),
+        router = await start_router(
+            *("--port", "0", "--targets", "targets.json", "--db", "queue.db", "--no-audit-log"),
             *("--ca-bundle", str(receiver.ca_path), "--allow-private", "127.0.0.0/8", *args),
-            env=env,
+            env={**os.environ, "CXEB_INGEST_KEY": KEY, "NO_COLOR": "1"},
             cwd=tmp_path,
-            stderr=asyncio.subprocess.PIPE,
+            ingest_key=KEY,
         )
-        assert process.stderr is not None
-        async with asyncio.timeout(30):
-            banner = (await process.stderr.readline()).decode()
-        assert banner.startswith("router listening on http://127.0.0.1:"), banner
-        router = RouterProcess(url=banner.split()[3], process=process)
-        router.read_stderr()
+        assert router.url.startswith("http://127.0.0.1:"), router.log
         started.append(router)
         return router
 
     yield factory
     for router in started:
-        if router.process.returncode is None:
-            router.process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(30):
-                    await router.process.wait()
-            except TimeoutError:
-                router.process.kill()
-                await router.process.wait()
-        if router._reader is not None:
-            await router._reader
+        await router.close()

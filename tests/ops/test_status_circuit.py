@@ -10,6 +10,7 @@ import pytest
 
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 
+from ..waiting import until
 from .conftest import CXEB, KEY, RouterFactory
 
 pytestmark = pytest.mark.e2e
@@ -24,9 +25,11 @@ async def test_status_explains_an_open_circuit(
         [{"name": "analytics", "endpoint": f"{down.url}/hooks/a", "retryPolicy": {"maxRetries": 10}}], receiver=down
     )
     await router.send([{"id": f"e{n}"} for n in range(8)])
-    async with asyncio.timeout(30):
-        while (await router.get("/v1/status"))["targets"][0]["circuit"] != "open":  # noqa: ASYNC110 -- polled over HTTP
-            await asyncio.sleep(0.05)
+
+    async def circuit_open() -> bool:  # polled over HTTP: the router announces nothing to this test
+        return bool((await router.get("/v1/status"))["targets"][0]["circuit"] == "open")
+
+    await until(circuit_open)
     process = await asyncio.create_subprocess_exec(
         CXEB,
         *("router", "status", "--url", router.url),

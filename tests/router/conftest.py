@@ -24,6 +24,8 @@ from cxone_eventbridge.sandbox.certs import ensure_certificates
 from cxone_eventbridge.sandbox.receiver import server_ssl_context
 from cxone_eventbridge.ssrf import EgressPolicy
 
+from ..waiting import HANG_GUARD_S
+
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 LOOPBACK = EgressPolicy.from_cidrs(["127.0.0.0/8"])
 
@@ -78,14 +80,15 @@ class Ledger:
     def settled(self) -> int:
         return len(self.delivered) + len(self.dead)
 
-    async def wait_for(self, count: int, limit_s: float = 20.0) -> None:
+    async def wait_for(self, count: int, limit_s: float = HANG_GUARD_S) -> None:
         """Wait until ``count`` deliveries are settled (delivered or dead-lettered)."""
         async with asyncio.timeout(limit_s):
             while self.settled < count:
                 self._changed.clear()
                 await self._changed.wait()
 
-    async def wait_until(self, predicate: Callable[[], bool], limit_s: float = 20.0) -> None:
+    async def wait_until(self, predicate: Callable[[], bool], limit_s: float = HANG_GUARD_S) -> None:
+        """Wait until ``predicate()`` holds, checking it after each observed record."""
         async with asyncio.timeout(limit_s):
             while not predicate():
                 self._changed.clear()
@@ -109,7 +112,7 @@ class HeldRequests:
         self._arrived.set()
         await self._released.wait()
 
-    async def wait_for(self, count: int, limit_s: float = 20.0) -> None:
+    async def wait_for(self, count: int, limit_s: float = HANG_GUARD_S) -> None:
         """Wait until ``count`` requests have reached the receiver (and are held, unless released)."""
         async with asyncio.timeout(limit_s):
             while self.held < count:
@@ -170,15 +173,17 @@ async def make_router(tmp_path: Path) -> AsyncIterator[RouterFactory]:
 
 
 class ChaosReceiver:
-    """An HTTPS receiver that fails at random: 5xx, 429 with Retry-After, hangs past the timeout, resets.
+    """An HTTPS receiver that fails at random: 5xx, 429 with Retry-After, hangs, resets.
 
-    It answers 200 to a share of requests and counts, per ``webhook-id``, how many got that 200.
+    It answers 200 to a share of requests and counts, per ``webhook-id``, how many got that 200. A hung
+    request is answered only when the receiver stops, so it outlasts any per-attempt timeout however slow
+    the machine is: the client gives up first, every time.
     """
 
-    def __init__(self, *, seed: int, ok_rate: float, hang_s: float) -> None:
+    def __init__(self, *, seed: int, ok_rate: float) -> None:
         self._random = random.Random(seed)
         self.ok_rate = ok_rate
-        self.hang_s = hang_s
+        self._stopping = asyncio.Event()
         self.ok_by_id: dict[str, int] = {}
         self.kinds: dict[str, int] = {}
         self.url = ""
@@ -201,7 +206,7 @@ class ChaosReceiver:
             request.transport.abort()
             return web.Response(status=500)
         if kind == "hang":
-            await asyncio.sleep(self.hang_s)
+            await self._stopping.wait()
             return web.Response(status=200, text="{}")  # too late: the client has given up
         if kind == "429":
             return web.Response(status=429, headers={"Retry-After": "0"})
@@ -221,6 +226,7 @@ class ChaosReceiver:
         self.url = f"https://127.0.0.1:{port}"
 
     async def stop(self) -> None:
+        self._stopping.set()
         await self._runner.cleanup()
 
 
@@ -229,8 +235,8 @@ async def chaos_receiver(receiver_certs_dir: Path) -> AsyncIterator[Callable[...
     """An async factory of ChaosReceivers, stopped at teardown."""
     started: list[ChaosReceiver] = []
 
-    async def factory(*, seed: int = 7, ok_rate: float = 0.4, hang_s: float = 1.5) -> ChaosReceiver:
-        receiver = ChaosReceiver(seed=seed, ok_rate=ok_rate, hang_s=hang_s)
+    async def factory(*, seed: int = 7, ok_rate: float = 0.4) -> ChaosReceiver:
+        receiver = ChaosReceiver(seed=seed, ok_rate=ok_rate)
         await receiver.start(receiver_certs_dir)
         started.append(receiver)
         return receiver

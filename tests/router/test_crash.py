@@ -13,6 +13,9 @@ import pytest
 
 from cxone_eventbridge.router.queue import delivery_id_for
 
+from ..waiting import HANG_GUARD_S
+from .conftest import HeldRequests
+
 pytestmark = pytest.mark.e2e
 
 SCRIPT = Path(__file__).with_name("router_process.py")
@@ -25,19 +28,22 @@ async def spawn(*args: str) -> asyncio.subprocess.Process:
     )
 
 
-async def test_sigkill_mid_run_then_restart_delivers_every_accepted_event(https_receiver: Any, tmp_path: Path) -> None:
+async def test_sigkill_mid_run_then_restart_delivers_every_accepted_event(
+    https_receiver: Any, tmp_path: Path, held_requests: HeldRequests
+) -> None:
     """Kill -9 while deliveries are in flight and pending; the restarted router reclaims and delivers all."""
-    receiver = await https_receiver(latency_ms=30)  # slow enough that work is in flight at the kill
+    receiver = await https_receiver(latency_ms=1, sleep=held_requests)  # nothing is answered until released
     db = str(tmp_path / "crash.db")
     args = (db, receiver.url, str(receiver.ca_path), "400")
     first = await spawn("ingest", *args)
     assert first.stdout is not None
     accepted: list[str] = []
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(HANG_GUARD_S):
         while len(accepted) < 200:
             line = await first.stdout.readline()
             assert line, (await first.stderr.read()).decode() if first.stderr else "router exited"
             accepted.append(line.decode().strip())
+    await held_requests.wait_for(1)  # deliveries are in flight at the kill
     delivered_before_kill = receiver.request_count
     first.send_signal(signal.SIGKILL)
     await first.wait()
@@ -47,8 +53,9 @@ async def test_sigkill_mid_run_then_restart_delivers_every_accepted_event(https_
     accepted += [line for line in (await first.stdout.read()).decode().split() if line]
     assert delivered_before_kill < len(accepted), "the kill should leave work undelivered"
 
+    held_requests.release()  # the held requests' connections died with the router; answer the next ones
     second = await spawn("drain", *args)
-    async with asyncio.timeout(60):
+    async with asyncio.timeout(HANG_GUARD_S):
         out, err = await second.communicate()
     assert second.returncode == 0, err.decode()
     assert out.decode().strip().endswith("drained")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from typing import Any
 
 import pytest
@@ -17,6 +15,7 @@ from cxone_eventbridge.router.delivery import RequestTemplate, build_request
 from cxone_eventbridge.router.queue import Delivery
 from cxone_eventbridge.ssrf import EgressPolicy
 
+from ..waiting import until
 from .conftest import SECRET, RouterFactory, fast_options, make_target
 from .test_event_router import _dummy_ca
 
@@ -184,23 +183,38 @@ async def test_untrusted_certificate_is_a_retryable_tls_error(
     assert receiver.request_count == 0
 
 
+def circuit_change(ledger: Any, state: str) -> CircuitStateChanged | None:
+    """The first CircuitStateChanged to ``state`` the ledger saw, if any."""
+    return next((e for e in ledger.events if isinstance(e, CircuitStateChanged) and e.state == state), None)
+
+
 async def test_circuit_opens_and_waiting_spends_no_retries(https_receiver: Any, make_router: RouterFactory) -> None:
-    """With the circuit open, pending deliveries are not attempted; the probe after open_s is a real one."""
+    """With the circuit open, pending deliveries are not attempted; the probe after open_s is a real one.
+
+    The router runs on a clock the test moves: while it stands still the circuit stays open, and a canary
+    target's delivery shows the dispatcher was working all the while without sending to the open one.
+    """
     receiver = await https_receiver(status=503)
+    healthy = await https_receiver()
+    clock = [1_700_000_000.0]
     options = fast_options(circuit=CircuitPolicy(failure_threshold=2, open_s=0.2), per_target_in_flight=1)
-    router, ledger = await make_router(
-        [make_target("crm", receiver.url, max_retries=10)], ca_path=receiver.ca_path, options=options
-    )
-    await router.ingest([{"id": f"e{i}"} for i in range(5)])
-    await ledger.wait_until(
-        lambda: any(isinstance(e, CircuitStateChanged) and e.state == "open" for e in ledger.events)
-    )
-    opened_at = time.monotonic()
+    targets = [
+        make_target("crm", receiver.url, max_retries=10, event_pattern={"kind": ["call"]}),
+        make_target("canary", healthy.url, event_pattern={"kind": ["canary"]}),
+    ]
+    router, ledger = await make_router(targets, ca_path=receiver.ca_path, options=options, clock=lambda: clock[0])
+    await router.ingest([{"id": f"e{i}", "kind": "call"} for i in range(5)])
+    await ledger.wait_until(lambda: circuit_change(ledger, "open") is not None)
     sent_when_opened = receiver.request_count
-    await ledger.wait_until(
-        lambda: any(isinstance(e, CircuitStateChanged) and e.state == "half_open" for e in ledger.events)
-    )
-    assert time.monotonic() - opened_at >= 0.15
+    await router.ingest([{"id": "canary", "kind": "canary"}])
+    await ledger.wait_for(1)
+    assert receiver.request_count == sent_when_opened  # the dispatcher delivered, the open circuit held
+    clock[0] += 0.2
+    await ledger.wait_until(lambda: circuit_change(ledger, "half_open") is not None)
+    opened, half_open = circuit_change(ledger, "open"), circuit_change(ledger, "half_open")
+    assert opened is not None
+    assert half_open is not None
+    assert half_open.at - opened.at >= 0.2
     await ledger.wait_until(lambda: receiver.request_count > sent_when_opened)
     assert receiver.request_count == sent_when_opened + 1  # exactly one probe
     letters = await router.dead_letters()
@@ -245,9 +259,12 @@ async def test_leased_ahead_deliveries_are_released_unspent_when_the_circuit_ope
     await ledger.wait_until(
         lambda: any(isinstance(e, CircuitStateChanged) and e.state == "open" for e in ledger.events)
     )
-    async with asyncio.timeout(5):
-        while (stats := await router.stats()).leased:  # noqa: ASYNC110 -- releases publish no event to wait on
-            await asyncio.sleep(0.01)
+
+    async def released() -> bool:  # releases publish no event: read the queue's figures until they show it
+        return (await router.stats()).leased == 0
+
+    await until(released)
+    stats = await router.stats()
     assert (stats.pending, stats.leased) == (6, 0)
     assert receiver.request_count == 1  # only the attempt that opened the circuit
     assert len(attempts(ledger)) == 1

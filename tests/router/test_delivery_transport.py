@@ -38,6 +38,8 @@ from cxone_eventbridge.sandbox.certs import CertPaths, ensure_certificates
 from cxone_eventbridge.sandbox.receiver import server_ssl_context
 from cxone_eventbridge.ssrf import EgressPolicy
 
+from ..waiting import HANG_GUARD_S
+
 pytestmark = pytest.mark.e2e
 
 LOOPBACK = EgressPolicy.from_cidrs(["127.0.0.0/8"])
@@ -58,6 +60,7 @@ class Server:
         self.active = 0
         self.most_active = 0  # the most requests being handled at once
         self.release = asyncio.Event()  # /hang waits for it
+        self._arrived = asyncio.Event()
         self._runner: web.ServerRunner | None = None
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -71,6 +74,7 @@ class Server:
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
         body = await request.read()
         self.requests.append((request.path, {k.lower(): v for k, v in request.headers.items()}, body))
+        self._arrived.set()
         self.peers.add(request.transport.get_extra_info("peername")[:2])  # type: ignore[union-attr]
         assert self._runner is not None
         assert self._runner.server is not None
@@ -84,6 +88,13 @@ class Server:
         if request.path == "/hang":
             await self.release.wait()
         return web.Response(text='{"received":true}')
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Wait until ``count`` requests have arrived (a /hang one stays in flight until ``release``)."""
+        async with asyncio.timeout(HANG_GUARD_S):
+            while len(self.requests) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
 
     async def start(self, certs: CertPaths, port: int = 0) -> None:
         self._runner = web.ServerRunner(web.Server(self.handle, access_log=None), handle_signals=False)
@@ -321,9 +332,7 @@ async def test_a_cancelled_attempt_ends_at_once_and_leaves_the_client_usable(
     transport = transports(resolver=resolver)
     base = f"https://localhost:{receiver.port}"
     attempt = asyncio.create_task(transport.post(parse_endpoint(base + "/hang"), HEADERS, BODY, TEN_S))
-    async with asyncio.timeout(5):
-        while not receiver.requests:  # noqa: ASYNC110 -- the server publishes no event to wait on
-            await asyncio.sleep(0.005)
+    await receiver.wait_for_requests(1)
     attempt.cancel()
     with pytest.raises(asyncio.CancelledError):
         await attempt

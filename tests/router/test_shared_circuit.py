@@ -3,7 +3,6 @@ success of a probe closes it for both."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -14,16 +13,10 @@ from cxone_eventbridge.router.composition import RouterConfig, build_router
 from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.event_router import EventRouter
 
+from ..waiting import until
 from .conftest import LOOPBACK, ChaosReceiver, Ledger, fast_options, make_target
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
-
-
-async def wait_until_async(check: Any, limit_s: float = 15.0) -> None:
-    """Poll the queue (which announces nothing) every 20 ms until ``check()`` is true."""
-    async with asyncio.timeout(limit_s):
-        while not await check():  # noqa: ASYNC110 -- the queue has no event to wait on
-            await asyncio.sleep(0.02)
 
 
 async def test_a_circuit_opened_by_one_router_holds_the_target_for_the_other(
@@ -52,11 +45,11 @@ async def test_a_circuit_opened_by_one_router_holds_the_target_for_the_other(
             routers.append(router)
         a, b = routers
         await a.ingest([{"id": f"e{i}"} for i in range(10)])
-        await wait_until_async(lambda: _has_circuit(b, "crm"))
+        await until(lambda: _has_circuit(b, "crm"))
         receiver.ok_rate = 1.0
-        await ledger.wait_for(10, limit_s=30)
+        await ledger.wait_for(10)
         assert len(ledger.delivered) == 10
-        await wait_until_async(lambda: _no_circuit(a))
+        await until(lambda: _no_circuit(a))
     finally:
         for router in routers:
             await router.stop(deadline_s=1.0)

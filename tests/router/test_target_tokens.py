@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ from cxone_eventbridge.router.delivery import create_transport, ssl_context_for
 from cxone_eventbridge.router.queue import DeadLetterReason
 from cxone_eventbridge.router.target_tokens import TargetTokens, TokenFailure, _token_of
 
+from ..waiting import until
 from .conftest import LOOPBACK, RouterFactory, fast_options
 
 CLIENT_ID = "router-client"
@@ -67,9 +67,7 @@ async def _stop_and_wait_for_closed_connections(router: Any, receiver: Any) -> N
     open when the test's event loop ends would be reported as leaked by the receiver's side.
     """
     await router.stop(deadline_s=1.0)
-    async with asyncio.timeout(10):
-        while receiver.open_connections:  # noqa: ASYNC110 -- no event fires when a peer closes; poll
-            await asyncio.sleep(0.01)
+    await until(lambda: receiver.open_connections == 0)  # no event fires when a peer closes
 
 
 async def test_a_hundred_concurrent_deliveries_cause_one_token_request(

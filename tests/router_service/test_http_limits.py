@@ -12,6 +12,7 @@ from cxone_eventbridge.models import EventFilter
 from cxone_eventbridge.router.connection_cap import REFUSAL
 from cxone_eventbridge.router.http_api import ServiceConfig
 
+from ..waiting import HANG_GUARD_S, until
 from .conftest import INGEST_KEY, Stack, StackFactory, target_for
 
 
@@ -21,7 +22,7 @@ async def raw_request(stack: Stack, request: bytes) -> bytes:
     try:
         writer.write(request)
         await writer.drain()
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(HANG_GUARD_S):
             return await reader.read()
     finally:
         writer.close()
@@ -81,9 +82,7 @@ async def test_connections_beyond_the_cap_get_503_and_the_cap_is_logged_once(
 
     _, writer = idle.pop()
     writer.close()
-    async with asyncio.timeout(10):
-        while stack.service.connections.open > 1:  # noqa: ASYNC110 - the server's count has no event to wait on
-            await asyncio.sleep(0.01)
+    await until(lambda: stack.service.connections.open == 1)  # the server's count announces nothing
     assert (await raw_request(stack, health)).startswith(b"HTTP/1.1 200 ")
     assert any("accepting connections again: 2 refused" in r.getMessage() for r in caplog.records)
     assert stack.service.connections.refused_total == 2
@@ -97,7 +96,7 @@ async def test_a_connection_that_never_completes_its_headers_is_closed(router_st
     reader, writer = await asyncio.open_connection("127.0.0.1", stack.service.port)
     writer.write(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nX-Slow: ")
     await writer.drain()
-    async with asyncio.timeout(10):  # the server closes it; before the fix this hung for an hour
+    async with asyncio.timeout(HANG_GUARD_S):  # the server closes it; before the fix this hung for an hour
         assert await reader.read() == b""
     writer.close()
     assert stack.service.connections.open == 0
@@ -109,7 +108,7 @@ async def test_a_body_that_never_arrives_whole_is_408(router_stack: StackFactory
     reader, writer = await asyncio.open_connection("127.0.0.1", stack.service.port)
     writer.write(post(b"x" * 1_000)[:-990])
     await writer.drain()
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(HANG_GUARD_S):
         answer = await reader.readuntil(b"request_timeout")  # the server then lingers to drain the rest
     writer.close()
     assert answer.startswith(b"HTTP/1.1 408 ")
