@@ -95,7 +95,7 @@ def test_the_snapshot_shares_the_status_trackers_counts(tmp_path: Path, audit_fi
     assert first["metrics_snapshot"] == {"success": 1, "failure": 0, "retries": 1}
     assert second["metrics_snapshot"] == {"success": 1, "failure": 1, "retries": 1}
     crm = status.target("crm")
-    assert (crm.delivered, crm.failed, crm.retries) == (1, 1, 1)
+    assert (crm.delivered, crm.dead_lettered, crm.retries) == (1, 1, 1)
 
 
 def test_control_plane_changes_are_recorded_without_secrets(tmp_path: Path) -> None:

@@ -17,12 +17,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from cxone_eventbridge.observe.counts import DELIVERY_RECORDS, DeliveryCounts, DeliveryRecord
 from cxone_eventbridge.observe.events import (
     CircuitStateChanged,
     DeliveryAttempted,
-    DeliveryDeadLettered,
     DeliveryRetryScheduled,
-    DeliverySucceeded,
     EventAccepted,
     ObservedEvent,
 )
@@ -41,15 +40,11 @@ def percentile(samples: list[float], q: float) -> float | None:
 
 
 @dataclass(slots=True)
-class TargetDeliveryStatus:
-    """What one target's deliveries have done since the router started."""
+class TargetDeliveryStatus(DeliveryCounts):
+    """What one target's deliveries have done since the router started (the counts: ``DeliveryCounts``)."""
 
     target: str
     queued: int = 0
-    delivered: int = 0
-    failed: int = 0
-    retries: int = 0
-    attempts: int = 0
     retrying: int = 0
     circuit: str = "closed"
     circuit_since: float | None = None
@@ -60,6 +55,25 @@ class TargetDeliveryStatus:
     last_error: str | None = None
     last_attempt_at: float | None = None
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=DEFAULT_WINDOW))
+
+    def add_latency(self, latency_s: float) -> None:
+        self.latencies.append(latency_s)  # the deque keeps the last ``window``
+
+    def follow(self, record: DeliveryRecord) -> None:
+        """Keep what the counts do not say: the last attempt, failures in a row, deliveries being retried."""
+        if isinstance(record, DeliveryAttempted):
+            self.last_status = record.status_code
+            self.last_error = record.error
+            self.last_attempt_at = record.at
+            if record.outcome in _FAILED_OUTCOMES:
+                self.consecutive_failures += 1
+            elif record.outcome != "refused":  # nothing was sent: it says nothing about the endpoint
+                self.consecutive_failures = 0
+        elif isinstance(record, DeliveryRetryScheduled):
+            if record.attempt == 1:  # its first failure: from now on it is one delivery being retried
+                self.retrying += 1
+        elif record.attempts > 1:  # delivered or dead-lettered after retries: no longer being retried
+            self.retrying = max(0, self.retrying - 1)
 
     def last_failure(self) -> str:
         """The last attempt's failure in words (a status or the error)."""
@@ -75,7 +89,7 @@ class TargetDeliveryStatus:
             "target": self.target,
             "queued": self.queued,
             "delivered": self.delivered,
-            "failed": self.failed,
+            "failed": self.dead_lettered,
             "retries": self.retries,
             "retrying": self.retrying,
             "attempts": self.attempts,
@@ -123,32 +137,10 @@ class StatusTracker:
         if event is self._last_folded:
             return
         self._last_folded = event
-        if isinstance(event, DeliveryAttempted):
+        if isinstance(event, DELIVERY_RECORDS):
             status = self._get(event.target)
-            status.attempts += 1
-            status.latencies.append(event.latency_s)
-            status.last_status = event.status_code
-            status.last_error = event.error
-            status.last_attempt_at = event.at
-            if event.outcome in _FAILED_OUTCOMES:
-                status.consecutive_failures += 1
-            elif event.outcome != "refused":  # nothing was sent: it says nothing about the endpoint
-                status.consecutive_failures = 0
-        elif isinstance(event, DeliverySucceeded):
-            status = self._get(event.target)
-            status.delivered += 1
-            if event.attempts > 1:
-                status.retrying = max(0, status.retrying - 1)
-        elif isinstance(event, DeliveryRetryScheduled):
-            status = self._get(event.target)
-            status.retries += 1
-            if event.attempt == 1:  # its first failure: from now on it is one delivery being retried
-                status.retrying += 1
-        elif isinstance(event, DeliveryDeadLettered):
-            status = self._get(event.target)
-            status.failed += 1
-            if event.attempts > 1:
-                status.retrying = max(0, status.retrying - 1)
+            status.count(event)
+            status.follow(event)
         elif isinstance(event, CircuitStateChanged):
             self._circuit_changed(event)
         elif isinstance(event, EventAccepted):

@@ -13,14 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cxone_eventbridge.observe.events import (
-    DeliveryAttempted,
-    DeliveryDeadLettered,
-    DeliveryRetryScheduled,
-    DeliverySucceeded,
-    EventAccepted,
-    ObservedEvent,
-)
+from cxone_eventbridge.observe.counts import DELIVERY_RECORDS, DeliveryCounts
+from cxone_eventbridge.observe.events import EventAccepted, ObservedEvent
 from cxone_eventbridge.observe.status import percentile
 
 DEFAULT_SECONDS = 300
@@ -31,19 +25,15 @@ _QUEUE_COLUMNS = {"pending": "queuePending", "leased": "queueLeased", "dead": "q
 
 
 @dataclass(slots=True)
-class _Second:
-    """What happened in one second."""
+class _Second(DeliveryCounts):
+    """What happened in one second (the delivery figures: ``DeliveryCounts``)."""
 
     second: int
     accepted: int = 0
-    delivered: int = 0
-    dead: int = 0
-    retries: int = 0
-    attempts: int = 0
     latencies: list[float] = field(default_factory=list)
     queue: dict[str, int] | None = None
 
-    def add_latency(self, latency_s: float) -> None:
+    def add_latency(self, latency_s: float) -> None:  # called before ``attempts`` counts this one
         if len(self.latencies) < MAX_SAMPLES_PER_SECOND:
             self.latencies.append(latency_s)
         else:  # keep a spread over the whole second rather than only its start
@@ -75,18 +65,8 @@ class Timeline:
         if isinstance(event, EventAccepted):
             if (bucket := self._bucket(event.at)) is not None:
                 bucket.accepted += 1
-        elif isinstance(event, DeliveryAttempted):
-            if (bucket := self._bucket(event.at)) is not None:
-                bucket.add_latency(event.latency_s)
-                bucket.attempts += 1
-        elif isinstance(event, DeliverySucceeded):
-            if (bucket := self._bucket(event.at)) is not None:
-                bucket.delivered += 1
-        elif isinstance(event, DeliveryDeadLettered):
-            if (bucket := self._bucket(event.at)) is not None:
-                bucket.dead += 1
-        elif isinstance(event, DeliveryRetryScheduled) and (bucket := self._bucket(event.at)) is not None:
-            bucket.retries += 1
+        elif isinstance(event, DELIVERY_RECORDS) and (bucket := self._bucket(event.at)) is not None:
+            bucket.count(event)
 
     def record_queue(self, depths: Mapping[str, int]) -> None:
         """Remember the queue's depths as of now (the dashboard samples them when it polls)."""
@@ -112,7 +92,7 @@ class Timeline:
             out["t"].append(second)
             out["accepted"].append(bucket.accepted)
             out["delivered"].append(bucket.delivered)
-            out["dead"].append(bucket.dead)
+            out["dead"].append(bucket.dead_lettered)
             out["retries"].append(bucket.retries)
             out["attempts"].append(bucket.attempts)
             for name, q in (("p50Ms", 50), ("p99Ms", 99)):

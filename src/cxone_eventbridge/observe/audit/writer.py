@@ -206,7 +206,7 @@ class AuditLog:
                     # The tutorial's keys (success/failure/retries), which SIEM parsers of the old log expect.
                     "metrics_snapshot": {
                         "success": counts.delivered,
-                        "failure": counts.failed,
+                        "failure": counts.dead_lettered,
                         "retries": counts.retries,
                     },
                 }
