@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from cxone_eventbridge.models import BackoffStrategy
-from cxone_eventbridge.retry import Outcome, backoff_delay, classify_status, next_delay, parse_retry_after
+from cxone_eventbridge.retry import (
+    Outcome,
+    RequestRetries,
+    backoff_delay,
+    classify_status,
+    next_delay,
+    parse_retry_after,
+)
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 
@@ -92,3 +99,33 @@ def test_next_delay_prefers_retry_after_within_bounds() -> None:
     assert next_delay(BackoffStrategy.EXPONENTIAL, 0, retry_after_s=12.0) == 12.0
     assert next_delay(BackoffStrategy.EXPONENTIAL, 0, retry_after_s=10_000.0, max_retry_after_s=60.0) == 60.0
     assert next_delay(BackoffStrategy.FIXED, 0, retry_after_s=None, base_s=2.0, rng=lambda: 0.0) == 1.0
+
+
+def test_request_retries_count_attempts_and_back_off_exponentially() -> None:
+    """Waits double from base_s up to cap_s (no jitter here); after max_attempts in all, None: give up."""
+    retries = RequestRetries(max_attempts=5, base_s=1.0, cap_s=3.0, rng=lambda: 0.999999)
+    waits = [retries.next_wait() for _ in range(5)]
+    assert waits[:4] == pytest.approx([1.0, 2.0, 3.0, 3.0], rel=1e-5)
+    assert waits[4] is None
+    assert retries.attempt == 5
+    assert retries.waited_s == pytest.approx(9.0, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "max_retry_after", "max_total_wait", "wait"),
+    [
+        (7.0, float("inf"), float("inf"), 7.0),  # taken as given
+        (7.0, 2.0, float("inf"), 2.0),  # shortened to the bound
+        (7.0, float("inf"), 5.0, None),  # beyond the whole budget: give up now, not sleep
+        (None, float("inf"), 0.1, None),  # even the backoff does not fit
+    ],
+)
+def test_request_retries_follow_retry_after_within_their_bounds(
+    retry_after: float | None, max_retry_after: float, max_total_wait: float, wait: float | None
+) -> None:
+    """Retry-After wins over backoff, bounded by max_retry_after_s; no wait passes max_total_wait_s."""
+    retries = RequestRetries(
+        max_attempts=3, base_s=0.5, cap_s=8.0, max_retry_after_s=max_retry_after, max_total_wait_s=max_total_wait
+    )
+    assert retries.next_wait(retry_after) == wait
+    assert retries.attempt == (1 if wait is None else 2)

@@ -1,12 +1,15 @@
-"""Pure retry decisions: status classification, ``Retry-After`` parsing and backoff schedules.
+"""Pure retry decisions: status classification, ``Retry-After`` parsing, backoff schedules, one request's retries.
 
-Shared by the control-plane client and the delivery dispatcher; nothing here sleeps or reads a clock.
+Shared by the control-plane client, the router API client and the delivery dispatcher; nothing here sleeps
+or reads a clock.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -107,3 +110,41 @@ def next_delay(
     if retry_after_s is not None:
         return min(max(retry_after_s, 0.0), max_retry_after_s)
     return backoff_delay(strategy, attempt, base_s=base_s, cap_s=cap_s, rng=rng)
+
+
+@dataclass
+class RequestRetries:
+    """One request's retries: attempts in all, exponential backoff between them, and a total wait allowed.
+
+    The two API clients (``api._http.RequestSender`` for the control plane, ``router.api_client`` for a
+    router) keep their own loops, because what they retry and what they say while waiting differ; after a
+    retryable failure both ask ``next_wait`` how long to wait before the next attempt, or whether to give up.
+    """
+
+    max_attempts: int
+    base_s: float
+    cap_s: float
+    max_retry_after_s: float = math.inf  # a longer Retry-After is shortened to this
+    max_total_wait_s: float = math.inf  # a wait that would pass it gives up instead
+    rng: Callable[[], float] = random.random
+    attempt: int = 1  # the attempt being made, from 1
+    waited_s: float = 0.0
+
+    def next_wait(self, retry_after_s: float | None = None) -> float | None:
+        """Seconds to wait before the next attempt, counted as made; None: give up (attempts or wait spent)."""
+        if self.attempt >= self.max_attempts:
+            return None
+        delay = next_delay(
+            BackoffStrategy.EXPONENTIAL,
+            self.attempt - 1,
+            retry_after_s=retry_after_s,
+            base_s=self.base_s,
+            cap_s=self.cap_s,
+            max_retry_after_s=self.max_retry_after_s,
+            rng=self.rng,
+        )
+        if self.waited_s + delay > self.max_total_wait_s:
+            return None
+        self.waited_s += delay
+        self.attempt += 1
+        return delay

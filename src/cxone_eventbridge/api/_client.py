@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 
 import httpx
 
@@ -29,7 +29,7 @@ from cxone_eventbridge import __version__
 from cxone_eventbridge.api._auth import ClientCredentials, OAuth2Auth
 from cxone_eventbridge.api._discovery import discover
 from cxone_eventbridge.api._errors import parse_model
-from cxone_eventbridge.api._http import RequestSender, RetryConfig
+from cxone_eventbridge.api._http import RequestOptions, RequestSender, RetryConfig
 from cxone_eventbridge.api._rate_limit import RateLimiter
 from cxone_eventbridge.api._targets import TargetsResource
 from cxone_eventbridge.config import Settings
@@ -39,6 +39,18 @@ from cxone_eventbridge.observe.events import ObserverBus, TargetChanged
 
 ROUTES_PATH = "/api/v2/events/routes"
 EventHook = Callable[..., Awaitable[Any]]
+
+
+class ClientOptions(TypedDict, total=False):
+    """What ``CXoneClient.from_settings`` passes on to the constructor (see it for the defaults)."""
+
+    bus: ObserverBus | None
+    transport: httpx.AsyncBaseTransport | None
+    sleep: Callable[[float], Awaitable[None]]
+    clock: Callable[[], float]
+    wall_clock: Callable[[], float]
+    rng: Callable[[], float]
+    event_hooks: Mapping[str, Sequence[EventHook]] | None
 
 
 def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
@@ -104,29 +116,9 @@ class CXoneClient:
         self.targets = TargetsResource(self)
 
     @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        bus: ObserverBus | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-        rng: Callable[[], float] = random.random,
-        event_hooks: Mapping[str, Sequence[EventHook]] | None = None,
-    ) -> CXoneClient:
-        """The client for these settings (the usual way to make one)."""
-        return cls(
-            settings,
-            bus=bus,
-            transport=transport,
-            sleep=sleep,
-            clock=clock,
-            wall_clock=wall_clock,
-            rng=rng,
-            event_hooks=event_hooks,
-        )
+    def from_settings(cls, settings: Settings, **options: Unpack[ClientOptions]) -> CXoneClient:
+        """The client for these settings (the usual way to make one); ``options`` as the constructor's."""
+        return cls(settings, **options)
 
     def __repr__(self) -> str:
         return f"CXoneClient(base_url={self.base_url!r}, grant_type={self._settings.grant_type.value!r})"
@@ -140,6 +132,8 @@ class CXoneClient:
     def token_url(self) -> str | None:
         return self._auth.token_url if self._auth else None
 
+    # async-with as RouterClient (router/api_client.py) has it too: a shared base for these three methods
+    # would tie the control-plane client to the router's, and this one's entry also runs discovery.
     async def __aenter__(self) -> Self:
         await self._ensure_ready()
         return self
@@ -158,30 +152,11 @@ class CXoneClient:
         response = await self.request("GET", ROUTES_PATH)
         return parse_model(RoutesTable, response)
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, str | int] | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotency_key: str | None = None,
-        retry: bool = True,
-        accept_statuses: frozenset[int] = frozenset(),
-    ) -> httpx.Response:
-        """Send an authenticated API request through the retry, pacing and error-conversion layer."""
+    async def request(self, method: str, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
+        """Send an authenticated API request through the retry, pacing and error-conversion layer
+        (``RequestSender.request``: its options and their defaults)."""
         await self._ensure_ready()
-        return await self._sender.request(
-            method,
-            path,
-            json=json,
-            params=params,
-            headers=headers,
-            idempotency_key=idempotency_key,
-            retry=retry,
-            accept_statuses=accept_statuses,
-        )
+        return await self._sender.request(method, path, **options)
 
     def publish_change(
         self, action: str, *, target: str, target_id: str | None, details: dict[str, Any] | None = None

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -33,8 +33,7 @@ from cxone_eventbridge.exceptions import (
     ConfigurationError,
     RateLimitError,
 )
-from cxone_eventbridge.models import BackoffStrategy
-from cxone_eventbridge.retry import Outcome, classify_status, next_delay
+from cxone_eventbridge.retry import Outcome, RequestRetries, classify_status
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,17 @@ class RetryConfig:
     max_retry_wait_s: float = 60.0  # total seconds slept between the attempts of one request
     base_delay_s: float = 0.5
     max_delay_s: float = 8.0
+
+
+class RequestOptions(TypedDict, total=False):
+    """What one request may say besides its method and URL (``RequestSender.request`` has the defaults)."""
+
+    json: Any
+    params: Mapping[str, str | int] | None
+    headers: Mapping[str, str] | None
+    idempotency_key: str | None
+    retry: bool
+    accept_statuses: frozenset[int]
 
 
 def _is_retryable(error: APIError) -> bool:
@@ -101,10 +111,15 @@ class RequestSender:
         request_headers = dict(headers or {})
         if method == "POST":
             request_headers[IDEMPOTENCY_HEADER] = idempotency_key or uuid.uuid4().hex
-        waited = 0.0
-        attempt = 0
+        retries = RequestRetries(
+            max_attempts=self._retry.max_attempts,
+            base_s=self._retry.base_delay_s,
+            cap_s=self._retry.max_delay_s,
+            # Retry-After is taken as given (no max_retry_after_s): one beyond the budget gives up at once.
+            max_total_wait_s=self._retry.max_retry_wait_s,
+            rng=self._rng,
+        )
         while True:
-            attempt += 1
             if self._limiter is not None:
                 await self._limiter.acquire()
             error: APIError
@@ -125,21 +140,21 @@ class RequestSender:
             else:
                 if response.is_success or response.status_code in accept_statuses:
                     return response
-                if method == "DELETE" and attempt > 1 and response.status_code == 404:
+                if method == "DELETE" and retries.attempt > 1 and response.status_code == 404:
                     # DELETE is idempotent: a 404 on a retry means an earlier attempt, whose answer was
                     # lost, already deleted it. The caller asked for "gone", and it is.
                     return response
                 error = error_from_response(response, now=self._now())
-            delay = self._next_delay(error, attempt) if retry else None
-            if delay is None or waited + delay > self._retry.max_retry_wait_s:
+            retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+            delay = retries.next_wait(retry_after) if retry and _is_retryable(error) else None
+            if delay is None:
                 raise error from cause
-            waited += delay
             # The same words as the error raised when the retries run out: one request, named alike.
             log.warning(
                 "%s; retrying in %.2f s (attempt %d of %d)",
                 error.message.split("\n", 1)[0],
                 delay,
-                attempt + 1,
+                retries.attempt,
                 self._retry.max_attempts,
             )
             await self._sleep(delay)
@@ -149,21 +164,6 @@ class RequestSender:
             return exc.request
         except RuntimeError:  # httpx raises when the error was created without a request
             return self._client.build_request(method, url)
-
-    def _next_delay(self, error: APIError, attempt: int) -> float | None:
-        if attempt >= self._retry.max_attempts or not _is_retryable(error):
-            return None
-        retry_after = error.retry_after if isinstance(error, RateLimitError) else None
-        return next_delay(
-            BackoffStrategy.EXPONENTIAL,
-            attempt - 1,
-            retry_after_s=retry_after,
-            base_s=self._retry.base_delay_s,
-            cap_s=self._retry.max_delay_s,
-            # A Retry-After beyond the whole budget is not shortened: it makes the request give up instead.
-            max_retry_after_s=float("inf"),
-            rng=self._rng,
-        )
 
 
 def _plain_http_on_tls(exc: httpx.TransportError, request: httpx.Request) -> bool:

@@ -38,8 +38,7 @@ import httpx
 from pydantic import SecretStr
 
 from cxone_eventbridge.exceptions import FieldError, RouterRefusedError, RouterUnreachableError
-from cxone_eventbridge.models import BackoffStrategy
-from cxone_eventbridge.retry import Outcome, classify_status, next_delay, parse_retry_after
+from cxone_eventbridge.retry import Outcome, RequestRetries, classify_status, parse_retry_after
 from cxone_eventbridge.wire import encode_event
 
 log = logging.getLogger(__name__)
@@ -255,9 +254,14 @@ class RouterClient:
     ) -> httpx.Response:
         request = self._describe(method, path)
         headers = {"Content-Type": content_type} if content_type else None
-        attempt = 0
+        retries = RequestRetries(
+            max_attempts=self._retry.max_attempts,
+            base_s=self._retry.base_delay_s,
+            cap_s=self._retry.max_delay_s,
+            max_retry_after_s=self._retry.max_delay_s,
+            rng=self._rng,
+        )
         while True:
-            attempt += 1
             error: RouterRefusedError | RouterUnreachableError
             try:
                 response = await self._http.request(method, path, params=params, content=content, headers=headers)
@@ -272,18 +276,10 @@ class RouterClient:
                 if classify_status(response.status_code) is not Outcome.RETRY:
                     raise error
                 retry_after = error.retry_after
-            if attempt >= self._retry.max_attempts:
+            delay = retries.next_wait(retry_after)
+            if delay is None:
                 raise error from cause
-            delay = next_delay(
-                BackoffStrategy.EXPONENTIAL,
-                attempt - 1,
-                retry_after_s=retry_after,
-                base_s=self._retry.base_delay_s,
-                cap_s=self._retry.max_delay_s,
-                max_retry_after_s=self._retry.max_delay_s,
-                rng=self._rng,
-            )
-            self._notify(RetryNotice(request, error.message, delay, attempt + 1, self._retry.max_attempts))
+            self._notify(RetryNotice(request, error.message, delay, retries.attempt, self._retry.max_attempts))
             await self._sleep(delay)
 
     def _describe(self, method: str, path: str) -> str:
