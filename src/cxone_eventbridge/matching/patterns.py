@@ -110,7 +110,7 @@ def _error(errors: list[FieldError]) -> InvalidPatternError:
     shown = [str(error) for error in errors[:_MAX_REPORTED_ERRORS]]
     if len(errors) > _MAX_REPORTED_ERRORS:
         shown.append(f"and {len(errors) - _MAX_REPORTED_ERRORS} more problems")
-    # One message listing every problem (models.py reports ``.message`` as the eventPattern error).
+    # One message listing every problem (models/target.py reports ``.message`` as the eventPattern error).
     return InvalidPatternError("; ".join(shown))
 
 
