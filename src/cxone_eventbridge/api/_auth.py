@@ -74,7 +74,6 @@ class AccessToken:
 
     value: SecretStr
     refresh_at: float
-    scope: str | None
 
 
 class OAuth2Auth(httpx.Auth):
@@ -101,15 +100,6 @@ class OAuth2Auth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"OAuth2Auth(token_url={self.token_url!r}, grant_type={self._credentials.grant_type.value!r})"
-
-    @property
-    def token_scope(self) -> str | None:
-        """The scope the server granted with the current token, if any."""
-        return self._token.scope if self._token else None
-
-    def invalidate(self) -> None:
-        """Forget the cached token; the next request fetches a new one."""
-        self._token = None
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("OAuth2Auth is async-only; use it with httpx.AsyncClient")
@@ -182,11 +172,6 @@ class OAuth2Auth(httpx.Auth):
         if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0:
             expires_in = _DEFAULT_EXPIRES_IN_S
         margin = min(self._refresh_margin_s, float(expires_in) / 10)
-        scope = payload.get("scope")
-        self._token = AccessToken(
-            value=SecretStr(access_token),
-            refresh_at=self._clock() + float(expires_in) - margin,
-            scope=scope if isinstance(scope, str) else None,
-        )
+        self._token = AccessToken(value=SecretStr(access_token), refresh_at=self._clock() + float(expires_in) - margin)
         self._generation += 1
         log.debug("fetched an access token valid for %.0f s", float(expires_in))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,4 +133,3 @@ class DemoResult:
     drift: DriftOutcome
     audit: AuditVerification
     elapsed_s: float
-    artifacts: tuple[str, ...] = field(default=())

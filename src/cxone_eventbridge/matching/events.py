@@ -123,45 +123,8 @@ def collect_wanted(event: dict[str, Any], wanted: dict[str, int]) -> dict[str, l
 _MISSING = object()
 
 
-def values_at(event: dict[str, Any], path: str) -> list[Any]:
-    """The leaf values of ``event`` at one ``path``, as ``flatten_event(event).get(path, [])`` would give.
-
-    Direct lookups instead of a walk. The common case, a chain of objects ending at a scalar, takes a
-    few dictionary lookups; arrays, and event keys that hold dots themselves (``{"a.b": 1}`` is at
-    ``a.b`` too), take the general route.
-    """
-    node: Any = event
-    rest = path
-    while True:
-        value = node.get(rest, _MISSING)
-        position = rest.find(".")
-        if position == -1:
-            if value is _MISSING:
-                return []
-            kind = type(value)
-            if kind in _SCALARS:
-                return [value]
-            if kind is list or kind is tuple:
-                return _values_at(value, "")
-            return []
-        if value is not _MISSING:
-            return _values_at(node, rest)  # the whole rest is a key and a prefix may be one too
-        child = node.get(rest[:position], _MISSING)
-        following = rest.find(".", position + 1)
-        while following != -1:
-            # A key holding several segments ("a.b") is rare; when one exists, take the general route.
-            if rest[:following] in node:
-                return _values_at(node, rest)
-            following = rest.find(".", following + 1)
-        if child is _MISSING:
-            return []
-        rest = rest[position + 1 :]
-        if type(child) is not dict:
-            return _values_at(child, rest) if type(child) in (list, tuple) else []
-        node = child
-
-
 def _values_at(start: Any, start_rest: str) -> list[Any]:
+    """The general route: every leaf value at ``start_rest`` below ``start``, through arrays and dotted keys."""
     out: list[Any] = []
     stack: list[tuple[Any, str]] = [(start, start_rest)]
     pop, push = stack.pop, stack.append
@@ -200,10 +163,12 @@ PathReader = Callable[[dict[str, Any]], list[Any]]
 
 @functools.lru_cache(maxsize=65_536)
 def path_reader(path: str) -> PathReader:
-    """A function giving ``values_at(event, path)``, with the path's segments and dotted keys worked out once.
+    """A function giving the leaf values of an event at ``path``, as ``flatten_event(event).get(path, [])`` would.
 
-    The routing table calls one per anchored path per event: precomputing what ``values_at`` finds with
-    ``str.find`` and slicing leaves only dictionary lookups on the common route.
+    The routing table calls one per anchored path per event. The path's segments, and the dotted event keys
+    (``{"a.b": 1}`` is at ``a.b`` too) that would reach it another way, are worked out once, so the common
+    route, a chain of objects ending at a scalar, is a few dictionary lookups; arrays and dotted keys take
+    the general route.
     """
     segments = path.split(".")
     if len(segments) == 1:

@@ -138,9 +138,6 @@ class ObserverBus:
     def subscribe(self, observer: Observer) -> None:
         self._observers.append(observer)
 
-    def unsubscribe(self, observer: Observer) -> None:
-        self._observers.remove(observer)
-
     def publish(self, event: ObservedEvent) -> None:
         for observer in self._observers:
             try:
