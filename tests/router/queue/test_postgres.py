@@ -9,7 +9,7 @@ import pytest
 
 from cxone_eventbridge.exceptions import QueueSchemaError, QueueUnavailableError
 from cxone_eventbridge.router.queue import delivery_id_for
-from cxone_eventbridge.router.queue.postgres import PostgresQueue
+from cxone_eventbridge.router.queue.postgres import PostgresQueue, statements
 from cxone_eventbridge.router.queue.postgres.schema import MIGRATIONS
 
 from .conftest import ManualClock, event
@@ -138,3 +138,49 @@ async def test_a_put_racing_another_routers_put_of_the_same_id_loses_no_target(
         assert result.created == ("b",)
         leased = await q.lease({"a": 10, "b": 10}, limit=10, lease_s=30)
         assert sorted(d.target for d in leased) == ["a", "b"]
+
+
+async def test_puts_commit_to_disk_and_lease_bookkeeping_does_not_wait_for_it(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """A put (the 202) waits for its commit to reach the disk; leases and acks, whose loss is a redelivery,
+    commit without waiting, except for targets with limits, whose send slots must not be handed out twice."""
+    async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True) as q:
+        async with q._connection() as conn:
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+        async with q._connection(durable=False) as conn:
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+            async with conn.transaction():
+                await conn.execute(statements.DURABLE_COMMIT)
+                assert await conn.fetchval("SHOW synchronous_commit") == "on"
+
+
+async def test_an_ack_lost_in_a_database_crash_is_a_redelivery_not_a_loss(
+    postgres_dsn: str, pg_schema: str, clock: ManualClock
+) -> None:
+    """An ack committed without waiting for the disk and lost in a crash leaves the delivery as it was
+    leased: its lease ends, it is reclaimed and delivered again (a duplicate), and the old lease's late
+    ack changes nothing."""
+    async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True, clock=clock) as q:
+        await q.put([event("e1", "a")])
+        [first] = await q.lease({"a": 1}, limit=1, lease_s=30)
+        async with q._connection() as conn:
+            leased_row = dict((await conn.fetchrow("SELECT * FROM deliveries WHERE id = $1", int(first.key))).items())
+            await q.ack(first, status=200)
+            # What a crash undoes: the ack's row version never reached the disk; the leased one is back.
+            del leased_row["id"]
+            assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(leased_row, 2))
+            await conn.execute(
+                f"UPDATE deliveries SET {assignments} WHERE id = $1", int(first.key), *leased_row.values()
+            )
+        assert (await q.stats()).leased == 1
+        clock.now += 31
+        assert await q.reclaim() == 1
+        [again] = await q.lease({"a": 1}, limit=1, lease_s=30)
+        assert again.delivery_id == first.delivery_id
+        assert again.lease_token != first.lease_token
+        await q.ack(first, status=200)  # the first holder's ack, repeated: no longer its lease
+        assert (await q.stats()).leased == 1
+        await q.ack(again, status=200)
+        stats = await q.stats()
+        assert (stats.leased, stats.delivered) == (0, 1)

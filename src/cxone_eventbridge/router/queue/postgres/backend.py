@@ -15,6 +15,9 @@ How it keeps every semantic of the embedded queue across routers:
   :class:`~..records.Delivery` are converted to this process's clock.
 - A router that dies leaves leases that end; ``reclaim`` (every router's housekeeping) makes them
   pending again, and the others deliver them. Live routers renew the leases of attempts in flight.
+- ``put`` and everything an operator or the housekeeping does commit durably; lease bookkeeping
+  (lease, renew, ack, release) commits without waiting for the disk, on connections of its own: a
+  database crash can undo it only as a redelivery (docs/delivery.md, "What a database crash can undo").
 - The database going away surfaces as :class:`~cxone_eventbridge.exceptions.QueueUnavailableError`;
   the pool reconnects on the next operation and the listener reconnects with backoff.
 

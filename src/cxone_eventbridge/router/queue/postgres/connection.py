@@ -79,6 +79,7 @@ class PostgresConnection:
         self._clock = options.get("clock")
         self._connect_timeout_s = options.get("connect_timeout_s", 5.0)
         self._pool: asyncpg.Pool | None = None
+        self._fast_pool: asyncpg.Pool | None = None
         self._listeners: list[Callable[[], None]] = []
         self._listen_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -95,14 +96,8 @@ class PostgresConnection:
             raise QueueClosedError("the delivery queue is closed")
         try:
             await self._apply_migrations()
-            self._pool = await asyncpg.create_pool(
-                self._dsn,
-                min_size=1,
-                max_size=self._pool_size,
-                timeout=self._connect_timeout_s,
-                command_timeout=60,
-                server_settings={"search_path": self.schema, "application_name": self.application_name},
-            )
+            self._pool = await self._create_pool(durable=True)
+            self._fast_pool = await self._create_pool(durable=False)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise translate(exc) from exc
         self._listen_task = asyncio.create_task(self._listen(), name="cxeb-queue-listen")
@@ -116,8 +111,25 @@ class PostgresConnection:
             self._listen_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listen_task
-        if self._pool is not None:
-            await self._pool.close()
+        for pool in (self._pool, self._fast_pool):
+            if pool is not None:
+                await pool.close()
+
+    async def _create_pool(self, *, durable: bool) -> asyncpg.Pool:
+        settings = {"search_path": self.schema, "application_name": self.application_name}
+        if not durable:
+            # Commits on these connections return before their WAL reaches the disk (it follows within
+            # about 3 x wal_writer_delay). Only lease bookkeeping runs here, whose loss in a database crash
+            # means a redelivery, never a lost event: see docs/delivery.md, "What a database crash can undo".
+            settings["synchronous_commit"] = "off"
+        return await asyncpg.create_pool(
+            self._dsn,
+            min_size=1,
+            max_size=self._pool_size,
+            timeout=self._connect_timeout_s,
+            command_timeout=60,
+            server_settings=settings,
+        )
 
     async def _finish_writes(self) -> None:
         """Complete writes still buffered when the queue closes (a job that buffers writes overrides this)."""
@@ -152,13 +164,15 @@ class PostgresConnection:
         return int(version or 0)
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self, *, durable: bool = True) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; ``durable=False`` for lease bookkeeping whose commit need not wait for the disk."""
         if self._closed:
             raise QueueClosedError("the delivery queue is closed")
-        if self._pool is None:
+        pool = self._pool if durable else self._fast_pool
+        if pool is None:
             raise QueueError("the delivery queue is not open; call open() first")
         try:
-            async with self._pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 yield conn
         except (
             OSError,

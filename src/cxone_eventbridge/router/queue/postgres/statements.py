@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import Final
 
 NOW: Final = "coalesce($1::float8, extract(epoch from now()))"
+# A row holds a lease token exactly while it is leased (state 1): every statement that ends a lease clears
+# it. So the statements that settle a batch of leases match on (id, token) alone, and the planner looks
+# each row up by its primary key; with ``state = 1`` in them it preferred the leased-rows index, which
+# holds an entry for every row leased since the last vacuum (9,894 entries read to settle 128 rows, 9 ms).
 NO_LEASE: Final = "lease_owner = NULL, lease_incarnation = NULL, lease_token = NULL, lease_until = NULL"
 
 PUT_EVENTS: Final = (
@@ -99,7 +103,7 @@ ACK: Final = (
     f"UPDATE deliveries d SET state = 2, attempts = greatest(d.attempts, v.attempts), done_at = {NOW},"
     f" last_status = v.status, {NO_LEASE}"
     " FROM unnest($2::bigint[], $3::text[], $4::int[], $5::int[]) AS v(id, token, attempts, status)"
-    " WHERE d.id = v.id AND d.state = 1 AND d.lease_token = v.token"
+    " WHERE d.id = v.id AND d.lease_token = v.token"
 )
 RESCHEDULE: Final = (
     f"UPDATE deliveries SET state = 0, attempts = $4, next_attempt_at = {NOW} + $5, last_status = $6,"
@@ -111,11 +115,11 @@ DEAD_LETTER: Final = (
 )
 RELEASE: Final = (
     f"UPDATE deliveries d SET state = 0, {NO_LEASE} FROM unnest($1::bigint[], $2::text[]) AS v(id, token)"
-    " WHERE d.id = v.id AND d.state = 1 AND d.lease_token = v.token"
+    " WHERE d.id = v.id AND d.lease_token = v.token"
 )
 RENEW: Final = (
     f"UPDATE deliveries d SET lease_until = {NOW} + $4 FROM unnest($2::bigint[], $3::text[]) AS v(id, token)"
-    " WHERE d.id = v.id AND d.state = 1 AND d.lease_token = v.token"
+    " WHERE d.id = v.id AND d.lease_token = v.token"
     f" RETURNING d.id, d.lease_until, {NOW}"
 )
 RECLAIM: Final = (
@@ -172,3 +176,4 @@ CLOSE_CIRCUIT: Final = (
     "UPDATE target_state SET circuit_open_until = NULL, circuit_open_s = NULL"
     " WHERE name = $1 AND circuit_open_until IS NOT NULL RETURNING name"
 )
+DURABLE_COMMIT: Final = "SET LOCAL synchronous_commit = on"

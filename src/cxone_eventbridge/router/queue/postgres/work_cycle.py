@@ -118,7 +118,7 @@ class PostgresWorkCycle(PostgresConnection):
         wanted = {t: n for t, n in wants.items() if n > 0}
         if limit <= 0 or not wanted:
             return []
-        async with self._connection() as conn, conn.transaction():
+        async with self._connection(durable=False) as conn, conn.transaction():
             clock_row = await conn.fetchrow(sql.LEASE_START, self._now())
             assert clock_row is not None  # one row, always
             now: float = clock_row[0]
@@ -130,6 +130,9 @@ class PostgresWorkCycle(PostgresConnection):
             leased: dict[str, int] = {}
             next_slot_at: dict[str, float | None] = {}
             if limited:
+                # Send slots and probes must survive a database crash, or a recovered database hands them
+                # out again; the leases of unlimited targets need not (a lost lease is a redelivery).
+                await conn.execute(sql.DURABLE_COMMIT)
                 await conn.execute(sql.TARGET_ROWS, limited)
                 await conn.execute(sql.LOCK_LIMITED, limited)
                 for name, slot, count in await conn.fetch(sql.LIMITED_STATE, limited, now):
@@ -200,7 +203,7 @@ class PostgresWorkCycle(PostgresConnection):
     async def renew(self, deliveries: Sequence[Delivery], *, lease_s: float) -> list[Delivery]:
         if not deliveries:
             return []
-        async with self._connection() as conn:
+        async with self._connection(durable=False) as conn:
             rows = await conn.fetch(
                 sql.RENEW, self._now(), [int(d.key) for d in deliveries], [d.lease_token for d in deliveries], lease_s
             )
@@ -221,7 +224,7 @@ class PostgresWorkCycle(PostgresConnection):
             batch, self._acks = self._acks, []
             error: BaseException | None = None
             try:
-                async with self._connection() as conn:
+                async with self._connection(durable=False) as conn:
                     await conn.execute(
                         sql.ACK,
                         self._now(),
@@ -258,7 +261,7 @@ class PostgresWorkCycle(PostgresConnection):
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
-        async with self._connection() as conn, conn.transaction():
+        async with self._connection(durable=False) as conn, conn.transaction():
             await conn.execute(sql.RELEASE, [int(d.key) for d in deliveries], [d.lease_token for d in deliveries])
             await self._notify(conn)
 
