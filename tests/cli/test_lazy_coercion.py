@@ -93,3 +93,13 @@ def test_root_options_still_reach_the_cxeb_callback() -> None:
     bad = CliRunner().invoke(cxeb_app, ["--log-format", "xml", "match", "--help"])
     assert bad.exit_code == 2
     assert "'xml' is not one of" in bad.output
+
+
+@pytest.mark.parametrize("words", ["prog show x --count 5 --co", "prog -v show x --colour blue --", "prog sh"])
+def test_completion_answers_as_typer_does(words: str) -> None:
+    """Tab completion (values typed before the word left unconverted) offers what plain typer offers."""
+    env = {"_PROG_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+    plain = CliRunner().invoke(_app(None), [], env=env, prog_name="prog")
+    light = CliRunner().invoke(_app(LightGroup), [], env=env, prog_name="prog")
+    assert light.output == plain.output
+    assert light.output.strip()

@@ -33,7 +33,10 @@ def _plain_conversion(param: TyperOption | TyperArgument, ctx: Any, value: Any) 
     Certain: ``None`` (typer returns ``()`` for a multiple option), an exact instance of a plain annotation,
     and an Enum's exact value as a string (``--log-format json``), which typer's choice matching returns as
     that member whatever its case sensitivity. A required value that is missing is typer's to report, except
-    while completing a word (resilient parsing), where click turns that error into ``None`` anyway.
+    while completing a word (resilient parsing), where click turns that error into ``None`` anyway. While
+    completing, values typed before the word (``--config router.toml``, ``--port 80``) are not converted at
+    all: completion reads no value (no command here completes from another option's value), and a failed
+    conversion would only be swallowed.
     """
     descriptor = param.type_descriptor
     info = descriptor.parameter_info
@@ -44,6 +47,8 @@ def _plain_conversion(param: TyperOption | TyperArgument, ctx: Any, value: Any) 
         return _COMPLETION_MISSING if ctx.resilient_parsing else _TYPER_CONVERTS
     if value is None:
         return () if param.multiple or param.nargs == -1 else None
+    if ctx.resilient_parsing:
+        return value
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         if isinstance(value, annotation):
             return value

@@ -179,6 +179,8 @@ def render_file(command: Any, values: Mapping[str, Any]) -> str:
         lines = [f"# {line}" for line in textwrap.wrap(param.help or "", 100)]
         envvars = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or [])
         lines.append(f"# --{key}" + (f" (env {', '.join(envvars)})" if envvars else ""))
+        if isinstance(param.show_default, str):  # a default that depends on other options, as help shows it
+            lines.append(f"# default: {param.show_default}")
         if key in values:
             lines.append(f"{key} = {_toml(values[key])}")
         else:
