@@ -23,6 +23,7 @@ from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.targets_sync import TargetsSync
 from cxone_eventbridge.ssrf import EgressPolicy
 
+from ..clocks import ShiftedClock
 from ..waiting import HANG_GUARD_S
 
 pytestmark = pytest.mark.e2e
@@ -31,16 +32,6 @@ OLD = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NEW = signing.generate_signing_secret()
 GRACE_S = 3600
 EVENTS = 25
-
-
-class ShiftedClock:
-    """The real time plus an offset a test moves (router, sandbox and receivers share it)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 class Settled:

@@ -14,22 +14,14 @@ from cxone_eventbridge.observe.events import (
 )
 from cxone_eventbridge.observe.timeline import MAX_SAMPLES_PER_SECOND, Timeline
 
+from ..clocks import ManualClock
+
 T0 = 1_700_000_000.0
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_records_are_counted_in_the_second_they_happened() -> None:
     """Accepted, attempts with latency percentiles, delivered, retried and dead-lettered land in their second."""
-    clock = Clock(T0 + 2.5)
+    clock = ManualClock(T0 + 2.5)
     timeline = Timeline(seconds=4, clock=clock)
     timeline.observe(EventAccepted("e1", ("crm",), 5, T0 + 1.2))
     timeline.observe(EventAccepted("e2", ("crm",), 5, T0 + 1.9))
@@ -53,7 +45,7 @@ def test_records_are_counted_in_the_second_they_happened() -> None:
 
 def test_old_seconds_fall_out_of_the_window_and_late_records_are_dropped() -> None:
     """A bucket is reused when its second comes round again; a record older than the window is ignored."""
-    clock = Clock(T0)
+    clock = ManualClock(T0)
     timeline = Timeline(seconds=3, clock=clock)
     timeline.observe(EventAccepted("e1", (), 5, T0))
     clock.now = T0 + 3

@@ -6,16 +6,10 @@ import pytest
 
 from cxone_eventbridge.router.circuit import CircuitBreaker, CircuitPolicy, Circuits, CircuitState
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from ..clocks import ManualClock
 
 
-def breaker(clock: Clock, changes: list[tuple[str, CircuitState]] | None = None) -> CircuitBreaker:
+def breaker(clock: ManualClock, changes: list[tuple[str, CircuitState]] | None = None) -> CircuitBreaker:
     policy = CircuitPolicy(failure_threshold=3, open_s=10, max_open_s=25)
     sink = changes if changes is not None else []
     return CircuitBreaker("t", policy=policy, clock=clock, on_change=lambda t, s: sink.append((t, s)))
@@ -23,7 +17,7 @@ def breaker(clock: Clock, changes: list[tuple[str, CircuitState]] | None = None)
 
 def test_opens_after_consecutive_failures_and_blocks_sending() -> None:
     """Three failures in a row open the circuit: no slots until open_s has passed."""
-    clock = Clock()
+    clock = ManualClock(1000.0)
     b = breaker(clock)
     for _ in range(2):
         b.record_failure()
@@ -36,7 +30,7 @@ def test_opens_after_consecutive_failures_and_blocks_sending() -> None:
 
 def test_success_resets_the_failure_count() -> None:
     """Failures must be consecutive; a success in between starts the count again."""
-    clock = Clock()
+    clock = ManualClock(1000.0)
     b = breaker(clock)
     b.record_failure()
     b.record_failure()
@@ -48,7 +42,7 @@ def test_success_resets_the_failure_count() -> None:
 
 def test_half_open_lets_exactly_one_probe_through_and_success_closes() -> None:
     """After open_s, one delivery is the probe; its success closes the circuit."""
-    clock = Clock()
+    clock = ManualClock(1000.0)
     changes: list[tuple[str, CircuitState]] = []
     b = breaker(clock, changes)
     for _ in range(3):
@@ -65,7 +59,7 @@ def test_half_open_lets_exactly_one_probe_through_and_success_closes() -> None:
 
 def test_failed_probe_reopens_for_twice_as_long_capped() -> None:
     """A failed probe doubles the open time, up to max_open_s."""
-    clock = Clock()
+    clock = ManualClock(1000.0)
     b = breaker(clock)
     for _ in range(3):
         b.record_failure()
@@ -79,7 +73,7 @@ def test_failed_probe_reopens_for_twice_as_long_capped() -> None:
 
 def test_cancelled_probe_frees_the_probe_slot() -> None:
     """A probe that ends without an answer (shutdown) lets the next one through."""
-    clock = Clock()
+    clock = ManualClock(1000.0)
     b = breaker(clock)
     for _ in range(3):
         b.record_failure()
@@ -91,7 +85,7 @@ def test_cancelled_probe_frees_the_probe_slot() -> None:
 
 def test_circuits_report_the_next_half_open_time() -> None:
     """The dispatcher can wake exactly when an open circuit may probe."""
-    clock = Clock()
+    clock = ManualClock(1000.0)
     circuits = Circuits(policy=CircuitPolicy(failure_threshold=1, open_s=5), clock=clock)
     assert circuits.next_change_at() is None
     circuits.get("a").record_failure()

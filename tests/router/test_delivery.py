@@ -15,6 +15,7 @@ from cxone_eventbridge.router.delivery import RequestTemplate, build_request
 from cxone_eventbridge.router.queue import Delivery
 from cxone_eventbridge.ssrf import EgressPolicy
 
+from ..clocks import ManualClock
 from ..waiting import until
 from .conftest import SECRET, RouterFactory, fast_options, make_target
 from .test_event_router import _dummy_ca
@@ -196,20 +197,20 @@ async def test_circuit_opens_and_waiting_spends_no_retries(https_receiver: Any, 
     """
     receiver = await https_receiver(status=503)
     healthy = await https_receiver()
-    clock = [1_700_000_000.0]
+    clock = ManualClock()
     options = fast_options(circuit=CircuitPolicy(failure_threshold=2, open_s=0.2), per_target_in_flight=1)
     targets = [
         make_target("crm", receiver.url, max_retries=10, event_pattern={"kind": ["call"]}),
         make_target("canary", healthy.url, event_pattern={"kind": ["canary"]}),
     ]
-    router, ledger = await make_router(targets, ca_path=receiver.ca_path, options=options, clock=lambda: clock[0])
+    router, ledger = await make_router(targets, ca_path=receiver.ca_path, options=options, clock=clock)
     await router.ingest([{"id": f"e{i}", "kind": "call"} for i in range(5)])
     await ledger.wait_until(lambda: circuit_change(ledger, "open") is not None)
     sent_when_opened = receiver.request_count
     await router.ingest([{"id": "canary", "kind": "canary"}])
     await ledger.wait_for(1)
     assert receiver.request_count == sent_when_opened  # the dispatcher delivered, the open circuit held
-    clock[0] += 0.2
+    clock.advance(0.2)
     await ledger.wait_until(lambda: circuit_change(ledger, "half_open") is not None)
     opened, half_open = circuit_change(ledger, "open"), circuit_change(ledger, "half_open")
     assert opened is not None

@@ -38,6 +38,7 @@ from cxone_eventbridge.sandbox.certs import CertPaths, ensure_certificates
 from cxone_eventbridge.sandbox.receiver import server_ssl_context
 from cxone_eventbridge.ssrf import EgressPolicy
 
+from ..clocks import ManualClock
 from ..waiting import HANG_GUARD_S
 
 pytestmark = pytest.mark.e2e
@@ -154,14 +155,6 @@ async def transports(certs: CertPaths) -> AsyncIterator[Callable[..., HttpTransp
         await transport.aclose()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_host_is_the_one_the_client_connects_to() -> None:
     """The client's own parser decides the host: numeric IPv4 forms, IDNA, IPv6 brackets, default ports."""
     decimal = parse_endpoint("https://2130706433:8443/hooks")
@@ -253,7 +246,7 @@ async def test_a_changed_dns_answer_is_checked_again_and_followed(
         lookups.append(host)
         return answers[host]
 
-    clock = Clock()
+    clock = ManualClock(1000.0)
     transport = transports(resolver=resolver, clock=clock, dns_ttl_s=10)
     endpoint = parse_endpoint(f"https://localhost:{first.port}/x")
     for _ in range(3):
@@ -278,7 +271,7 @@ async def test_a_name_rebound_to_a_refused_address_is_refused_at_the_next_check(
     async def resolver(host: str, port: int) -> list[str]:
         return answers
 
-    clock = Clock()
+    clock = ManualClock(1000.0)
     transport = transports(resolver=resolver, clock=clock)
     endpoint = parse_endpoint(f"https://localhost:{receiver.port}/x")
     assert await transport.post(endpoint, HEADERS, BODY, TEN_S) == Answer(200, None)

@@ -13,21 +13,12 @@ from cxone_eventbridge.router.delivery import create_transport, ssl_context_for
 from cxone_eventbridge.router.queue import DeadLetterReason
 from cxone_eventbridge.router.target_tokens import TargetTokens, TokenFailure, _token_of
 
+from ..clocks import ShiftedClock
 from ..waiting import until
 from .conftest import LOOPBACK, RouterFactory, fast_options
 
 CLIENT_ID = "router-client"
 CLIENT_SECRET = "router-client-secret-do-not-print"
-
-
-class ShiftedClock:
-    """The real time plus an offset the test moves (router and receiver share it)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 def oauth_target(

@@ -17,17 +17,7 @@ from cxone_eventbridge.router.queue import DeliveryQueue, QueuedEvent
 from cxone_eventbridge.router.queue.postgres import PostgresQueue
 from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 
-T0 = 1_700_000_000.0
-
-
-class ManualClock:
-    """A clock a test moves by hand."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from ...clocks import T0, ManualClock
 
 
 def event(event_id: str, *targets: str, priority: int = 5, at: float = T0, body: bytes | None = None) -> QueuedEvent:
