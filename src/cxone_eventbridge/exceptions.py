@@ -30,7 +30,8 @@
      │    ├── TargetsFileError           a targets file cannot be read or is invalid
      │    ├── InvalidPatternError        an event pattern or filter is invalid (also a ValueError)
      │    ├── InvalidTransformError      a target's input, inputPath or inputTransformer is invalid (a ValueError)
-     │    └── InvalidEventError          an event to match is not an object, or too costly to match
+     │    ├── InvalidEventError          an event to match is not an object, or too costly to match
+     │    └── UnknownTargetError         a router command names no target the router knows, or two of them
      └── APIError                        talking to the control plane failed; CLI exit code 1
           ├── APIConnectionError         the request never got an answer
           │    └── APITimeoutError
@@ -229,6 +230,17 @@ class InvalidTransformError(InputError, ValueError):
 
 class InvalidEventError(InputError):
     """An event given to the matcher is not a JSON object, or would cost more than the table's bound to match."""
+
+
+class UnknownTargetError(InputError):
+    """A target named by name or control-plane id that the router does not know, or that names two targets.
+
+    ``known`` lists what the router does know (names, with their ids where it has them).
+    """
+
+    def __init__(self, message: str, *, known: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.known = list(known)
 
 
 class APIError(CxebError):

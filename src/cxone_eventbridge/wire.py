@@ -12,6 +12,7 @@ One home for rules that models, matching, the router's ingest, the sandbox and t
   deduplication key and must pass :func:`event_id_problem`.
 - Readers that take a body item by item (the router's ingest, :mod:`cxone_eventbridge.router.ingest_body`)
   use :data:`STRICT_DECODER` and :func:`skip_space`, so an item is read by the same rules as :func:`loads`.
+- Times in the router's JSON answers are ISO-8601 UTC strings, :func:`iso_time` (never Unix seconds).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 # An event's JSON is at most 256 KB (EventBridge's own limit): ingest answers 413 above it, and
@@ -155,3 +157,10 @@ def event_id_problem(event_id: object) -> str | None:
     if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_EVENT_ID_CHARS:
         return f"must be a non-empty string of at most {MAX_EVENT_ID_CHARS} characters"
     return None
+
+
+def iso_time(unix: float | None) -> str | None:
+    """A time as the router's HTTP API writes it in JSON: ISO-8601 UTC with milliseconds (``...T12:00:00.250Z``)."""
+    if unix is None:
+        return None
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -18,6 +18,7 @@ from cxone_eventbridge.observe.events import (
 )
 from cxone_eventbridge.observe.metrics import REASONS, RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker, percentile
+from cxone_eventbridge.wire import iso_time
 
 T0 = 1_700_000_000.0
 
@@ -194,7 +195,7 @@ def test_status_says_why_a_circuit_opened_and_when_it_probes() -> None:
     tracker.observe(CircuitStateChanged("crm", "open", T0, until=T0 + 5))
     (row,) = tracker.snapshot()
     assert row["circuit"] == "open"
-    assert row["circuitUntil"] == T0 + 5
+    assert row["circuitUntil"] == iso_time(T0 + 5) == "2023-11-14T22:13:25.000Z"
     assert row["circuitReason"] == "3 failed attempts in a row, the last: status 503"
     tracker.observe(CircuitStateChanged("crm", "half_open", T0 + 5))
     tracker.observe(DeliveryAttempted("e", "d9", "crm", 2, "error", None, 1.0, "timeout after 1000 ms", T0 + 6))

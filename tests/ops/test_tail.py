@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -62,7 +63,7 @@ async def test_tail_shows_each_attempt_as_json_and_as_a_line(
         assert (item["target"], item["eventId"], item["status"], item["attempt"]) == ("crm", "e1", 200, 1)
         assert item["outcome"] == "success"
         assert item["latencyMs"] > 0
-        assert arrived >= item["at"]
+        assert arrived >= datetime.fromisoformat(item["at"]).timestamp()
         text, _ = await next_line(as_text)
         assert "crm  e1  200" in text
         assert "attempt 1" in text

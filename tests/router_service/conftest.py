@@ -17,14 +17,14 @@ from cxone_eventbridge.models import IntegrationTarget, RetryPolicy
 from cxone_eventbridge.observe.audit import AuditLog
 from cxone_eventbridge.observe.events import DeliveryDeadLettered, DeliverySucceeded, ObservedEvent, ObserverBus
 from cxone_eventbridge.observe.metrics import RouterMetrics
+from cxone_eventbridge.observe.operations_log import OperationsLog
 from cxone_eventbridge.observe.status import StatusTracker
 from cxone_eventbridge.router.circuit import CircuitPolicy
-from cxone_eventbridge.router.composition import RouterConfig, build_router
+from cxone_eventbridge.router.composition import RouterConfig, build_router, sqlite_url
 from cxone_eventbridge.router.delivery import ssl_context_for
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
-from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 from cxone_eventbridge.ssrf import EgressPolicy
 
@@ -131,7 +131,7 @@ async def router_stack(
         receiver_status: int = 200,
         targets: list[str] | None = None,
         config: dict[str, Any] | None = None,
-        queue: dict[str, Any] | None = None,
+        max_queue_bytes: int | None = None,
         queue_url: str | None = None,
         start_router: bool = True,
         audit_path: Path | None = None,
@@ -143,22 +143,17 @@ async def router_stack(
         audit = AuditLog(audit_path)
         for observer in (metrics.observe, status.observe, audit.observe, outcomes):
             bus.subscribe(observer)
+        bus.subscribe(OperationsLog(status).observe)  # as `router serve` has it: after status
         routed = [target_for(name, receiver.url) for name in (targets if targets is not None else ["crm"])]
-        trust = ssl_context_for(str(receiver.ca_path))
-        if queue_url is not None:  # another backend, through the composition root
-            router_config = RouterConfig(
-                queue_url=queue_url, migrate=True, dispatcher=fast_options(), egress=LOOPBACK, ssl_context=trust
-            )
-            router = build_router(router_config, targets=routed, bus=bus)
-        else:
-            router = EventRouter(
-                SQLiteQueue(tmp_path / f"queue-{len(stacks)}.db", **(queue or {})),
-                targets=routed,
-                bus=bus,
-                options=fast_options(),
-                egress=LOOPBACK,
-                ssl_context=trust,
-            )
+        router_config = RouterConfig(
+            queue_url=queue_url or sqlite_url(tmp_path / f"queue-{len(stacks)}.db"),
+            migrate=True,
+            dispatcher=fast_options(),
+            egress=LOOPBACK,
+            ssl_context=ssl_context_for(str(receiver.ca_path)),
+            sqlite_max_size_bytes=max_queue_bytes,
+        )
+        router = build_router(router_config, targets=routed, bus=bus)
         if start_router:
             await router.start()
         service_config = ServiceConfig(

@@ -153,7 +153,7 @@ async def test_dlq_list_replay_purge_and_enable(router_stack: StackFactory) -> N
     assert enabled.exit_code == 0, enabled.output
     unknown = await invoke("router", "enable", "nobody here", "--url", stack.url)
     assert unknown.exit_code == 1
-    assert "no target named 'nobody here'" in unknown.stderr
+    assert "knows no target named or with id 'nobody here'; it knows: crm" in unknown.stderr
 
 
 async def test_an_unreachable_router_is_exit_1_with_the_url() -> None:

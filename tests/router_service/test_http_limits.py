@@ -170,7 +170,7 @@ async def test_readyz_and_metrics_say_when_the_audit_log_cannot_be_written(
 
 async def test_readyz_says_not_ready_while_the_queue_storage_is_full(router_stack: StackFactory) -> None:
     """Once a put finds the queue's storage full (a 256 KiB cap stands for the disk), /readyz is 503 saying so."""
-    stack = await router_stack(queue={"max_size_bytes": 256 * 1024})
+    stack = await router_stack(max_queue_bytes=256 * 1024)
     status, _, _ = await stack.call("GET", "/readyz", key=None)
     assert status == 200
     big = [{"pad": "z" * 2000, "n": n} for n in range(100)]

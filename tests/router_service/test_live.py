@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from cxone_eventbridge.observe.events import DeliveryAttempted, DeliverySucceeded, ObserverBus
 from cxone_eventbridge.router.live import BUFFER, DeliveryFeed
+from cxone_eventbridge.wire import iso_time
 
 T0 = 1_700_000_000.0
 
@@ -61,7 +62,7 @@ async def test_readers_get_attempts_filtered_by_target_and_failure(feed: Any) ->
     assert [(g["target"], g["status"]) for g in got] == [("crm", 200), ("billing", 200), ("billing", 503)]
     assert got[0] == {
         "type": "attempt",
-        "at": T0,
+        "at": iso_time(T0),
         "target": "crm",
         "eventId": "e1",
         "deliveryId": "d1",

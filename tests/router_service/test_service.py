@@ -135,7 +135,7 @@ async def test_every_kind_of_bad_input_gets_its_status_and_a_json_body(router_st
 
 async def test_a_full_queue_answers_503_and_accepts_nothing(router_stack: StackFactory) -> None:
     """When the queue's storage is full the request is refused whole with 503, Retry-After and a JSON body."""
-    stack = await router_stack(queue={"max_size_bytes": 256 * 1024}, start_router=False, targets=["crm"])
+    stack = await router_stack(max_queue_bytes=256 * 1024, start_router=False, targets=["crm"])
     await stack.router.queue.open()
     big = [{"pad": "z" * 2000, "n": n} for n in range(100)]
     statuses = []

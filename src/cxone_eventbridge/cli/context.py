@@ -87,6 +87,7 @@ def load_targets(
     forbid_plaintext_secrets: bool = False,
     advice: bool = True,
     environ: Mapping[str, str] | None = None,
+    keep_ids: bool = False,
 ) -> list[LoadedTargets]:
     """Every file's targets, warnings printed; one TargetsFileError with all files' problems if any fail."""
     env = os.environ if environ is None else environ
@@ -100,6 +101,7 @@ def load_targets(
                 resolution=resolution,
                 forbid_plaintext_secrets=forbid_plaintext_secrets,
                 advice=advice,
+                keep_ids=keep_ids,
             )
         except TargetsFileError as exc:
             failures.append(exc)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -107,29 +106,8 @@ def warn_retry(notice: RetryNotice) -> None:
 
 
 def show(data: T, output: render.OutputFormat, table: Callable[[T], None], *, json_data: Any = None) -> None:
-    """JSON (the API's shape, times as ISO-8601) or the command's table."""
+    """JSON (the API's shape; its times are ISO-8601) or the command's table."""
     if output is render.OutputFormat.JSON:
-        render.print_json(iso_times(data if json_data is None else json_data))
+        render.print_json(data if json_data is None else json_data)
     else:
         table(data)
-
-
-TIME_KEYS = frozenset(
-    {"acceptedAt", "deadAt", "oldestPendingAt", "lastAttemptAt", "circuitSince", "circuitUntil", "at"}
-)
-
-
-def iso_times(data: Any) -> Any:
-    """``data`` with the router's Unix-seconds times (``acceptedAt``, ``deadAt``...) as ISO-8601 UTC strings."""
-    if isinstance(data, dict):
-        return {
-            key: _iso(value) if key in TIME_KEYS and isinstance(value, int | float) else iso_times(value)
-            for key, value in data.items()
-        }
-    if isinstance(data, list):
-        return [iso_times(item) for item in data]
-    return data
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")

@@ -219,7 +219,9 @@ async def serve_router(options: ServeOptions) -> None:
 
         # No advisory warnings before the banner: endpoints are checked below against this router's own
         # --allow-private, and a catch-all target is what a router of every event is for.
-        targets = all_targets(load_targets([options.targets], resolution=SecretResolution.REQUIRED, advice=False))
+        targets = all_targets(
+            load_targets([options.targets], resolution=SecretResolution.REQUIRED, advice=False, keep_ids=True)
+        )
     refused = await refused_endpoints(targets, egress)
     announce_refusals(refused, total=len(targets))
     bus = ObserverBus()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from cxone_eventbridge.cli import render
-from cxone_eventbridge.cli.circuit_notes import circuit_note
+from cxone_eventbridge.cli.circuit_notes import circuit_note, hold_note
 from cxone_eventbridge.cli.router_connection import CA_BUNDLE, INGEST_KEY, OUTPUT, URL, Connection, call_router, show
 
 if TYPE_CHECKING:
@@ -39,8 +39,9 @@ def _status_tables(data: dict[str, Any]) -> None:
     columns = ["TARGET", "DELIVERED", "FAILED", "RETRIES", "P50 MS", "P99 MS", "CIRCUIT", "PENDING"]
     render.print_table("Targets", columns, rows, fold=("TARGET",))
     now = time.time()
-    for note in filter(None, (circuit_note(t, now=now) for t in data.get("targets", []))):
-        render.info(note)  # why a circuit is open and when it probes next
+    for row in data.get("targets", []):
+        for note in filter(None, (hold_note(row), circuit_note(row, now=now))):
+            render.info(note)  # why a target is held, why a circuit is open and when it probes next
     depths = [queue.get(k) for k in ("pending", "leased", "delivered", "dead")]
     render.print_table(
         "Queue", ["PENDING", "LEASED", "DELIVERED", "DEAD"], [[f"{d:,}" if d is not None else "-" for d in depths]]
@@ -48,15 +49,16 @@ def _status_tables(data: dict[str, Any]) -> None:
 
 
 def status(
+    target: str | None = typer.Option(None, "--target", metavar="TARGET", help="Only this target (name or id)."),
     url: str | None = URL,
     ingest_key: str | None = INGEST_KEY,
     ca_bundle: Path | None = CA_BUNDLE,
     output: render.OutputFormat = OUTPUT,
 ) -> None:
-    """Per target: delivered, failed, retries, p50/p99 latency and circuit; and the queue's depths."""
+    """Per target: delivered, failed, retries, p50/p99 latency, circuit and pause; and the queue's depths."""
 
     async def operation(client: RouterClient) -> dict[str, Any]:
-        return await client.status()
+        return await client.status(target=target)
 
     show(call_router(Connection(url, ingest_key, ca_bundle), operation), output, _status_tables)
 

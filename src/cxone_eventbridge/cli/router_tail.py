@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def describe(item: dict[str, Any]) -> str:
     """One attempt as a line for people: time, target, event id, answer, latency, attempt."""
-    at = datetime.fromtimestamp(float(item["at"]), UTC).strftime("%H:%M:%S.%f")[:-3]
+    at = datetime.fromisoformat(item["at"]).astimezone(UTC).strftime("%H:%M:%S.%f")[:-3]
     answer = str(item["status"]) if item.get("status") is not None else (item.get("error") or "no answer")
     mark = "ok  " if item.get("outcome") == "success" else "FAIL"
     return (

@@ -176,12 +176,15 @@ def load_targets_file(
     resolution: SecretResolution,
     forbid_plaintext_secrets: bool = False,
     advice: bool = True,
+    keep_ids: bool = False,
 ) -> LoadedTargets:
     """Read, parse and validate a targets file; raise TargetsFileError listing every problem.
 
     ``advice=False`` leaves out the advisory warnings (a catch-all target, an endpoint at a private
     address): for a caller that checks endpoints against its own egress policy (``router serve`` knows
     its ``--allow-private`` and announces refusals itself; the demo admits its loopback receivers).
+    ``keep_ids=True`` keeps an entry's control-plane ``id`` (the router names targets by it) instead of
+    ignoring it as set by the server.
     """
     path = Path(path)
     try:
@@ -202,6 +205,7 @@ def load_targets_file(
         resolution=resolution,
         forbid_plaintext_secrets=forbid_plaintext_secrets,
         advice=advice,
+        keep_ids=keep_ids,
     )
 
 
@@ -214,6 +218,7 @@ def validate_targets_data(
     resolution: SecretResolution,
     forbid_plaintext_secrets: bool = False,
     advice: bool = True,
+    keep_ids: bool = False,
 ) -> LoadedTargets:
     """Validate already-parsed targets data (a mapping or a list of mappings)."""
     lines = lines or {}
@@ -239,7 +244,11 @@ def validate_targets_data(
             errors.append(FieldError(f"{where_text(base)}: {_wire_path(base) or '(top)'}", "must be a mapping"))
             continue
         item: dict[str, Any] = json.loads(json.dumps(raw, default=str))  # a deep copy we may edit
-        ignored = [server_field for server_field in SERVER_SET_FIELDS if item.pop(server_field, None) is not None]
+        ignored = [
+            server_field
+            for server_field in SERVER_SET_FIELDS
+            if not (keep_ids and server_field == "id") and item.pop(server_field, None) is not None
+        ]
         if ignored:
             where = (*base, ignored[0])
             warnings.append(f"{where_text(where)}: {', '.join(ignored)}: set by the server; ignored")

@@ -138,6 +138,10 @@ class ObserverBus:
     def subscribe(self, observer: Observer) -> None:
         self._observers.append(observer)
 
+    def unsubscribe(self, observer: Observer) -> None:
+        """Stop handing records to ``observer`` (a watcher that waited for one record: ``router probe``)."""
+        self._observers.remove(observer)
+
     def publish(self, event: ObservedEvent) -> None:
         for observer in self._observers:
             try:

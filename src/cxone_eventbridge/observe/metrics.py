@@ -163,6 +163,15 @@ class RouterMetrics:
             "Age of the oldest pending delivery's event; 0 when nothing is pending.",
             registry=r,
         )
+        self.paused = Gauge(
+            "cxeb_target_paused",
+            "1 while an operator has paused the target (cxeb router pause), else 0.",
+            ["target"],
+            registry=r,
+        )
+        self.disabled = Gauge(
+            "cxeb_target_disabled", "1 while the target is disabled after a 410 answer, else 0.", ["target"], registry=r
+        )
         self.ingest_rejections = Counter(
             "cxeb_ingest_rejections", "Ingest requests refused, by reason.", ["reason"], registry=r
         )
@@ -197,6 +206,8 @@ class RouterMetrics:
         self.circuit.labels(name)  # an Enum child starts in its first state, closed
         self.next_probe.labels(name)
         self.queue_pending.labels(name)
+        self.paused.labels(name)
+        self.disabled.labels(name)
 
     def _remove_target(self, name: str) -> None:
         for metric, label_sets in (
@@ -210,6 +221,8 @@ class RouterMetrics:
             (self.circuit, [(name,)]),
             (self.next_probe, [(name,)]),
             (self.queue_pending, [(name,)]),
+            (self.paused, [(name,)]),
+            (self.disabled, [(name,)]),
         ):
             for labels in label_sets:
                 with contextlib.suppress(KeyError):  # a series that was never created
@@ -268,6 +281,13 @@ class RouterMetrics:
             self.queue_pending.labels(name).set(count)
         self._pending_targets = set(pending_by_target)
         self.oldest_pending_age.set(0.0 if oldest_pending_at is None else max(0.0, now - oldest_pending_at))
+
+    def set_target_holds(self, holds: Mapping[str, str]) -> None:
+        """Refresh the paused and disabled gauges of the configured targets from the queue's holds."""
+        for name in self._targets:
+            hold = holds.get(name)
+            self.paused.labels(name).set(1 if hold == "paused" else 0)
+            self.disabled.labels(name).set(1 if hold is not None and hold != "paused" else 0)
 
     def watch_audit(self, audit: AuditHealthSource) -> None:
         """Export ``audit``'s failed writes and lost records (read at each scrape)."""

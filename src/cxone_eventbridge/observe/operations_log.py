@@ -19,7 +19,7 @@ from cxone_eventbridge.observe.events import CircuitStateChanged, ObservedEvent,
 from cxone_eventbridge.observe.status import StatusTracker
 
 _log = logging.getLogger("cxone_eventbridge.operations")
-_TARGET_ACTIONS = frozenset({"disabled", "enabled"})
+_TARGET_ACTIONS = frozenset({"disabled", "enabled", "paused", "resumed", "probed"})
 
 
 def _iso(unix: float) -> str:
@@ -27,7 +27,7 @@ def _iso(unix: float) -> str:
 
 
 class OperationsLog:
-    """Logs circuit changes and target disable/enable; ``observe`` goes on the router's bus."""
+    """Logs circuit changes and target disable/enable/pause/resume/probe; ``observe`` goes on the router's bus."""
 
     def __init__(self, status: StatusTracker | None = None) -> None:
         self._status = status
@@ -37,6 +37,7 @@ class OperationsLog:
             self._circuit(event)
         elif isinstance(event, TargetChanged) and event.action in _TARGET_ACTIONS:
             reason = event.details.get("reason")
+            # At warning, the router's default level: an operator's steering is seen without -v.
             _log.warning(
                 "target %s %s%s",
                 event.target,

@@ -25,6 +25,7 @@ from cxone_eventbridge.observe.events import (
     EventAccepted,
     ObservedEvent,
 )
+from cxone_eventbridge.wire import iso_time
 
 DEFAULT_WINDOW = 1024
 _FAILED_OUTCOMES = frozenset({"retry", "error"})  # what the circuit counts as a failure (router.circuit)
@@ -96,12 +97,12 @@ class TargetDeliveryStatus(DeliveryCounts):
             "p50Ms": None if p50 is None else round(p50 * 1000, 3),
             "p99Ms": None if p99 is None else round(p99 * 1000, 3),
             "circuit": self.circuit,
-            "circuitSince": self.circuit_since,
-            "circuitUntil": self.circuit_until,
+            "circuitSince": iso_time(self.circuit_since),
+            "circuitUntil": iso_time(self.circuit_until),
             "circuitReason": self.circuit_reason,
             "lastStatus": self.last_status,
             "lastError": self.last_error,
-            "lastAttemptAt": self.last_attempt_at,
+            "lastAttemptAt": iso_time(self.last_attempt_at),
         }
 
 

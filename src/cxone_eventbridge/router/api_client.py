@@ -167,9 +167,9 @@ class RouterClient:
         )
         return [str(event_id) for event_id in answer.get("ids", [])]
 
-    async def status(self) -> dict[str, Any]:
-        """Per-target delivery figures and the queue's depths (``GET /v1/status``)."""
-        return await self._call("GET", "/v1/status")
+    async def status(self, *, target: str | None = None) -> dict[str, Any]:
+        """Per-target delivery figures and the queue's depths (``GET /v1/status``); one target's (name or id)."""
+        return await self._call("GET", "/v1/status", params={"target": target} if target else None)
 
     async def dead_letters(self, *, target: str | None = None, limit: int = 100) -> dict[str, Any]:
         """The newest dead letters first: ``items``, and ``total`` when the router counts them."""
@@ -186,9 +186,26 @@ class RouterClient:
         answer = await self._call("POST", "/v1/dead-letters/purge", json_body=_selection(target, delivery_ids))
         return int(answer["purged"])
 
-    async def enable(self, target: str) -> None:
-        """Re-enable a target the router disabled after its endpoint answered 410 Gone."""
-        await self._call("POST", f"/v1/targets/{quote(target, safe='')}/enable", json_body={})
+    async def enable(self, target: str) -> dict[str, Any]:
+        """Re-enable a target (name or id) the router disabled after its endpoint answered 410 Gone."""
+        return await self._target_action(target, "enable")
+
+    async def pause(self, target: str) -> dict[str, Any]:
+        """Hold a target's deliveries (name or id) until ``resume``: ``{target, paused, changed}``."""
+        return await self._target_action(target, "pause")
+
+    async def resume(self, target: str) -> dict[str, Any]:
+        """Release a paused target's deliveries: ``{target, paused, changed}``."""
+        return await self._target_action(target, "resume")
+
+    async def probe(self, target: str, *, wait_s: float = 30.0) -> dict[str, Any]:
+        """Send the probe of a target's open circuit now; the probe's attempt and the circuit after it."""
+        return await self._target_action(target, "probe", params={"wait": f"{wait_s:g}"})
+
+    async def _target_action(
+        self, target: str, action: str, *, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        return await self._call("POST", f"/v1/targets/{quote(target, safe='')}/{action}", params=params, json_body={})
 
     async def deliveries_live(
         self, *, target: str | None = None, failed: bool = False

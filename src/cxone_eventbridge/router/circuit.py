@@ -82,6 +82,13 @@ class CircuitBreaker:
             return min(cap, 1)
         return 0
 
+    def probe_now(self) -> bool:
+        """An operator's probe (``cxeb router probe``): an open circuit goes half-open now, so its next
+        delivery is the probe. True unless the circuit is closed (nothing to probe)."""
+        if self._state is CircuitState.OPEN:
+            self._open_until = self._clock()
+        return self.state is not CircuitState.CLOSED
+
     def started(self) -> None:
         """A delivery was sent; in half-open state it is the probe."""
         if self.state is CircuitState.HALF_OPEN:

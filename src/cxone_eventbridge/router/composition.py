@@ -58,6 +58,7 @@ class RouterConfig:
     ssl_context: ssl.SSLContext | None = None
     max_event_bytes: int = MAX_EVENT_BYTES
     sqlite_synchronous: Synchronous = "FULL"
+    sqlite_max_size_bytes: int | None = None  # a cap on the SQLite file (QueueFullError beyond it); None: the disk
     postgres_pool_size: int = 4
 
     @property
@@ -80,7 +81,11 @@ def open_queue(settings: RouterConfig, *, clock: Callable[[], float] | None = No
         if not path:
             raise ConfigurationError("--queue: a sqlite URL needs a path: sqlite:///PATH")
         return SQLiteQueue(
-            Path(path), owner=settings.owner, synchronous=settings.sqlite_synchronous, clock=clock or time.time
+            Path(path),
+            owner=settings.owner,
+            synchronous=settings.sqlite_synchronous,
+            max_size_bytes=settings.sqlite_max_size_bytes,
+            clock=clock or time.time,
         )
     parts = urlsplit(settings.queue_url)
     query = parse_qs(parts.query)

@@ -25,6 +25,7 @@ from cxone_eventbridge.observe.events import ObserverBus
 from cxone_eventbridge.observe.status import StatusTracker
 from cxone_eventbridge.observe.timeline import Timeline
 from cxone_eventbridge.router.queue import DeadLetter, QueueStats
+from cxone_eventbridge.wire import iso_time
 
 DEAD_LETTERS_SHOWN = 50
 _ASSETS = {
@@ -107,12 +108,14 @@ class Dashboard:
         for row in targets:
             row["pending"] = int(stats.pending_by_target.get(row["target"], 0))
         letters: Sequence[DeadLetter] = await self._router.dead_letters(limit=DEAD_LETTERS_SHOWN)
+        timeline = self.timeline.columns()
+        timeline["t"] = [iso_time(second) for second in timeline["t"]]
         return web.json_response(
             {
-                "now": self._clock(),
+                "now": iso_time(self._clock()),
                 "eventsAccepted": self._status.events_accepted,
-                "queue": {**depths, "oldestPendingAt": stats.oldest_pending_at},
-                "timeline": self.timeline.columns(),
+                "queue": {**depths, "oldestPendingAt": iso_time(stats.oldest_pending_at)},
+                "timeline": timeline,
                 "targets": targets,
                 "deadLetters": [self._to_wire(letter) for letter in letters],
             }

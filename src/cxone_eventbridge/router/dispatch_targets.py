@@ -92,6 +92,15 @@ class TargetBook:
                 self.shared.pop(name, None)
                 self._background(self._queue.close_circuit(name))
 
+    async def probe(self, name: str, now: float) -> bool:
+        """Half-open the target's circuits now, this router's and the shared one (``cxeb router probe``);
+        False when neither was open or half-open."""
+        local = self.circuits.get(name).probe_now()
+        shared = await self._queue.probe_circuit(name)
+        if shared and (known := self.shared.get(name)) is not None:
+            self.shared[name] = SharedCircuit(min(known.open_until, now), known.open_s)
+        return local or shared
+
     def disable(self, name: str, target: IntegrationTarget, now: float) -> None:
         """The target answered 410 Gone: no more deliveries to it until enabled."""
         if name in self.disabled:

@@ -174,6 +174,13 @@ class Dispatcher:
         self._outcomes.publish_dead_letters(letters, self._clock())
         return letters
 
+    async def probe(self, name: str) -> bool:
+        """Send the probe of ``name``'s open circuit now, rather than when its wait ends; False when its
+        circuit is closed here and in the queue."""
+        probed = await self._book.probe(name, self._clock())
+        self.notify()
+        return probed
+
     def set_disabled(self, names: set[str]) -> None:
         self._book.disabled = set(names)
         for name in names:

@@ -8,7 +8,13 @@ the reason.
 
 A target that answers 410 Gone is disabled (remembered in the queue across restarts, and seen by every
 router sharing the queue); its deliveries, and those of events accepted meanwhile, wait in the queue
-until ``enable_target`` or until they expire.
+until ``enable_target`` or until they expire. An operator's pause (``pause_target``) is the same record
+with the reason ``paused``: the target's deliveries are held, spending no attempt, until ``resume_target``;
+ingest still accepts events for it. Pause, resume and enable are published as ``TargetChanged`` records
+(the audit log and the operations log write them).
+
+Commands name a target by its name or by its control-plane id (``resolve_target``): the router knows the
+ids of targets synced from the API and of targets-file entries that carry one.
 """
 
 from __future__ import annotations
@@ -19,13 +25,21 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cxone_eventbridge import secret_refs
-from cxone_eventbridge.exceptions import FieldError, InputError, InvalidEventError, QueueFullError
+from cxone_eventbridge.exceptions import FieldError, InputError, InvalidEventError, QueueFullError, UnknownTargetError
 from cxone_eventbridge.matching import RoutingTable
 from cxone_eventbridge.models import IntegrationTarget, TargetStatus
-from cxone_eventbridge.observe.events import EventAccepted, IngestRejected, ObserverBus
+from cxone_eventbridge.observe.events import (
+    DeliveryAttempted,
+    EventAccepted,
+    IngestRejected,
+    ObservedEvent,
+    ObserverBus,
+    TargetChanged,
+)
 from cxone_eventbridge.router.circuit import CircuitState
 from cxone_eventbridge.router.delivery import DeliveryClient, HeaderHook, create_transport
 from cxone_eventbridge.router.dispatcher import Dispatcher, DispatcherOptions
@@ -39,15 +53,29 @@ from cxone_eventbridge.router.queue import (
     QueuedEvent,
     QueueStats,
 )
+from cxone_eventbridge.router.queue.records import TargetHold
 from cxone_eventbridge.ssrf import EgressPolicy, Resolver, system_resolver
 from cxone_eventbridge.wire import MAX_EVENT_BYTES, encode_event, event_id_problem
 
 log = logging.getLogger(__name__)
 
+_KNOWN_SHOWN = 20  # targets named in an "unknown target" message
+
 # ingest() lets other work on the event loop run whenever preparing events (encoding, matching) has
 # held it this long: 10,000 events in one request must not hold the loop throughout. Only when other
 # work runs depends on time, never what is accepted.
 _STEP_S = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOutcome:
+    """What ``probe_target`` did: whether a circuit was open (or half-open) to probe, how many deliveries were
+    pending to probe with, and the probe's attempt (None when none was pending, or when no attempt was seen
+    by this router within the wait: another router sharing the queue may have leased it)."""
+
+    probed: bool
+    pending: int = 0
+    attempt: DeliveryAttempted | None = None
 
 
 def _new_event_id() -> str:
@@ -235,15 +263,110 @@ class EventRouter:
         """Targets that deliver nothing now: disabled by a 410 answer or by their control-plane status."""
         return sorted(self._disabled())
 
+    def resolve_target(self, ref: str) -> str:
+        """The name of the target ``ref`` names: its name or its control-plane id.
+
+        UnknownTargetError, naming the targets the router knows, when ``ref`` names none of them, or names
+        two (one target's name is another's id). A held target no longer configured is known by name.
+        """
+        by_id = sorted(name for name, target in self._targets.items() if target.id == ref)
+        if ref in self._targets or ref in self._gone:
+            if by_id and by_id != [ref]:
+                raise UnknownTargetError(
+                    f"{ref!r} is ambiguous: the name of one target and the id of target {by_id[0]!r}; "
+                    f"name that one by its name",
+                    known=self._known(),
+                )
+            return ref
+        if len(by_id) == 1:
+            return by_id[0]
+        known = self._known()
+        listed = ", ".join(known[:_KNOWN_SHOWN]) + (
+            f" and {len(known) - _KNOWN_SHOWN} more" if len(known) > _KNOWN_SHOWN else ""
+        )
+        raise UnknownTargetError(
+            f"the router knows no target named or with id {ref!r}; it knows: {listed or 'no targets'}", known=known
+        )
+
+    def _known(self) -> list[str]:
+        """The targets as an "unknown target" message lists them: name, and id where the router has one."""
+        return [f"{name} (id {t.id})" if t.id else name for name, t in sorted(self._targets.items())]
+
+    async def target_holds(self) -> dict[str, str]:
+        """Targets whose deliveries the queue holds, and why (``TargetHold``: gone, paused), for every router."""
+        return await self.queue.disabled_targets()
+
     async def enable_target(self, name: str) -> bool:
-        """Deliver to ``name`` again after a 410; False when no such target is known."""
+        """Deliver to ``name`` again after a 410 (or a pause); False when no such target is known."""
         known = name in self._targets or name in self._gone
         if not known:
             return False
         self._gone.discard(name)
         await self.queue.enable_target(name)
         self._sync_dispatcher()
+        self._publish_change("enabled", name)
         return True
+
+    async def pause_target(self, name: str) -> None:
+        """Hold ``name``'s deliveries in the queue, for every router sharing it, until ``resume_target``.
+
+        Nothing is leased for it meanwhile, so no attempt is spent; deliveries leased ahead are given back
+        and attempts already in flight finish. Events for it are still accepted.
+        """
+        await self.queue.disable_target(name, reason=TargetHold.PAUSED.value)
+        self._gone.add(name)
+        self._sync_dispatcher()
+        self._publish_change("paused", name)
+
+    async def resume_target(self, name: str) -> bool:
+        """Release a paused target's deliveries; False when it was not paused."""
+        if (await self.queue.disabled_targets()).get(name) != TargetHold.PAUSED:
+            return False
+        self._gone.discard(name)
+        await self.queue.enable_target(name)
+        self._sync_dispatcher()
+        self._publish_change("resumed", name)
+        return True
+
+    async def probe_target(self, name: str, *, wait_s: float) -> ProbeOutcome:
+        """Probe ``name``'s open circuit now: it goes half-open at once (here and in the queue), so its next
+        pending delivery is sent as the probe; waits up to ``wait_s`` for that attempt. A closed circuit is
+        left alone (``probed=False``)."""
+        if self._dispatcher is None:
+            return ProbeOutcome(probed=False)
+        seen: asyncio.Future[DeliveryAttempted] = asyncio.get_running_loop().create_future()
+
+        def watch(event: ObservedEvent) -> None:
+            if isinstance(event, DeliveryAttempted) and event.target == name and not seen.done():
+                seen.set_result(event)
+
+        self.bus.subscribe(watch)
+        try:
+            if not await self._dispatcher.probe(name):
+                return ProbeOutcome(probed=False)
+            self._publish_change("probed", name)
+            pending = (await self.queue.stats()).pending_by_target.get(name, 0)
+            if pending == 0 and not seen.done():
+                return ProbeOutcome(probed=True)
+            try:
+                attempt = await asyncio.wait_for(asyncio.shield(seen), wait_s)
+            except TimeoutError:
+                return ProbeOutcome(probed=True, pending=pending)
+            return ProbeOutcome(probed=True, pending=pending, attempt=attempt)
+        finally:
+            self.bus.unsubscribe(watch)
+
+    def _publish_change(self, action: str, name: str, **details: object) -> None:
+        target = self._targets.get(name)
+        self.bus.publish(
+            TargetChanged(
+                action=action,
+                target=name,
+                target_id=target.id if target is not None else None,
+                at=self._clock(),
+                details=dict(details),
+            )
+        )
 
     def circuit_states(self) -> dict[str, CircuitState]:
         return self._dispatcher.circuit_states() if self._dispatcher is not None else {}

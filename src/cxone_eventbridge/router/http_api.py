@@ -178,7 +178,7 @@ class RouterAPI:
             dead_letter_to_wire=dead_letters.dead_letter_to_wire,
             clock=self._clock,
         ).mount(app)
-        DeliveryFeed(self.bus).mount(app)
+        DeliveryFeed(self.bus, resolve=self.router.resolve_target).mount(app)
         return app
 
     def _reject(self, error: IngestError) -> web.Response:

@@ -5,7 +5,8 @@ every connected reader at once (no polling, so a reader sees an attempt within m
 The answer is NDJSON over a chunked response: a first ``{"type": "hello"}`` line once the stream is
 open, then one ``{"type": "attempt", ...}`` line per attempt, and an empty line every
 ``KEEPALIVE_S`` seconds so proxies keep the connection. ``?target=NAME`` keeps one target's attempts,
-``?failed=true`` only the failed ones.
+``?failed=true`` only the failed ones; the target is named by its name or control-plane id (an unknown
+one is a 404 naming the targets the router knows).
 
 A slow reader never slows deliveries: each reader has a bounded buffer, and what does not fit is dropped
 and counted in a ``{"type": "dropped", "count": N}`` line. When the router stops, every stream ends.
@@ -15,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from cxone_eventbridge.exceptions import IngestError, UnknownTargetError
 from cxone_eventbridge.observe.events import DeliveryAttempted, ObservedEvent, ObserverBus
+from cxone_eventbridge.wire import iso_time
 
 KEEPALIVE_S = 15.0
 BUFFER = 1000
@@ -29,10 +33,10 @@ _END = object()
 
 
 def attempt_to_wire(event: DeliveryAttempted) -> dict[str, Any]:
-    """One attempt as a JSON object (camelCase, time as Unix seconds)."""
+    """One attempt as a JSON object (camelCase, time ISO-8601)."""
     return {
         "type": "attempt",
-        "at": event.at,
+        "at": iso_time(event.at),
         "target": event.target,
         "eventId": event.event_id,
         "deliveryId": event.delivery_id,
@@ -64,7 +68,11 @@ def _flag(value: str | None) -> bool:
 class DeliveryFeed:
     """Fans attempts out to live readers; ``mount`` adds the route and ends the streams on shutdown."""
 
-    def __init__(self, bus: ObserverBus, *, keepalive_s: float = KEEPALIVE_S) -> None:
+    def __init__(
+        self, bus: ObserverBus, *, keepalive_s: float = KEEPALIVE_S, resolve: Callable[[str], str] | None = None
+    ) -> None:
+        """``resolve`` turns ``?target=`` (name or id) into the target's name, or raises UnknownTargetError."""
+        self._resolve = resolve
         self._readers: set[_Reader] = set()
         self._keepalive_s = keepalive_s
         bus.subscribe(self.observe)
@@ -100,6 +108,11 @@ class DeliveryFeed:
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         target = request.query.get("target") or None
+        if target is not None and self._resolve is not None:
+            try:
+                target = self._resolve(target)
+            except UnknownTargetError as exc:
+                raise IngestError(404, "not_found", exc.message, [("target", target)]) from None
         reader = _Reader(target=target, failed_only=_flag(request.query.get("failed")))
         response = web.StreamResponse(
             headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -248,6 +248,18 @@ async def test_expire_dead_letters_what_waited_too_long(queue: DeliveryQueue, cl
     assert d.event_id == "young"
 
 
+async def test_a_paused_targets_work_does_not_expire(queue: DeliveryQueue, clock: ManualClock) -> None:
+    """Pending deliveries of a target disabled as paused stay pending past the maximum age; a target
+    disabled by a 410 (gone) still expires, as before."""
+    await queue.put([event("old", "a", "b", "c", at=T0)])
+    await queue.disable_target("a", reason="paused")
+    await queue.disable_target("b", reason="gone")
+    clock.now = T0 + 86_401
+    expired = await queue.expire(max_age_s=86_400)
+    assert sorted(x.target for x in expired) == ["b", "c"]
+    assert (await queue.stats()).pending_by_target == {"a": 1}
+
+
 async def test_dead_letter_target_takes_a_removed_targets_pending_work_at_once(
     queue: DeliveryQueue, clock: ManualClock
 ) -> None:
@@ -356,6 +368,24 @@ async def test_disabled_targets_are_shared_persist_and_are_not_leased(make_queue
     assert await two.enable_target("a") is False
     assert await one.disabled_targets() == {}
     assert [d.target for d in await one.lease(ALL, limit=10, lease_s=30)] == ["a"]
+
+
+async def test_probe_circuit_lets_the_probe_through_now_for_every_queue(
+    make_queue: QueueFactory, clock: ManualClock
+) -> None:
+    """An open shared circuit probed through one queue hands its probe out through another at once, keeping
+    its open period; a target without a shared circuit has nothing to probe."""
+    one = await make_queue(owner="one")
+    await one.put([event("e1", "a"), event("e2", "a")])
+    await one.open_circuit("a", open_for_s=60)
+    two = await make_queue(owner="two")
+    assert await two.lease(ALL, limit=10, lease_s=30) == []
+    assert await one.probe_circuit("a") is True
+    assert await one.probe_circuit("b") is False
+    [probe] = await two.lease(ALL, limit=10, lease_s=30)
+    assert probe.probe
+    assert (await two.circuits())["a"].open_s == pytest.approx(60)
+    assert await one.lease(ALL, limit=10, lease_s=30) == []  # one probe at a time
 
 
 async def test_max_in_flight_holds_across_queues_sharing_storage(make_queue: QueueFactory) -> None:

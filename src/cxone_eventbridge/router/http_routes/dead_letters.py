@@ -1,5 +1,6 @@
 """``GET /v1/dead-letters`` (``?target=&limit=``), ``POST /v1/dead-letters/replay`` and ``.../purge``
-(``{"target": ..., "deliveryIds": [...]}``, both optional); replays and purges are logged as operations."""
+(``{"target": ..., "deliveryIds": [...]}``, both optional); replays and purges are logged as operations.
+A target is named by its name or control-plane id."""
 
 from __future__ import annotations
 
@@ -8,17 +9,17 @@ from typing import Any
 
 from aiohttp import web
 
-from cxone_eventbridge.exceptions import IngestError
+from cxone_eventbridge.exceptions import IngestError, UnknownTargetError
 from cxone_eventbridge.router.http_routes import context
 from cxone_eventbridge.router.queue import DeadLetter
-from cxone_eventbridge.wire import loads
+from cxone_eventbridge.wire import iso_time, loads
 
 routes = web.RouteTableDef()
 _ops_log = logging.getLogger("cxone_eventbridge.operations")  # observe.operations_log's lines
 
 
 def dead_letter_to_wire(letter: DeadLetter) -> dict[str, Any]:
-    """A dead letter as JSON (camelCase, times as Unix seconds)."""
+    """A dead letter as JSON (camelCase, times ISO-8601)."""
     return {
         "deliveryId": letter.delivery_id,
         "eventId": letter.event_id,
@@ -28,8 +29,8 @@ def dead_letter_to_wire(letter: DeadLetter) -> dict[str, Any]:
         "reason": letter.reason,
         "lastStatus": letter.last_status,
         "lastError": letter.last_error,
-        "acceptedAt": letter.accepted_at,
-        "deadAt": letter.dead_at,
+        "acceptedAt": iso_time(letter.accepted_at),
+        "deadAt": iso_time(letter.dead_at),
     }
 
 
@@ -45,9 +46,22 @@ def _log_operation(action: str, count: int, ids: list[str] | None, target: str |
     )
 
 
+async def _target(request: web.Request, ref: str | None) -> str | None:
+    """The target a selection names (name or id); a name the router no longer routes to is kept when it still
+    has dead letters (a removed target's, replayable should it return); otherwise a 404 naming what it knows."""
+    if ref is None:
+        return None
+    try:
+        return context.of(request).router.resolve_target(ref)
+    except UnknownTargetError:
+        if await context.of(request).router.dead_letters(target=ref, limit=1):
+            return ref
+        return context.resolve_target(request, ref)  # the 404
+
+
 @routes.get("/v1/dead-letters")
 async def list_dead_letters(request: web.Request) -> web.Response:
-    target = request.query.get("target") or None
+    target = await _target(request, request.query.get("target") or None)
     try:
         limit = int(request.query.get("limit", "100"))
     except ValueError:
@@ -75,7 +89,7 @@ async def _selection(request: web.Request) -> tuple[list[str] | None, str | None
         errors.append(("target", "must be a string"))
     if errors:
         raise IngestError(422, "invalid_body", "the selection is invalid", errors)
-    return ids, target
+    return ids, await _target(request, target)
 
 
 @routes.post("/v1/dead-letters/replay")

@@ -108,7 +108,8 @@ class Maintenance(Protocol):
     """Background upkeep."""
 
     async def expire(self, *, max_age_s: float) -> list[DeadLetter]:
-        """Dead-letter (``expired``) every pending delivery accepted more than ``max_age_s`` ago."""
+        """Dead-letter (``expired``) every pending delivery accepted more than ``max_age_s`` ago, except those
+        of targets disabled with the reason ``paused`` (``TargetHold.PAUSED``): they wait for the resume."""
         ...
 
     async def dead_letter_target(self, target: str, *, reason: str) -> list[DeadLetter]:
@@ -153,6 +154,11 @@ class TargetStateStore(Protocol):
 
     async def close_circuit(self, name: str) -> None:
         """Close a target's shared circuit (a delivery succeeded)."""
+
+    async def probe_circuit(self, name: str) -> bool:
+        """End an open shared circuit's wait now, so its probe is leased at once (``cxeb router probe``); its
+        last open period is kept for the next doubling. True when the target had a shared circuit."""
+        ...
 
     async def circuits(self) -> dict[str, SharedCircuit]:
         """Targets whose shared circuit is open or half-open."""

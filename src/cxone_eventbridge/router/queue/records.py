@@ -43,6 +43,13 @@ class DeadLetterReason(StrEnum):
     TARGET_REMOVED = "target_removed"  # the target was removed; replayable if it comes back
 
 
+class TargetHold(StrEnum):
+    """Why a target's deliveries are held in the queue: the reason its disabled-target record carries."""
+
+    GONE = "gone"  # its endpoint answered 410 Gone; `cxeb router enable` releases it
+    PAUSED = "paused"  # an operator paused it; `cxeb router resume` releases it, and its work does not expire
+
+
 def delivery_id_for(event_id: str, target: str) -> str:
     """The Standard Webhooks ``webhook-id`` of the delivery of ``event_id`` to ``target``.
 

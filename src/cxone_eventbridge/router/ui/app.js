@@ -47,8 +47,13 @@
     return (seconds / 3600).toFixed(1) + " h";
   }
 
-  function fmtTime(unix) {
-    return new Date(unix * 1000).toISOString().replace("T", " ").slice(0, 19) + "Z";
+  // The API writes times as ISO-8601 strings; the page computes with Unix seconds.
+  function secs(iso) {
+    return iso === null || iso === undefined ? null : Date.parse(iso) / 1000;
+  }
+
+  function fmtTime(iso) {
+    return iso.replace("T", " ").slice(0, 19) + "Z";
   }
 
   function cell(row, text, className) {
@@ -157,7 +162,7 @@
     const upTo = tl.t.length - 1; // the current second is still filling up: leave it out
     const from = firstActiveIndex(tl, upTo);
     const cut = (name) => tl[name].slice(from, upTo);
-    const t = tl.t.slice(from, upTo);
+    const t = tl.t.slice(from, upTo).map(secs);
     drawChart($("chart-throughput"), t, [
       { name: "accepted", color: COLORS.accepted, values: cut("accepted") },
       { name: "delivered", color: COLORS.delivered, values: cut("delivered") },
@@ -189,14 +194,14 @@
     $("tile-p99").textContent = recent.length ? Math.max(...recent).toFixed(1) + " ms" : "–";
     $("tile-pending").textContent = String(data.queue.pending);
     const oldest = data.queue.oldestPendingAt;
-    $("tile-oldest").textContent = oldest === null ? "–" : fmtDuration(data.now - oldest);
+    $("tile-oldest").textContent = oldest === null ? "–" : fmtDuration(secs(data.now) - secs(oldest));
     $("tile-dead").textContent = String(data.queue.dead);
   }
 
   function lastAnswer(row, now) {
     if (row.lastAttemptAt === null || row.lastAttemptAt === undefined) return "no attempt yet";
     const what = row.lastStatus !== null ? "status " + row.lastStatus : row.lastError || "no answer";
-    return what + ", " + fmtDuration(now - row.lastAttemptAt) + " ago";
+    return what + ", " + fmtDuration(secs(now) - secs(row.lastAttemptAt)) + " ago";
   }
 
   function renderTargets(data) {
@@ -214,7 +219,7 @@
       if (t.circuit !== "closed") {
         const why = document.createElement("span");
         why.className = "why";
-        const next = t.circuitUntil !== null ? "next probe in " + fmtDuration(t.circuitUntil - data.now) : "probing";
+        const next = t.circuitUntil !== null ? "next probe in " + fmtDuration(secs(t.circuitUntil) - secs(data.now)) : "probing";
         why.textContent = next + (t.circuitReason ? " — " + t.circuitReason : "");
         circuit.appendChild(why);
       }

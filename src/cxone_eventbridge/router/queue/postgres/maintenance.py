@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cxone_eventbridge.router.queue.postgres import statements as sql
 from cxone_eventbridge.router.queue.postgres.connection import PostgresConnection
-from cxone_eventbridge.router.queue.records import DeadLetter, DeadLetterReason, QueueStats
+from cxone_eventbridge.router.queue.records import DeadLetter, DeadLetterReason, QueueStats, TargetHold
 
 
 class PostgresMaintenance(PostgresConnection):
@@ -13,7 +13,9 @@ class PostgresMaintenance(PostgresConnection):
 
     async def expire(self, *, max_age_s: float) -> list[DeadLetter]:
         async with self._connection() as conn:
-            rows = await conn.fetch(sql.EXPIRE, self._now(), max_age_s, DeadLetterReason.EXPIRED.value)
+            rows = await conn.fetch(
+                sql.EXPIRE, self._now(), max_age_s, DeadLetterReason.EXPIRED.value, TargetHold.PAUSED.value
+            )
         return sorted((DeadLetter.from_row(row) for row in rows), key=lambda d: (d.accepted_at, d.delivery_id))
 
     async def dead_letter_target(self, target: str, *, reason: str) -> list[DeadLetter]:

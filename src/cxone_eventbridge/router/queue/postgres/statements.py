@@ -91,6 +91,10 @@ OPEN_CIRCUIT: Final = (
     " ON CONFLICT (name) DO UPDATE SET circuit_open_until = excluded.circuit_open_until,"
     " circuit_open_s = excluded.circuit_open_s"
 )
+PROBE_CIRCUIT: Final = (
+    f"UPDATE target_state SET circuit_open_until = least(circuit_open_until, {NOW})"
+    " WHERE name = $2 AND circuit_open_until IS NOT NULL RETURNING name"
+)
 CIRCUITS: Final = (
     f"SELECT name, circuit_open_until, circuit_open_s, {NOW} FROM target_state WHERE circuit_open_until IS NOT NULL"
 )
@@ -132,9 +136,12 @@ DEAD_LETTER_COLUMNS: Final = (
     "d.delivery_id, e.event_id, d.target, d.priority, d.attempts, d.reason, d.last_status, d.last_error,"
     " d.accepted_at, d.done_at"
 )
+# A paused target's work ($4: the paused reason) waits for its resume instead of expiring.
 EXPIRE: Final = (
     f"UPDATE deliveries d SET state = 3, reason = $3, done_at = {NOW} FROM events e"
-    f" WHERE d.state = 0 AND d.accepted_at < {NOW} - $2 AND e.id = d.event_seq RETURNING {DEAD_LETTER_COLUMNS}"
+    f" WHERE d.state = 0 AND d.accepted_at < {NOW} - $2 AND e.id = d.event_seq"
+    " AND NOT EXISTS (SELECT 1 FROM target_state t WHERE t.name = d.target AND t.disabled_reason = $4)"
+    f" RETURNING {DEAD_LETTER_COLUMNS}"
 )
 DEAD_LETTER_TARGET: Final = (
     f"UPDATE deliveries d SET state = 3, reason = $3, done_at = {NOW} FROM events e"

@@ -41,6 +41,13 @@ class PostgresTargetState(PostgresConnection):
             if closed is not None:
                 await self._notify(conn)
 
+    async def probe_circuit(self, name: str) -> bool:
+        async with self._connection() as conn, conn.transaction():
+            probed = await conn.fetchval(sql.PROBE_CIRCUIT, self._now(), name)
+            if probed is not None:
+                await self._notify(conn)  # the probe is ready now, for whichever router leases it
+        return probed is not None
+
     async def circuits(self) -> dict[str, SharedCircuit]:
         async with self._connection() as conn:
             rows = await conn.fetch(sql.CIRCUITS, self._now())

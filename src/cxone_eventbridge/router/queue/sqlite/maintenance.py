@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from cxone_eventbridge.router.queue.records import DeadLetter, DeadLetterReason, DeliveryState, QueueStats
+from cxone_eventbridge.router.queue.records import DeadLetter, DeadLetterReason, DeliveryState, QueueStats, TargetHold
 from cxone_eventbridge.router.queue.sqlite import schema
 from cxone_eventbridge.router.queue.sqlite.dead_letters import dead_letters_by_seq, drop_orphans
 from cxone_eventbridge.router.queue.sqlite.store import SQLiteStore
@@ -21,8 +21,9 @@ class SQLiteMaintenance(SQLiteStore):
                 row[0]
                 for row in conn.execute(
                     "UPDATE deliveries SET state = 3, reason = ?, done_at = ?"
-                    " WHERE state = 0 AND accepted_at < ? RETURNING seq",
-                    (DeadLetterReason.EXPIRED.value, now, now - max_age_s),
+                    " WHERE state = 0 AND accepted_at < ?"  # a paused target's work waits for its resume
+                    " AND target NOT IN (SELECT name FROM disabled_targets WHERE reason = ?) RETURNING seq",
+                    (DeadLetterReason.EXPIRED.value, now, now - max_age_s, TargetHold.PAUSED.value),
                 ).fetchall()
             ]
             return dead_letters_by_seq(conn, seqs)

@@ -57,6 +57,15 @@ class SQLiteTargetState(SQLiteStore):
 
         await self._executor.submit(op)
 
+    async def probe_circuit(self, name: str) -> bool:
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> bool:
+            sql = "UPDATE circuits SET open_until = MIN(open_until, ?) WHERE name = ?"
+            return conn.execute(sql, (now, name)).rowcount > 0
+
+        return await self._executor.submit(op)
+
     async def circuits(self) -> dict[str, SharedCircuit]:
         def op(conn: sqlite3.Connection) -> dict[str, SharedCircuit]:
             rows = conn.execute("SELECT name, open_until, open_s FROM circuits").fetchall()
