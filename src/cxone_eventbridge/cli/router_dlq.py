@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from cxone_eventbridge.router.api_client import RouterClient
 
 dlq_commands = typer.Typer(help="List, replay or purge dead letters.", no_args_is_help=True, rich_markup_mode=None)
-TARGET_FILTER = typer.Option(None, "--target", metavar="NAME", help="Only this target's dead letters.")
+TARGET_FILTER = typer.Option(None, "--target", metavar="TARGET", help="Only this target's dead letters (name or id).")
 DELIVERY_IDS = typer.Option(None, "--id", metavar="DELIVERY_ID", help="A delivery id (repeatable).")
 
 

@@ -34,7 +34,9 @@ def describe(item: dict[str, Any]) -> str:
 
 
 def tail(  # noqa: PLR0917 -- typer maps each option to a parameter
-    target: str | None = typer.Option(None, "--target", metavar="NAME", help="Only this target's deliveries."),
+    target: str | None = typer.Option(
+        None, "--target", metavar="TARGET", help="Only this target's deliveries (name or id)."
+    ),
     failed: bool = typer.Option(False, "--failed", help="Only failed attempts."),
     output: render.OutputFormat = OUTPUT,
     url: str | None = URL,

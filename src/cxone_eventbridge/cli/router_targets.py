@@ -17,66 +17,47 @@ if TYPE_CHECKING:
 TARGET = typer.Argument(..., metavar="TARGET", help="The target's name or control-plane id.")
 
 
-def _steer(
-    connection: Connection,
-    output: render.OutputFormat,
-    action: Callable[[RouterClient], Awaitable[dict[str, Any]]],
+def _steering_command(
+    action: Callable[[RouterClient, str], Awaitable[dict[str, Any]]],
     describe: Callable[[dict[str, Any]], str],
-) -> None:
-    answer = call_router(connection, action)
-    show(answer, output, lambda data: render.success(describe(data)))
+    doc: str,
+) -> Callable[..., None]:
+    """A command that applies ``action`` to one target and says what it did (the three alike: enable,
+    pause, resume)."""
+
+    def command(
+        target: str = TARGET,
+        url: str | None = URL,
+        ingest_key: str | None = INGEST_KEY,
+        ca_bundle: Path | None = CA_BUNDLE,
+        output: render.OutputFormat = OUTPUT,
+    ) -> None:
+        answer = call_router(Connection(url, ingest_key, ca_bundle), lambda client: action(client, target))
+        show(answer, output, lambda data: render.success(describe(data)))
+
+    command.__doc__ = doc
+    return command
 
 
-def enable(
-    target: str = TARGET,
-    url: str | None = URL,
-    ingest_key: str | None = INGEST_KEY,
-    ca_bundle: Path | None = CA_BUNDLE,
-    output: render.OutputFormat = OUTPUT,
-) -> None:
-    """Re-enable a target that the router disabled after its endpoint answered 410 Gone (or that was paused)."""
-    _steer(
-        Connection(url, ingest_key, ca_bundle),
-        output,
-        lambda client: client.enable(target),
-        lambda answer: f"target {answer['target']} enabled",
-    )
-
-
-def pause(
-    target: str = TARGET,
-    url: str | None = URL,
-    ingest_key: str | None = INGEST_KEY,
-    ca_bundle: Path | None = CA_BUNDLE,
-    output: render.OutputFormat = OUTPUT,
-) -> None:
+enable = _steering_command(
+    lambda client, target: client.enable(target),
+    lambda answer: f"target {answer['target']} enabled",
+    "Re-enable a target that the router disabled after its endpoint answered 410 Gone (or that was paused).",
+)
+pause = _steering_command(
+    lambda client, target: client.pause(target),
+    lambda answer: f"target {answer['target']} " + ("paused" if answer["changed"] else "was already paused"),
     """Hold a target's deliveries until `resume`: no attempt is spent and they do not expire meanwhile.
 
     Events for it are still accepted. The pause is kept in the queue: it holds across restarts and for
     every router sharing the queue.
-    """
-    _steer(
-        Connection(url, ingest_key, ca_bundle),
-        output,
-        lambda client: client.pause(target),
-        lambda answer: f"target {answer['target']} " + ("paused" if answer["changed"] else "was already paused"),
-    )
-
-
-def resume(
-    target: str = TARGET,
-    url: str | None = URL,
-    ingest_key: str | None = INGEST_KEY,
-    ca_bundle: Path | None = CA_BUNDLE,
-    output: render.OutputFormat = OUTPUT,
-) -> None:
-    """Release a paused target's deliveries."""
-    _steer(
-        Connection(url, ingest_key, ca_bundle),
-        output,
-        lambda client: client.resume(target),
-        lambda answer: f"target {answer['target']} " + ("resumed" if answer["changed"] else "was not paused"),
-    )
+    """,
+)
+resume = _steering_command(
+    lambda client, target: client.resume(target),
+    lambda answer: f"target {answer['target']} " + ("resumed" if answer["changed"] else "was not paused"),
+    "Release a paused target's deliveries.",
+)
 
 
 def describe_probe(answer: dict[str, Any]) -> str:
@@ -122,5 +103,5 @@ def probe(  # noqa: PLR0917 -- typer maps each option to a parameter
 
 def register(router_app: typer.Typer) -> None:
     """Add the target commands to the ``router`` group."""
-    for command in (enable, pause, resume, probe):
-        router_app.command(command.__name__)(command)
+    for name, command in (("enable", enable), ("pause", pause), ("resume", resume), ("probe", probe)):
+        router_app.command(name)(command)

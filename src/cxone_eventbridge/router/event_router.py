@@ -301,10 +301,7 @@ class EventRouter:
         known = name in self._targets or name in self._gone
         if not known:
             return False
-        self._gone.discard(name)
-        await self.queue.enable_target(name)
-        self._sync_dispatcher()
-        self._publish_change("enabled", name)
+        await self._release(name, "enabled")
         return True
 
     async def pause_target(self, name: str) -> None:
@@ -322,11 +319,15 @@ class EventRouter:
         """Release a paused target's deliveries; False when it was not paused."""
         if (await self.queue.disabled_targets()).get(name) != TargetHold.PAUSED:
             return False
+        await self._release(name, "resumed")
+        return True
+
+    async def _release(self, name: str, action: str) -> None:
+        """Forget the queue's hold on ``name`` (for every router) and deliver to it again; say so as ``action``."""
         self._gone.discard(name)
         await self.queue.enable_target(name)
         self._sync_dispatcher()
-        self._publish_change("resumed", name)
-        return True
+        self._publish_change(action, name)
 
     async def probe_target(self, name: str, *, wait_s: float) -> ProbeOutcome:
         """Probe ``name``'s open circuit now: it goes half-open at once (here and in the queue), so its next
