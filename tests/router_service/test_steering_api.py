@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -101,3 +102,35 @@ async def test_probe_with_nothing_pending_leaves_the_circuit_half_open_and_says_
     assert "paused" in body["message"]
     status, body, _ = await stack.call("POST", "/v1/targets/crm/probe?wait=soon")
     assert (status, body["error"], body["errors"]) == (400, "invalid_wait", [{"field": "wait", "message": "soon"}])
+
+
+async def test_a_pause_through_one_router_holds_for_another_on_the_same_postgresql_queue(
+    router_stack: StackFactory, pg_schema: str, postgres_dsn: str
+) -> None:
+    """Router A pauses crm; router B, sharing A's queue, accepts events for it and sends them nowhere until B
+    resumes it (the witness target proves B's events were leased and sent meanwhile)."""
+    url = f"{postgres_dsn}?schema={pg_schema}"
+    first = await router_stack(queue_url=url, targets=["crm", "witness"])
+    second = await router_stack(queue_url=url, targets=["crm", "witness"])
+    both = (first, second)
+
+    def delivered(target: str) -> list[str]:
+        return sorted(d.event_id for stack in both for d in stack.outcomes.delivered if d.target == target)
+
+    async def until(target: str, count: int) -> None:
+        async with asyncio.timeout(30):
+            while len(delivered(target)) < count:  # noqa: ASYNC110 -- two routers' outcomes, polled
+                await asyncio.sleep(0.02)
+
+    assert (await first.call("POST", "/v1/targets/crm/pause"))[0] == 200
+    assert (await second.call("POST", "/v1/events", json=[{"id": "held"}]))[0] == 202
+    await until("witness", 1)
+    assert delivered("crm") == []
+    _, body, _ = await second.call("GET", "/v1/status?target=crm")
+    assert body["targets"][0]["hold"] == "paused"
+    assert body["queue"]["pendingByTarget"]["crm"] == 1
+
+    assert (await second.call("POST", "/v1/targets/crm/resume"))[0] == 200
+    assert (await second.call("POST", "/v1/events", json=[{"id": "canary"}]))[0] == 202
+    await until("crm", 2)
+    assert delivered("crm") == ["canary", "held"]
