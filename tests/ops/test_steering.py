@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cxone_eventbridge.sandbox.receiver import ReceiverConfig, RunningReceiver, start_receiver
 
+from ..waiting import until
 from .conftest import CXEB, KEY, RouterFactory, RouterProcess
 
 pytestmark = pytest.mark.e2e
@@ -47,16 +48,6 @@ async def cxeb(*args: str) -> tuple[int, str, str]:
 def received(receiver: RunningReceiver, path: str) -> list[str]:
     """The event ids ``receiver`` got on ``path``, in order of arrival."""
     return [json.loads(r["body"])["id"] for r in receiver.records() if r["path"] == path]
-
-
-async def until(condition: Callable[[], bool], what: str, limit_s: float = 30.0) -> None:
-    """Poll ``condition`` (a receiver's record file) until it holds; fail naming ``what`` after ``limit_s``."""
-    try:
-        async with asyncio.timeout(limit_s):
-            while not condition():  # noqa: ASYNC110 -- polled: the receiver writes a file
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
 
 
 async def stop(router: RouterProcess) -> None:
@@ -91,7 +82,7 @@ async def test_pause_holds_deliveries_across_a_restart_and_resume_releases_them(
     assert "target crm paused" in err
 
     await router.send([{"id": "held-1"}])
-    await until(lambda: "held-1" in received(receiver, "/hooks/witness"), "the witness to get held-1")
+    await until(lambda: "held-1" in received(receiver, "/hooks/witness"))
     assert received(receiver, "/hooks/crm") == []
     status = await router.get("/v1/status?target=crm")
     assert [(row["target"], row["hold"], row["attempts"]) for row in status["targets"]] == [("crm", "paused", 0)]
@@ -100,7 +91,7 @@ async def test_pause_holds_deliveries_across_a_restart_and_resume_releases_them(
     await stop(router)  # the pause is the queue's: a new router on the same queue keeps it
     router = await router_process(targets_on(receiver), receiver=receiver)
     await router.send([{"id": "held-2"}])
-    await until(lambda: "held-2" in received(receiver, "/hooks/witness"), "the witness to get held-2")
+    await until(lambda: "held-2" in received(receiver, "/hooks/witness"))
     assert received(receiver, "/hooks/crm") == []
     async with router.client() as client:
         scrape = (await client.get("/metrics")).text
@@ -114,8 +105,8 @@ async def test_pause_holds_deliveries_across_a_restart_and_resume_releases_them(
     assert code == 0, err
     assert json.loads(out) == {"target": "crm", "paused": False, "changed": True}
     await router.send([{"id": "canary"}])
-    await until(lambda: "canary" in received(receiver, "/hooks/crm"), "the canary at crm")
-    await until(lambda: len(received(receiver, "/hooks/crm")) == 3, "all three events at crm")
+    await until(lambda: "canary" in received(receiver, "/hooks/crm"))
+    await until(lambda: len(received(receiver, "/hooks/crm")) == 3)
     assert sorted(received(receiver, "/hooks/crm")) == ["canary", "held-1", "held-2"]
     row = (await router.get("/v1/status?target=crm"))["targets"][0]
     assert (row["hold"], row["attempts"], row["retries"], row["delivered"]) == (None, 3, 0, 3)
@@ -161,9 +152,11 @@ async def test_probe_sends_the_open_circuits_probe_now_and_reports_its_outcome(
     crm = {"name": "crm", "endpoint": f"https://127.0.0.1:{port}/hooks/crm", "retryPolicy": {"maxRetries": 10}}
     router = await router_process([crm, {"name": "witness", "endpoint": f"{witness.url}/w"}], receiver=witness)
     await router.send([{"id": f"e{n}"} for n in range(8)])
-    async with asyncio.timeout(30):
-        while (await router.get("/v1/status?target=crm"))["targets"][0]["circuit"] != "open":  # noqa: ASYNC110 -- polled over HTTP
-            await asyncio.sleep(0.05)
+
+    async def circuit_open() -> bool:  # polled over HTTP: the router announces nothing to this test
+        return bool((await router.get("/v1/status?target=crm"))["targets"][0]["circuit"] == "open")
+
+    await until(circuit_open)
 
     code, out, err = await cxeb("router", "probe", "crm", "--url", router.url, "--output", "json")
     assert code == 1, err
@@ -171,7 +164,7 @@ async def test_probe_sends_the_open_circuits_probe_now_and_reports_its_outcome(
     assert (failed["attempt"]["outcome"], failed["attempt"]["status"]) == ("error", None)  # connection refused
     assert failed["circuit"] == "open"
     assert failed["circuitReason"].startswith("the probe failed")
-    until = datetime.fromisoformat(failed["circuitUntil"]).timestamp()
+    reopened_until = datetime.fromisoformat(failed["circuitUntil"]).timestamp()
 
     receiver = await start_receiver(
         ReceiverConfig(certs_dir=receiver_certs_dir, port=port, record_path=tmp_path / "up.jsonl")
@@ -182,10 +175,8 @@ async def test_probe_sends_the_open_circuits_probe_now_and_reports_its_outcome(
         assert "probe of crm succeeded: status 200 in" in err
         assert "the circuit is closed" in err
         first = receiver.records()[0]  # the probe; the rest follow once it closed the circuit
-        assert datetime.fromisoformat(first["time"]).timestamp() < until  # sent now, not when the wait ended
-        async with asyncio.timeout(30):
-            while len(receiver.records()) < 8:  # noqa: ASYNC110 -- the closed circuit lets the rest through
-                await asyncio.sleep(0.05)
+        assert datetime.fromisoformat(first["time"]).timestamp() < reopened_until  # sent now, not when the wait ended
+        await until(lambda: len(receiver.records()) == 8)  # the closed circuit lets the rest through
     finally:
         await receiver.stop()
 
