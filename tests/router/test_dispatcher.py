@@ -12,6 +12,7 @@ from cxone_eventbridge.models import TargetStatus
 from cxone_eventbridge.observe.events import DeliveryDeadLettered
 from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 
+from ..clocks import ManualClock
 from .conftest import HeldRequests, RouterFactory, fast_options, make_target
 
 pytestmark = pytest.mark.e2e
@@ -55,13 +56,13 @@ async def test_events_older_than_the_maximum_age_are_dead_lettered_expired(
 ) -> None:
     """A delivery that waited longer than the maximum event age becomes a dead letter 'expired'."""
     receiver = await https_receiver()
-    clock = [1_700_000_000.0]
+    clock = ManualClock()
     target = make_target("crm", receiver.url, status=TargetStatus.DISABLED)  # held, so it waits
     router, ledger = await make_router(
-        [target], ca_path=receiver.ca_path, clock=lambda: clock[0], options=fast_options(max_event_age_s=3600)
+        [target], ca_path=receiver.ca_path, clock=clock, options=fast_options(max_event_age_s=3600)
     )
     await router.ingest([{"id": "old"}])
-    clock[0] += 3601
+    clock.advance(3601)
     await ledger.wait_for(1)
     [dead] = [e for e in ledger.events if isinstance(e, DeliveryDeadLettered)]
     assert (dead.event_id, dead.reason, dead.attempts) == ("old", "expired", 0)

@@ -57,9 +57,12 @@ class AttemptOutcome(StrEnum):
 
     @property
     def retryable(self) -> bool:
-        return self in (AttemptOutcome.RETRY, AttemptOutcome.ERROR)
+        return self in _RETRYABLE
 
 
+# A set, not a tuple of ``AttemptOutcome.X``: reading an enum member off its class costs a descriptor
+# call in Python 3.11, and this is asked on every attempt.
+_RETRYABLE = frozenset({AttemptOutcome.RETRY, AttemptOutcome.ERROR})
 _OUTCOMES = {outcome: AttemptOutcome(outcome.value) for outcome in Outcome}
 
 

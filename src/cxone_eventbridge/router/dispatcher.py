@@ -48,7 +48,7 @@ from typing import Any
 from cxone_eventbridge.exceptions import QueueError, QueueUnavailableError
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.events import ObserverBus
-from cxone_eventbridge.router.circuit import CircuitPolicy, CircuitState
+from cxone_eventbridge.router.circuit import CircuitBreaker, CircuitPolicy, CircuitState
 from cxone_eventbridge.router.delivery import AttemptOutcome, AttemptResult, DeliveryClient
 from cxone_eventbridge.router.dispatch_outcome import AttemptOutcomes
 from cxone_eventbridge.router.dispatch_targets import TargetBook
@@ -140,6 +140,7 @@ class Dispatcher:
         self._per_target: dict[str, int] = {}  # attempts sending, per target
         self._ready: dict[str, deque[Delivery]] = {}  # leased ahead, waiting for a slot, per target
         self._ready_keys: set[str] = set()
+        self._refill_at = min(options.prefetch, options.per_target_in_flight) // 2  # see _free_slot
         self._releases: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -341,10 +342,9 @@ class Dispatcher:
         room = self._options.max_in_flight - self._sending
         if room <= 0 or not self._ready or self._stopping:
             return
-        names = list(self._ready)
-        if first is not None and first in self._ready:
-            names.remove(first)
-            names.insert(0, first)
+        names = list(self._ready)  # a copy: the loop deletes emptied queues
+        if first is not None and len(names) > 1 and first in self._ready:
+            names = [first, *(name for name in names if name != first)]
         now = self._clock()
         cap = self._options.per_target_in_flight
         for name in names:
@@ -382,8 +382,9 @@ class Dispatcher:
         target = delivery.target
         self._per_target[target] = self._per_target.get(target, 0) + 1
         self._sending += 1
-        self._book.circuits.get(target).started()
-        task = asyncio.create_task(self._attempt(delivery))
+        breaker = self._book.circuits.get(target)
+        breaker.started()
+        task = asyncio.create_task(self._attempt(delivery, breaker))
         self._in_flight[delivery.key] = (delivery, task)
 
     def _release_ready(self, name: str) -> None:
@@ -450,9 +451,8 @@ class Dispatcher:
 
     # -- one delivery ------------------------------------------------------------------------------
 
-    async def _attempt(self, delivery: Delivery) -> None:
+    async def _attempt(self, delivery: Delivery, breaker: CircuitBreaker) -> None:
         name = delivery.target
-        breaker = self._book.circuits.get(name)
         slot_held = True
         cancelled = False
         try:
@@ -507,7 +507,12 @@ class Dispatcher:
         self._per_target[target] = self._per_target.get(target, 1) - 1
         self._sending -= 1
         self._launch_ready(first=target)
-        self.notify()  # the lease loop tops the prefetch up
+        # The lease loop tops the prefetch up once the target's leased-ahead deliveries run low, not at
+        # every freed slot: a lease for every one or two deliveries cost more queue statements and
+        # loop wake-ups than the deliveries themselves (#18).
+        ready = self._ready.get(target)
+        if ready is None or len(ready) <= self._refill_at:
+            self.notify()
 
     def _wake_at(self, when: float) -> None:
         if self._next_wake_at is None or when < self._next_wake_at:

@@ -160,6 +160,7 @@ class HttpTransport:
         self._user_agent = user_agent
         self._clock = clock
         self._literal: Client | None = None  # for IP-literal endpoints, which never meet a resolver
+        self._literal_lock = asyncio.Lock()
         self._refusals: dict[str, str | None] = {}  # by endpoint URL: why refused before any lookup, or None
         self._hosts: dict[tuple[str, int], _Host] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -175,7 +176,14 @@ class HttpTransport:
         """
         return self._clients_built
 
-    def _build(self, pin_to: tuple[str, str, int] | None) -> Client:
+    async def _build(self, pin_to: tuple[str, str, int] | None) -> Client:
+        """A new client (pinned to ``pin_to`` = (host, address, port) when given), built off the event loop.
+
+        Building loads the system's CA store: about 12 ms of CPU, with the event loop stalled for as long
+        when it was built there (once per host and per DNS change). pyreqwest has no way to share one
+        loaded store between clients, and pinning needs a client per address, so the build runs in a
+        worker thread instead while the loop goes on delivering.
+        """
         builder = (
             ClientBuilder()
             .follow_redirects(False)
@@ -197,7 +205,11 @@ class HttpTransport:
         if pin_to is not None:
             builder = builder.resolve(*pin_to)
         self._clients_built += 1
-        return builder.build()
+        client = await asyncio.to_thread(builder.build)
+        if self._closed:  # closed while this one was being built: nobody would close it
+            await client.close()
+            raise RuntimeError("the HTTP transport is closed")
+        return client
 
     async def post(
         self,
@@ -219,9 +231,13 @@ class HttpTransport:
         if refused is not None:
             return Failure(FailureKind.REFUSED, refused)
         if endpoint.literal is not None:
-            if self._literal is None:
-                self._literal = self._build(None)
-            return await _send(self._literal, endpoint, headers, body, time_limit, keep_body=keep_body)
+            literal = self._literal
+            if literal is None:
+                async with self._literal_lock:  # one build for all the attempts that find none
+                    if self._literal is None:
+                        self._literal = await self._build(None)
+                    literal = self._literal
+            return await _send(literal, endpoint, headers, body, time_limit, keep_body=keep_body)
         pin = await self._pin_for(endpoint)
         if isinstance(pin, Failure):
             return pin
@@ -265,7 +281,7 @@ class HttpTransport:
                 return pin
             self._retire(host)
             address = addresses[0].split("%", 1)[0]
-            host.pin = _Pin(self._build((endpoint.host, address, endpoint.port)), address, 0.0)
+            host.pin = _Pin(await self._build((endpoint.host, address, endpoint.port)), address, 0.0)
             host.pin.expires_at = self._clock() + self._dns_ttl_s
             return host.pin
 
@@ -288,7 +304,10 @@ class HttpTransport:
         clients += [host.pin.client for host in self._hosts.values() if host.pin is not None]
         self._literal = None
         self._hosts.clear()
+        had_clients = bool(clients or self._closing)
         await asyncio.gather(*(client.close() for client in clients), *self._closing)
+        if not had_clients:
+            return  # nothing was built: no connection to wait for
         # The connections go only when the last reference to a client does, and then on the client's own
         # runtime thread: drop ours now and give that thread a moment. Without it, a receiver stopped right
         # after saw the connections still open (measured: all 8 open when close() returned, gone 10 ms later).

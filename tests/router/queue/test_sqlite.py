@@ -11,8 +11,10 @@ import pytest
 from cxone_eventbridge.exceptions import QueueCorruptError, QueueError, QueueFullError, QueueSchemaError
 from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.router.queue.sqlite.schema import MIGRATIONS
+from cxone_eventbridge.router.queue.sqlite.store import padded, power_of_two_chunks
 
-from .conftest import ManualClock, event
+from ...clocks import T0, ManualClock
+from .conftest import event
 
 ALL = {"a": 1000}
 
@@ -129,3 +131,34 @@ async def test_a_damaged_file_is_refused_at_open_with_what_to_do(tmp_path: Path)
         await SQLiteQueue(path).open()
     assert str(path) in str(caught.value)
     assert ".recover" in str(caught.value)
+
+
+async def test_the_next_lease_takes_back_a_lease_that_ran_out(tmp_path: Path, clock: ManualClock) -> None:
+    """Without reclaim(): a lease after the earliest lease's end offers that delivery again; one renewed in
+    time is not taken (the lease looks for expired leases only once one may have run out)."""
+    async with SQLiteQueue(tmp_path / "q.db", clock=clock) as q:
+        await q.put([event("e1", "a"), event("e2", "a")])
+        [first] = await q.lease(ALL, limit=1, lease_s=10)
+        [second] = await q.lease(ALL, limit=1, lease_s=20)
+        clock.now = T0 + 8
+        [second] = await q.renew([second], lease_s=30)  # now until T0 + 38
+        clock.now = T0 + 10
+        [again] = await q.lease(ALL, limit=10, lease_s=30)
+        assert (again.delivery_id, again.attempts) == (first.delivery_id, 0)
+        assert again.lease_token != first.lease_token
+        clock.now = T0 + 21  # past the second's first end, not its renewed one
+        assert await q.lease(ALL, limit=10, lease_s=30) == []
+        clock.now = T0 + 38
+        [taken] = await q.lease(ALL, limit=10, lease_s=30)
+        assert taken.delivery_id == second.delivery_id
+
+
+def test_row_counted_statements_are_written_for_powers_of_two_only() -> None:
+    """IN lists are padded with their last key, multi-row inserts split 64 + 32 + 4: few statement texts,
+    so the connection's statement cache keeps them prepared."""
+    assert padded([7]) == [7]
+    assert padded([1, 2, 3]) == [1, 2, 3, 3]
+    assert len(padded(list(range(257)))) == 512
+    assert [len(piece) for piece in power_of_two_chunks(list(range(100)), 512)] == [64, 32, 4]
+    assert [len(piece) for piece in power_of_two_chunks(list(range(1300)), 512)] == [512, 512, 256, 16, 4]
+    assert [x for piece in power_of_two_chunks(list(range(100)), 512) for x in piece] == list(range(100))

@@ -13,6 +13,11 @@ about 2,700 deliveries/s with this split). Operations that may scan or rewrite m
 with ``offload=True`` and run their whole transaction in the worker thread, so they never stall the
 loop. The connection is only ever used by one of the two threads at a time: the commit loop waits for
 the worker before it starts the next transaction.
+
+The commit window: a synced COMMIT costs about 160-210 µs of CPU here (the fsync) however little it
+carries, and each transaction pays its ``BEGIN`` and first page touches again. So while commits carry more
+than one operation (a busy router), a new one starts at most every ``window_s`` (2 ms for the queue),
+and more deliveries share each; a lone caller (one operation per commit) never waits for it.
 """
 
 from __future__ import annotations
@@ -91,8 +96,11 @@ class GroupCommitExecutor:
     whichever thread ran the transaction) after any operation or commit failed, so that caches of the
     rolled-back state can be rebuilt."""
 
-    def __init__(self, on_rollback: Callable[[sqlite3.Connection], None] | None = None) -> None:
+    def __init__(
+        self, on_rollback: Callable[[sqlite3.Connection], None] | None = None, *, window_s: float = 0.0
+    ) -> None:
         self._on_rollback = on_rollback
+        self._window_s = window_s
         self._pending: list[_Op] = []
         self._groups: dict[str, _StatementGroup] = {}  # not yet taken by the commit loop
         self._work = asyncio.Event()
@@ -172,6 +180,9 @@ class GroupCommitExecutor:
 
     async def _commit_loop(self, conn: sqlite3.Connection, worker: ThreadPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
+        window_s = self._window_s
+        started = float("-inf")
+        shared = False  # the last commit carried more than one operation
         try:
             while True:
                 if not self._pending:
@@ -180,7 +191,13 @@ class GroupCommitExecutor:
                     self._work.clear()
                     await self._work.wait()
                     continue
+                if shared and window_s > 0 and not self._closed and len(self._pending) < _MAX_BATCH_OPS:
+                    wait = started + window_s - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                started = loop.time()
                 ops = self._pending[:_MAX_BATCH_OPS]
+                shared = len(ops) > 1
                 del self._pending[:_MAX_BATCH_OPS]
                 self._groups.clear()  # later rows start new groups (these may run in the worker thread)
                 if any(op.offload for op in ops):

@@ -24,9 +24,9 @@ from cxone_eventbridge.router.queue.records import (
 )
 from cxone_eventbridge.router.queue.scheduler import Candidate, limited_caps, mark_probes, rate_slots
 from cxone_eventbridge.router.queue.sqlite import schema
-from cxone_eventbridge.router.queue.sqlite.store import SQLiteStore, chunks, marks
+from cxone_eventbridge.router.queue.sqlite.store import SQLiteStore, chunks, marks, padded, power_of_two_chunks
 
-_PUT_CHUNK: Final = 500  # events per multi-row INSERT: 4 parameters each, well under SQLite's limit
+_PUT_CHUNK: Final = 512  # events per multi-row INSERT: 4 parameters each, well under SQLite's limit
 
 
 class SQLiteWorkCycle(SQLiteStore):
@@ -49,7 +49,7 @@ class SQLiteWorkCycle(SQLiteStore):
         # (a statement per event cost about 6 us more per event). An id already stored, or repeated in
         # this batch, is not inserted again; such events are handled one by one below.
         fresh: dict[str, int] = {}
-        for chunk in chunks(matched, _PUT_CHUNK):
+        for chunk in power_of_two_chunks(matched, _PUT_CHUNK):
             params: list[Any] = []
             for _, event, _ in chunk:
                 params += (event.event_id, event.body, event.priority, event.accepted_at)
@@ -112,12 +112,17 @@ class SQLiteWorkCycle(SQLiteStore):
         limits: Mapping[str, TargetLimits],
     ) -> list[Delivery]:
         now = self._clock()
-        for target, priority, next_at in conn.execute(
-            f"UPDATE deliveries SET state = 0, {schema.NO_LEASE}"  # noqa: S608 -- a constant
-            " WHERE state = 1 AND lease_until <= ? RETURNING target, priority, next_attempt_at",
-            (now,),
-        ).fetchall():
-            self._hint(target, priority, next_at)
+        if now >= self._lease_sweep_at:
+            # Leases that ran out are offered again. Only when one may have: this statement cost about
+            # 30 µs per lease even when it found nothing (#18).
+            for target, priority, next_at in conn.execute(
+                f"UPDATE deliveries SET state = 0, {schema.NO_LEASE}"  # noqa: S608 -- a constant
+                " WHERE state = 1 AND lease_until <= ? RETURNING target, priority, next_attempt_at",
+                (now,),
+            ).fetchall():
+                self._hint(target, priority, next_at)
+            earliest = conn.execute("SELECT MIN(lease_until) FROM deliveries WHERE state = 1").fetchone()[0]
+            self._lease_sweep_at = float("inf") if earliest is None else earliest
         for (name,) in conn.execute("SELECT name FROM disabled_targets"):
             wants.pop(name, None)
         circuits = {
@@ -187,18 +192,20 @@ class SQLiteWorkCycle(SQLiteStore):
     def _claim(self, conn: sqlite3.Connection, seqs: list[int], now: float, lease_s: float) -> list[Delivery]:
         token = uuid.uuid4().hex
         lease_until = now + lease_s
+        self._lease_sweep_at = min(self._lease_sweep_at, lease_until)
         by_seq: dict[int, Sequence[Any]] = {}
         for chunk in chunks(seqs):
-            placeholders = marks(len(chunk))
+            keys = padded(chunk)
+            placeholders = marks(len(keys))
             conn.execute(
                 "UPDATE deliveries SET state = 1, lease_owner = ?, lease_incarnation = ?, lease_token = ?,"  # noqa: S608 -- only placeholders are interpolated
                 f" lease_until = ? WHERE seq IN ({placeholders})",
-                (self.owner, self.incarnation, token, lease_until, *chunk),
+                (self.owner, self.incarnation, token, lease_until, *keys),
             )
             rows = conn.execute(
                 "SELECT d.seq, d.delivery_id, e.event_id, d.target, d.priority, e.body, d.attempts, d.accepted_at"  # noqa: S608 -- only placeholders are interpolated
                 f" FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.seq IN ({placeholders})",
-                chunk,
+                keys,
             ).fetchall()
             by_seq.update((row[0], row) for row in rows)
         return [
