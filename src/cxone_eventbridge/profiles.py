@@ -27,7 +27,15 @@ from pydantic import SecretStr
 
 from cxone_eventbridge import secret_refs
 from cxone_eventbridge.config import RouterSettings, Settings, SettingsT
-from cxone_eventbridge.config_file import exposure_warning, read_toml, resolve_reference, unknown_key, where
+from cxone_eventbridge.config_file import (
+    exposure_warning,
+    read_toml,
+    reference_problem,
+    resolve_reference,
+    unknown_key,
+    value_type_problem,
+    where,
+)
 from cxone_eventbridge.exceptions import ConfigurationError
 
 _KINDS: tuple[type[Settings] | type[RouterSettings], ...] = (Settings, RouterSettings)
@@ -45,6 +53,11 @@ SECRET_KEYS = frozenset(
     key for key, (kind, name) in PROFILE_KEYS.items() if _is_secret(kind.model_fields[name].annotation)
 )
 _TABLE = "profiles"
+
+
+def _annotation(key: str) -> Any:
+    kind, name = PROFILE_KEYS[key]
+    return kind.model_fields[name].annotation
 
 
 def default_path(environ: Mapping[str, str]) -> Path:
@@ -132,7 +145,9 @@ def load_profiles(path: Path) -> ProfilesFile:
                 problems.append(f"{profile.place(key)} {unknown_key(key, PROFILE_KEYS)}")
             elif isinstance(value, dict | list):
                 problems.append(f"{profile.place(key)}: must be a single value")
-            elif isinstance(value, str) and (syntax := secret_refs.reference_syntax_error(value)):
+            elif problem := value_type_problem(_annotation(key), value):
+                problems.append(f"{profile.place(key)}: {problem}")
+            elif isinstance(value, str) and (syntax := reference_problem(value)):
                 problems.append(f"{profile.place(key)}: {syntax}")
             elif key in SECRET_KEYS and not secret_refs.is_reference(str(value)):
                 literal.append(f"{_TABLE}.{name}.{key}")

@@ -161,3 +161,34 @@ def test_profile_keys_are_every_setting_and_the_file_is_where_xdg_says() -> None
     assert default_path({"XDG_CONFIG_HOME": "/x", "HOME": "/h"}) == Path("/x/cxeb/config.toml")
     assert default_path({"XDG_CONFIG_HOME": "relative", "HOME": "/h"}) == Path("/h/.config/cxeb/config.toml")
     assert default_path({"HOME": "/h"}) == Path("/h/.config/cxeb/config.toml")
+
+
+def _config(tmp_path: Path, text: str, mode: int = 0o600) -> dict[str, str]:
+    """A user config file holding ``text``; the environment that points at it."""
+    config = tmp_path / "xdg" / "cxeb" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(text, encoding="utf-8")
+    config.chmod(mode)
+    return {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+
+
+WRONG_TYPES = [
+    ("timeout-s = true", "profiles.a.timeout-s: must be a number, not a boolean"),
+    ("max-attempts = 2.5", "profiles.a.max-attempts: must be an integer, not a float"),
+    ("max-attempts = false", "profiles.a.max-attempts: must be an integer, not a boolean"),
+    ("client-secret = 12345678", "profiles.a.client-secret: must be a string, not an integer"),
+    ("token-url = 5", "profiles.a.token-url: must be a string, not an integer"),
+    ('client-secret = "${env:A_SECRET"', "profiles.a.client-secret: malformed secret reference"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), WRONG_TYPES, ids=[line for line, _ in WRONG_TYPES])
+def test_a_value_of_the_wrong_type_names_file_line_and_key(tmp_path: Path, line: str, message: str) -> None:
+    """TOML values are typed: `true` is no timeout, 12345678 no secret; exit 2 on use and on `profiles list`."""
+    env = _config(tmp_path, f'[profiles.a]\nbase-url = "http://127.0.0.1:9"\n{line}\n')
+    config = tmp_path / "xdg" / "cxeb" / "config.toml"
+    for args in (["--profile", "a", "targets", "list"], ["profiles", "list"]):
+        result = CliRunner().invoke(app, args, env=env)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"{config}:3: {message}" in " ".join(result.output.split()), (args, result.output)
+        assert "12345678" not in result.output

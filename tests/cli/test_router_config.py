@@ -58,7 +58,7 @@ def test_every_serve_option_is_accepted_in_the_file(tmp_path: Path) -> None:
     assert {"drain-deadline", "allow-private", "ingest-key", "no-audit-log", "max-connections"} <= set(keys)
     lines = [f"{key} = {render_value}" for key, render_value in _rendered_samples(keys).items()]
     path = _write(tmp_path / "router.toml", "\n".join(lines) + "\n")
-    values = load_serve_file(path, serve, serve.make_context("serve", [], resilient_parsing=True), environ={})
+    values = load_serve_file(path, serve, environ={})
     assert set(values) == {param.name for param in keys.values()}
 
 
@@ -148,7 +148,7 @@ def test_load_errors_are_configuration_errors(tmp_path: Path) -> None:
     """A missing file is one clear error naming it."""
     serve = _serve_command()
     with pytest.raises(ConfigurationError, match="no such file"):
-        load_serve_file(tmp_path / "none.toml", serve, serve.make_context("serve", [], resilient_parsing=True))
+        load_serve_file(tmp_path / "none.toml", serve)
 
 
 def _free_port() -> int:
@@ -203,3 +203,41 @@ def test_a_real_router_runs_from_its_config_file(tmp_path: Path) -> None:
         process.terminate()
         process.communicate(timeout=60)
     assert process.returncode == 0
+
+
+BAD_VALUES = [
+    ("port = 70000", "port: Input should be less than or equal to 65535"),
+    ('port = "abc"', "port: must be an integer, not a string"),
+    ("port = 8790.5", "port: must be an integer, not a float"),
+    ("workers = true", "workers: must be an integer, not a boolean"),
+    ('drain-deadline = "x"', "drain-deadline: must be a number, not a string"),
+    ("drain-deadline = -1", "drain-deadline: Input should be greater than or equal to 0"),
+    ('migrate = "yes"', "migrate: must be true or false, not a string"),
+    ("otel = 1", "otel: must be true or false, not an integer"),
+    ("host = 5", "host: must be a string, not an integer"),
+    ('audit-log = ["a"]', "audit-log: must be a string, not an array"),
+    ("allow-private = [1]", "allow-private: must be a list of strings, not an array holding an integer"),
+    ('allow-private = ["nope"]', "allow-private: 'nope' is not an IP network in CIDR form"),
+    ('ingest-key = "${env:CXEB_TEST_UNSET_KEY"', "ingest-key: malformed secret reference"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_VALUES, ids=[line for line, _ in BAD_VALUES])
+def test_check_rejects_what_serve_rejects(tmp_path: Path, line: str, message: str) -> None:
+    """`router config --check` and `router serve --config` report the same wrong value or type: FILE:LINE, exit 2."""
+    path = _write(tmp_path / "router.toml", f'targets = "t.yaml"\n{line}\n')
+    for args in (["router", "config", "--check", str(path)], ["router", "serve", "--config", str(path)]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"{path}:2: {message}" in " ".join(result.output.split()), (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_a_reference_is_converted_as_a_typed_value_would_be(tmp_path: Path) -> None:
+    """`port = "${env:PORT}"`: the variable's text goes through the option's conversion, as on the command line."""
+    path = _write(tmp_path / "router.toml", 'port = "${env:ROUTER_TEST_PORT}"\n')
+    good = CliRunner().invoke(app, ["router", "config", "--check", str(path)], env={"ROUTER_TEST_PORT": "8799"})
+    assert good.exit_code == 0, good.output
+    bad = CliRunner().invoke(app, ["router", "config", "--check", str(path)], env={"ROUTER_TEST_PORT": "high"})
+    assert bad.exit_code == 2
+    assert f"{path}:1: port: Input should be a valid integer" in bad.output

@@ -70,6 +70,21 @@ def file_keys(command: Any) -> dict[str, Any]:
     return keys
 
 
+def type_problem(param: Any, value: Any) -> str | None:
+    """Why a literal file value cannot be the option's (``must be an integer, not a string``), or None.
+
+    TOML values are typed, so the file's type must be the option's: ``true`` is no port and ``5`` no host.
+    A ``${env:NAME}`` reference is text and is converted as the command line's text is.
+    """
+    from cxone_eventbridge.config_file import list_type_problem, value_type_problem
+
+    annotation = param.type_descriptor.annotation
+    if param.multiple or param.nargs == -1:
+        (item_type,) = getattr(annotation, "__args__", (str,))
+        return list_type_problem(item_type, value if isinstance(value, list) else [value])
+    return value_type_problem(bool if getattr(param, "is_flag", False) else annotation, value)
+
+
 def _resolved(value: Any, environ: Mapping[str, str], place: str) -> Any:
     from cxone_eventbridge.config_file import resolve_reference
 
@@ -80,14 +95,24 @@ def _resolved(value: Any, environ: Mapping[str, str], place: str) -> Any:
     return value
 
 
-def load_serve_file(path: Path, command: Any, ctx: Any, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The file's values by parameter name, each checked by its option; ConfigurationError lists every problem."""
+def _is_reference(value: Any) -> bool:
     from cxone_eventbridge import secret_refs
+
+    return isinstance(value, str) and secret_refs.is_reference(value)
+
+
+def load_serve_file(path: Path, command: Any, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The file's values by parameter name, each checked by its option; ConfigurationError lists every problem.
+
+    Each value is converted by the option itself in a context of its own that is never a completion's (in one,
+    lazy_coercion leaves values unconverted), so ``--check`` rejects what ``serve --config`` rejects.
+    """
     from cxone_eventbridge.config_file import exposure_warning, read_toml, unknown_key, where
 
     env = os.environ if environ is None else environ
     data, text = read_toml(path)
     params = file_keys(command)
+    ctx = command.context_class(command, info_name=command.name)
     values: dict[str, Any] = {}
     problems: list[str] = []
     literal_secrets: list[str] = []
@@ -100,8 +125,12 @@ def load_serve_file(path: Path, command: Any, ctx: Any, environ: Mapping[str, st
         if isinstance(raw, dict):
             problems.append(f"{place}: is a table; serve's options are top-level keys")
             continue
-        if key in SECRET_KEYS and isinstance(raw, str) and not secret_refs.is_reference(raw):
+        if key in SECRET_KEYS and isinstance(raw, str) and not _is_reference(raw):
             literal_secrets.append(key)
+        literal = [item for item in raw if not _is_reference(item)] if isinstance(raw, list) else raw
+        if not _is_reference(literal) and (problem := type_problem(param, literal)) is not None:
+            problems.append(f"{place}: {problem}")
+            continue
         try:
             value = _resolved(raw, env, place)
         except ConfigurationError as exc:
@@ -132,7 +161,7 @@ def apply_config_file(ctx: typer.Context, value: Path | None) -> Path | None:
     if value is None or ctx.resilient_parsing:
         return value
     try:
-        values = load_serve_file(value, ctx.command, ctx)
+        values = load_serve_file(value, ctx.command)
     except ConfigurationError as exc:
         render.fail(str(exc), render.EXIT_INVALID_INPUT)
     ctx.default_map = {**(ctx.default_map or {}), **values}
@@ -216,9 +245,8 @@ def config_command(
         render.print_text(example_file(serve))
         return
     assert check is not None
-    serve_ctx = serve.make_context("serve", [], parent=parent, resilient_parsing=True)
     try:
-        values = load_serve_file(check, serve, serve_ctx)
+        values = load_serve_file(check, serve)
     except ConfigurationError as exc:
         render.fail(str(exc), render.EXIT_INVALID_INPUT)
     names = {param.name: key for key, param in file_keys(serve).items()}
