@@ -95,17 +95,30 @@ def _resolved(value: Any, environ: Mapping[str, str], place: str) -> Any:
     return value
 
 
+def _unset_references(value: Any, environ: Mapping[str, str]) -> list[str]:
+    """The ``${env:NAME}`` references in ``value`` whose variable ``environ`` does not set."""
+    from cxone_eventbridge import secret_refs
+
+    items = value if isinstance(value, list) else [value]
+    names = [secret_refs.reference_name(item) for item in items if isinstance(item, str)]
+    return [secret_refs.make_reference(name) for name in names if name is not None and name not in environ]
+
+
 def _is_reference(value: Any) -> bool:
     from cxone_eventbridge import secret_refs
 
     return isinstance(value, str) and secret_refs.is_reference(value)
 
 
-def load_serve_file(path: Path, command: Any, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def load_serve_file(
+    path: Path, command: Any, environ: Mapping[str, str] | None = None, *, unset: list[str] | None = None
+) -> dict[str, Any]:
     """The file's values by parameter name, each checked by its option; ConfigurationError lists every problem.
 
     Each value is converted by the option itself in a context of its own that is never a completion's (in one,
-    lazy_coercion leaves values unconverted), so ``--check`` rejects what ``serve --config`` rejects.
+    lazy_coercion leaves values unconverted), so ``--check`` rejects what ``serve --config`` rejects. With
+    ``unset`` (``--check``, run in another environment than the service's), a reference to a variable that
+    is not set is noted there (``FILE:LINE: key: ${env:NAME}``) and its key left out, instead of a problem.
     """
     from cxone_eventbridge.config_file import exposure_warning, read_toml, unknown_key, where
 
@@ -130,6 +143,9 @@ def load_serve_file(path: Path, command: Any, environ: Mapping[str, str] | None 
         literal = [item for item in raw if not _is_reference(item)] if isinstance(raw, list) else raw
         if not _is_reference(literal) and (problem := type_problem(param, literal)) is not None:
             problems.append(f"{place}: {problem}")
+            continue
+        if unset is not None and (missing := _unset_references(raw, env)):
+            unset.append(f"{place}: {', '.join(missing)}")
             continue
         try:
             value = _resolved(raw, env, place)
@@ -245,15 +261,19 @@ def config_command(
         render.print_text(example_file(serve))
         return
     assert check is not None
+    unset: list[str] = []
     try:
-        values = load_serve_file(check, serve)
+        values = load_serve_file(check, serve, unset=unset)
     except ConfigurationError as exc:
         render.fail(str(exc), render.EXIT_INVALID_INPUT)
     names = {param.name: key for key, param in file_keys(serve).items()}
     for name, value in values.items():
         key = names[name]
         render.print_text(f"{key} = {'(set)' if key in SECRET_KEYS else _toml(value)}")
-    render.success(f"{check}: {len(values)} option(s) set, all valid")
+    for note in unset:  # the service's environment (its EnvironmentFile) may well set what this shell does not
+        render.warn(f"{note}: not set here, so not checked; `router serve` needs it in its environment")
+    not_checked = f"; {len(unset)} more from unset variables, not checked" if unset else ""
+    render.success(f"{check}: {len(values)} option(s) set, all valid{not_checked}")
 
 
 def register(router_app: typer.Typer) -> None:
