@@ -192,3 +192,36 @@ def test_a_value_of_the_wrong_type_names_file_line_and_key(tmp_path: Path, line:
         assert result.exit_code == 2, (args, result.output)
         assert f"{config}:3: {message}" in " ".join(result.output.split()), (args, result.output)
         assert "12345678" not in result.output
+
+
+def test_profile_after_the_command_is_the_same_choice(tenants: dict[str, Any]) -> None:
+    """As aws takes it: `cxeb targets list --profile a` is `cxeb --profile a targets list`; it beats CXEB_PROFILE
+    and an earlier --profile, and the commands' help does not change."""
+    env = tenants["env"]
+    created = CliRunner().invoke(app, ["targets", "create", "-f", str(tenants["targets"]), "--profile", "a"], env=env)
+    assert created.exit_code == 0, created.output
+    listing = ["targets", "list", "-o", "json"]
+    assert _names(CliRunner().invoke(app, [*listing, "--profile", "a"], env=env)) == ["tenant-a-hook"]
+    assert _names(CliRunner().invoke(app, [*listing, "--profile=b"], env=env)) == []
+    assert _names(CliRunner().invoke(app, [*listing, "--profile", "a"], env={**env, "CXEB_PROFILE": "b"})) == [
+        "tenant-a-hook"
+    ]
+    assert _names(CliRunner().invoke(app, ["--profile", "b", *listing, "--profile", "a"], env=env)) == ["tenant-a-hook"]
+    listed = CliRunner().invoke(app, ["profiles", "list", "--profile", "b"], env=env)
+    assert "b (chosen)" in listed.output
+    assert "--profile" not in CliRunner().invoke(app, ["targets", "list", "--help"]).output
+
+
+def test_an_unknown_profile_says_where_the_name_came_from(tmp_path: Path) -> None:
+    """CXEB_PROFILE=c names the variable (a user may not remember exporting it); --profile c names the flag."""
+    env = _config(tmp_path, '[profiles.a]\nbase-url = "http://127.0.0.1:9"\n')
+    from_env = CliRunner().invoke(app, ["targets", "list"], env={**env, "CXEB_PROFILE": "c"})
+    assert from_env.exit_code == 2
+    assert "CXEB_PROFILE=c: unknown profile 'c'" in from_env.output
+    assert "known profiles: a" in from_env.output
+    from_flag = CliRunner().invoke(app, ["targets", "list", "--profile", "c"], env=env)
+    assert from_flag.exit_code == 2
+    assert "--profile c: unknown profile 'c'" in from_flag.output
+    no_file = CliRunner().invoke(app, ["targets", "list"], env={"XDG_CONFIG_HOME": str(tmp_path), "CXEB_PROFILE": "c"})
+    assert no_file.exit_code == 2
+    assert f"CXEB_PROFILE=c: there is no user config file at {tmp_path}/cxeb/config.toml" in no_file.output

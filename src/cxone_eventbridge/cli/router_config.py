@@ -40,7 +40,7 @@ _EXAMPLES: dict[str, Any] = {
     "ca-bundle": "/etc/cxeb/ca.pem",
     "allow-private": ["10.0.0.0/8"],
 }
-_NOT_IN_FILE = frozenset({"config", "help"})
+_NOT_IN_FILE = frozenset({"config", "help", "profile"})  # profile: the global option
 
 
 def _cidrs(value: Any) -> None:
