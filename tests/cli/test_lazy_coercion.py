@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
+import typer.main
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cxone_eventbridge.cli.lazy_coercion import LightGroup
+from cxone_eventbridge.cli.lazy_coercion import LightGroup, lighten
 from cxone_eventbridge.cli.main import app as cxeb_app
 
 
@@ -103,3 +108,63 @@ def test_completion_answers_as_typer_does(words: str) -> None:
     light = CliRunner().invoke(_app(LightGroup), [], env=env, prog_name="prog")
     assert light.output == plain.output
     assert light.output.strip()
+
+
+def _params(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any, Any]]:
+    """Every parameter of a cxeb command tree (without side-effect callbacks), with its command and path."""
+    for param in command.params:
+        if param.callback is None:
+            yield path, command, param
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _params(sub, (*path, name))
+
+
+def _outcome(command: Any, param: Any, value: Any) -> tuple[str, str]:
+    """What converting ``value`` gives: the value's repr, or the error's type and message."""
+    ctx = command.context_class(command, info_name=command.name)
+    try:
+        return "value", repr(param.process_value(ctx, value))
+    except Exception as exc:  # the outcome compared is whatever typer raises, message included
+        return type(exc).__name__, str(exc)
+
+
+_PLAIN = list(_params(typer.main.get_command(cxeb_app)))
+_LIGHT_ROOT = typer.main.get_command(cxeb_app)
+lighten(_LIGHT_ROOT)
+_LIGHT = list(_params(_LIGHT_ROOT))
+# What users type, and what trips conversions up: numbers in and out of bounds, floats, booleans' spellings,
+# enum values in other cases, paths, URLs, CIDRs, empty text.
+SAMPLES = [
+    *["0", "-1", "1", "7", "65536", "1.5", "1e3", "nan", "true", "False", "yes", "json", "JSON", "table", "text"],
+    *["", " ", ".", "/nonexistent/x", "http://127.0.0.1:8790", "10.0.0.0/8", "nope", "sqlite:///q.db"],
+]
+
+
+def _typed(param: Any, typed: str, times: int = 1) -> Any:
+    """``typed`` as the parser hands it over: a tuple of texts for a multiple option."""
+    return (typed,) * times if param.multiple or param.nargs == -1 else typed
+
+
+def test_every_cxeb_option_has_a_plain_typer_twin() -> None:
+    """The lightened tree and typer's own have the same parameters in the same places (none skipped below)."""
+    assert [(path, param.name) for path, _, param in _LIGHT] == [(path, param.name) for path, _, param in _PLAIN]
+    assert len(_PLAIN) > 150
+    assert {type(param).__name__ for _, _, param in _LIGHT} <= {"_LightOption", "_LightArgument"}
+
+
+@pytest.mark.parametrize("index", range(len(_PLAIN)), ids=[f"{' '.join(p)} {q.name}" for p, _, q in _PLAIN])
+def test_real_cxeb_options_convert_as_typer_converts_them(index: int) -> None:
+    """Each option of the real `cxeb` tree, not given, at its default and typed as each sample: the same value,
+    or the same error and message, as typer's own conversion."""
+    (_, plain_command, plain), (_, light_command, light) = _PLAIN[index], _LIGHT[index]
+    for value in (None, plain.default, *(_typed(plain, sample) for sample in SAMPLES)):
+        assert _outcome(light_command, light, value) == _outcome(plain_command, plain, value), value
+
+
+@given(index=st.integers(min_value=0, max_value=len(_PLAIN) - 1), typed=st.text(max_size=16), times=st.integers(1, 3))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_real_cxeb_options_convert_any_text_as_typer_does(index: int, typed: str, times: int) -> None:
+    """Any text typed for any option of the real `cxeb` tree (repeated for a multiple option): same outcome."""
+    (_, plain_command, plain), (_, light_command, light) = _PLAIN[index], _LIGHT[index]
+    value = _typed(plain, typed, times)
+    assert _outcome(light_command, light, value) == _outcome(plain_command, plain, value)

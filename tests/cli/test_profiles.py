@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cxone_eventbridge.cli.main import app
-from cxone_eventbridge.profiles import PROFILE_KEYS, default_path
+from cxone_eventbridge.config import RouterSettings, Settings, read_settings
+from cxone_eventbridge.profiles import PROFILE_KEYS, default_path, load_profiles
 from cxone_eventbridge.sandbox.config import SandboxClient
 
 TARGET = """\
@@ -225,3 +226,60 @@ def test_an_unknown_profile_says_where_the_name_came_from(tmp_path: Path) -> Non
     no_file = CliRunner().invoke(app, ["targets", "list"], env={"XDG_CONFIG_HOME": str(tmp_path), "CXEB_PROFILE": "c"})
     assert no_file.exit_code == 2
     assert f"CXEB_PROFILE=c: there is no user config file at {tmp_path}/cxeb/config.toml" in no_file.output
+
+
+def test_profile_values_sit_between_the_environment_and_the_defaults(tmp_path: Path) -> None:
+    """Per setting, string, int and float alike: the profile beats the default, the environment beats the profile."""
+    env = _config(
+        tmp_path,
+        '[profiles.a]\nbase-url = "http://127.0.0.1:9"\nmax-attempts = 2\ntimeout-s = 5\n'
+        'router-url = "http://127.0.0.1:1234"\n',
+    )
+    profile = load_profiles(default_path(env)).get("a")
+    with pytest.MonkeyPatch.context() as patch:
+        settings = read_settings(Settings, profile=profile)
+        assert (settings.base_url, settings.max_attempts, settings.timeout_s) == ("http://127.0.0.1:9", 2, 5.0)
+        assert settings.max_retry_wait_s == 60.0  # not in the profile: the default
+        assert read_settings(RouterSettings, profile=profile).router_url == "http://127.0.0.1:1234"
+        patch.setenv("CXONE_BASE_URL", "http://127.0.0.1:10")
+        patch.setenv("CXONE_MAX_ATTEMPTS", "3")
+        patch.setenv("CXONE_TIMEOUT_S", "7.5")
+        patch.setenv("CXEB_ROUTER_URL", "http://127.0.0.1:4321")
+        settings = read_settings(Settings, profile=profile)
+        assert (settings.base_url, settings.max_attempts, settings.timeout_s) == ("http://127.0.0.1:10", 3, 7.5)
+        assert read_settings(RouterSettings, profile=profile).router_url == "http://127.0.0.1:4321"
+
+
+PLAIN_SECRET = "profile-plain-client-secret-0123456789"
+PLAIN_KEY = "profile-plain-ingest-key-0123456789"
+
+
+def test_no_output_or_debug_log_shows_a_profile_secret(tmp_path: Path) -> None:
+    """Literal secrets of a profile, used by commands that fail and succeed with -vv debug logs (text and JSON):
+    neither value appears in any output, nor in `profiles list`, nor in a bad-value error."""
+    closed = _closed_port()
+    env = _config(
+        tmp_path,
+        f'[profiles.a]\nbase-url = "http://127.0.0.1:{closed}"\nclient-id = "c"\n'
+        f'client-secret = "{PLAIN_SECRET}"\nrouter-url = "http://127.0.0.1:{closed}"\ningest-key = "{PLAIN_KEY}"\n'
+        f'[profiles.bad]\nclient-secret = "{PLAIN_SECRET}"\nmax-attempts = 99\n',
+        mode=0o644,
+    )
+    runs = [
+        ["-vv", "--profile", "a", "targets", "list"],
+        ["-vv", "--log-format", "json", "--profile", "a", "targets", "list"],
+        ["-vv", "--profile", "a", "router", "status"],
+        ["-vv", "router", "send", "--profile", "a", "-"],
+        ["profiles", "list"],
+        ["profiles", "list", "-o", "json"],
+        ["-vv", "--profile", "bad", "targets", "list"],
+    ]
+    for args in runs:
+        result = CliRunner().invoke(
+            app, args, env={**env, "CXONE_MAX_ATTEMPTS": "1"}, input='{"id": "e-1", "eventType": "x"}\n'
+        )
+        assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
+        assert PLAIN_SECRET not in result.output, args
+        assert PLAIN_KEY not in result.output, args
+    bad = CliRunner().invoke(app, ["--profile", "bad", "targets", "list"], env=env)
+    assert "profiles.bad.max-attempts: Input should be less than or equal to 10" in " ".join(bad.output.split())

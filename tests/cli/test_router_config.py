@@ -241,3 +241,46 @@ def test_a_reference_is_converted_as_a_typed_value_would_be(tmp_path: Path) -> N
     bad = CliRunner().invoke(app, ["router", "config", "--check", str(path)], env={"ROUTER_TEST_PORT": "high"})
     assert bad.exit_code == 2
     assert f"{path}:1: port: Input should be a valid integer" in bad.output
+
+
+FILE = 'queue = "sqlite:///file.db"\nport = 8001\notel = true\nallow-private = ["10.0.0.0/8", "127.0.0.0/8"]\n'
+
+
+def _resolved_options(path: Path, *flags: str) -> dict[str, Any]:
+    """The values serve's own parsing gives its parameters for ``--config path flags``: what the command receives."""
+    ctx = _serve_command().make_context("serve", ["--config", str(path), *flags])
+    return {name: ctx.params[name] for name in ("queue", "port", "otel", "allow_private", "migrate")}
+
+
+def test_precedence_flag_then_env_then_file_then_default_for_each_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A string (with its env var), an int, a flag and a repeatable CIDR list: the file beats the default, the
+    environment beats the file, a flag beats both; a repeated flag replaces the file's list, it does not extend it."""
+    path = _write(tmp_path / "router.toml", FILE)
+    empty = _write(tmp_path / "empty.toml", "")
+    assert _resolved_options(empty) == {
+        "queue": None,
+        "port": 8790,
+        "otel": False,
+        "allow_private": (),
+        "migrate": False,
+    }  # the defaults
+    from_file = _resolved_options(path)
+    assert from_file == {
+        "queue": "sqlite:///file.db",
+        "port": 8001,
+        "otel": True,
+        "allow_private": ["10.0.0.0/8", "127.0.0.0/8"],
+        "migrate": False,
+    }
+    monkeypatch.setenv("CXEB_QUEUE_URL", "sqlite:///env.db")
+    assert _resolved_options(path)["queue"] == "sqlite:///env.db"
+    flags = ["--queue", "sqlite:///flag.db", "--port", "8002", "--migrate", "--allow-private", "192.168.0.0/16"]
+    assert _resolved_options(path, *flags) == {
+        "queue": "sqlite:///flag.db",
+        "port": 8002,
+        "otel": True,
+        "allow_private": ["192.168.0.0/16"],
+        "migrate": True,
+    }
