@@ -45,6 +45,7 @@ class DeliveryAttempted:
     latency_s: float
     error: str | None
     at: float
+    delivery_key: str = ""  # the queue's handle of the delivery (the event archive records the attempt by it)
 
 
 @dataclass(frozen=True, slots=True)

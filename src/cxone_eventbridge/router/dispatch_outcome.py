@@ -72,6 +72,7 @@ class AttemptOutcomes:
                 latency_s=result.latency_s,
                 error=result.error,
                 at=now,
+                delivery_key=delivery.key,
             )
         )
         self._book.attempt_ended(delivery, result, now)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 
 import pytest
 
 from cxone_eventbridge.exceptions import QueueClosedError
+from cxone_eventbridge.router.archive import archive_for
 from cxone_eventbridge.router.queue import (
     DeadLetterStore,
+    Delivery,
     DeliveryQueue,
     Maintenance,
     TargetLimits,
@@ -17,6 +20,13 @@ from cxone_eventbridge.router.queue import (
     WorkCycle,
     delivery_id_for,
 )
+from cxone_eventbridge.router.queue.archive_records import (
+    AttemptRecord,
+    ReplayJob,
+    ReplayState,
+    replay_event_id,
+)
+from cxone_eventbridge.router.queue.protocols import EventArchive
 from cxone_eventbridge.router.queue.scheduler import RATE_SPACING_MARGIN
 
 from .conftest import T0, ManualClock, QueueFactory, event
@@ -453,3 +463,186 @@ async def test_a_shared_circuit_holds_deliveries_then_lets_one_probe_through_unt
     assert await one.circuits() == {}
     rest = await one.lease(ALL, limit=10, lease_s=30)
     assert [d.probe for d in rest] == [False] * 4
+
+
+# -- the event archive (EventArchive, beside each backend) ------------------------------------------
+
+
+def attempt_of(d: Delivery, at: float, *, status: int | None, outcome: str, error: str | None = None) -> AttemptRecord:
+    """The attempt record the dispatcher's recorder makes of one attempt of ``d``."""
+    category = None if outcome == "success" else "status_5xx" if status else "connect"
+    return AttemptRecord(d.key, d.attempts + 1, at, outcome, status, 0.012, category, error)
+
+
+async def test_archive_satisfies_its_protocol(queue: DeliveryQueue) -> None:
+    """Each backend has an archive beside it that is an EventArchive."""
+    assert isinstance(archive_for(queue), EventArchive)
+
+
+async def test_history_lists_every_attempt_of_each_delivery(queue: DeliveryQueue, clock: ManualClock) -> None:
+    """A failed attempt, its retry and a success are each recorded with time, status, latency and category."""
+    archive = archive_for(queue)
+    await queue.put([event("e1", "a", "b")])
+    leased = {d.target: d for d in await queue.lease(ALL, limit=10, lease_s=30)}
+    archive.record_attempt(attempt_of(leased["a"], T0 + 1, status=503, outcome="retry"))
+    await queue.reschedule(leased["a"], delay_s=1, last_status=503, last_error=None)
+    archive.record_attempt(attempt_of(leased["b"], T0 + 1, status=None, outcome="error", error="connection refused"))
+    await queue.dead_letter(leased["b"], reason="permanent", last_status=None, last_error="connection refused")
+    clock.now += 5
+    [again] = await queue.lease(ALL, limit=10, lease_s=30)
+    archive.record_attempt(attempt_of(again, T0 + 5, status=200, outcome="success"))
+    await queue.ack(again, status=200)
+    await archive.flush()
+    history = await archive.history("e1")
+    assert history is not None
+    assert (history.event_id, history.body, history.accepted_at, history.replay_of) == ("e1", b'{"id":"e1"}', T0, None)
+    by_target = {d.target: d for d in history.deliveries}
+    a, b = by_target["a"], by_target["b"]
+    assert (a.state, a.attempts, a.delivery_id, a.replay_id) == ("delivered", 2, delivery_id_for("e1", "a"), None)
+    assert [(x.attempt, x.status, x.outcome, x.category, x.at) for x in a.history] == [
+        (1, 503, "retry", "status_5xx", T0 + 1),
+        (2, 200, "success", None, T0 + 5),
+    ]
+    assert a.history[0].latency_s == pytest.approx(0.012)
+    assert (b.state, b.reason, b.last_error) == ("dead", "permanent", "connection refused")
+    assert [(x.outcome, x.category, x.error) for x in b.history] == [("error", "connect", "connection refused")]
+    assert await archive.history("nope") is None
+
+
+async def test_archive_pages_through_a_window_in_acceptance_order(queue: DeliveryQueue) -> None:
+    """archived() returns [since, until) in (accepted_at, seq) order, page by page, equal times included."""
+    archive = archive_for(queue)
+    await queue.put([event(f"e{i}", "a", at=T0 + i // 2) for i in range(10)])  # two events per second
+    assert await archive.count_archived(since=T0 + 1, until=T0 + 4) == 6
+    seen: list[str] = []
+    after = None
+    while page := await archive.archived(since=T0 + 1, until=T0 + 4, after=after, limit=4):
+        seen += [e.event_id for e in page]
+        after = (page[-1].accepted_at, page[-1].seq)
+    assert seen == ["e2", "e3", "e4", "e5", "e6", "e7"]
+    [first] = await archive.archived(since=T0, until=T0 + 1, limit=1)
+    assert (first.event_id, first.body, first.priority) == ("e0", b'{"id":"e0"}', 5)
+
+
+async def test_events_that_matched_nothing_are_kept_for_the_archive(make_queue: QueueFactory) -> None:
+    """With keep_unmatched, an event without targets is stored (no delivery) and archived."""
+    queue = await make_queue(keep_unmatched=True)
+    archive = archive_for(queue)
+    [result] = await queue.put([event("lonely")])
+    assert result.created == ()
+    assert (await queue.stats()).pending == 0
+    [kept] = await archive.archived(since=T0, until=T0 + 1)
+    assert kept.event_id == "lonely"
+    history = await archive.history("lonely")
+    assert history is not None
+    assert history.deliveries == ()
+    # A later put of the same id that matches a target gets its delivery.
+    [again] = await queue.put([event("lonely", "a")])
+    assert again.created == ("a",)
+
+
+async def test_replays_are_marked_listed_with_the_original_and_not_archived_again(
+    queue: DeliveryQueue, clock: ManualClock
+) -> None:
+    """A replay's event is a replay of its original: its deliveries show in the original's history,
+    marked with the replay id, and archived() never returns it."""
+    archive = archive_for(queue)
+    await queue.put([event("e1", "a")])
+    replay_id = "rpl_0123456789abcdef"
+    copy = replay_event_id(replay_id, "e1")
+    await queue.put([event(copy, "a", "b", at=T0 + 1)])
+    await archive.mark_replays([(copy, "e1")])
+    await archive.mark_replays([(copy, "e1")])  # idempotent
+    assert [e.event_id for e in await archive.archived(since=T0, until=T0 + 10)] == ["e1"]
+    assert await archive.count_archived(since=T0, until=T0 + 10) == 1
+    history = await archive.history("e1")
+    assert history is not None
+    rows = sorted((d.target, d.replay_id or "", d.delivery_id) for d in history.deliveries)
+    assert rows == [
+        ("a", "", delivery_id_for("e1", "a")),
+        ("a", replay_id, delivery_id_for(copy, "a")),
+        ("b", replay_id, delivery_id_for(copy, "b")),
+    ]
+    own = await archive.history(copy)
+    assert own is not None
+    assert own.replay_of == "e1"
+
+
+async def test_pruning_the_archive_keeps_what_is_inside_the_period(
+    make_queue: QueueFactory, clock: ManualClock
+) -> None:
+    """prune_archive drops old events without deliveries, the attempts of deliveries the queue pruned, and
+    finished jobs; it keeps recent events, running jobs, and events that still have deliveries (with their
+    attempts)."""
+    queue = await make_queue(keep_unmatched=True)
+    archive = archive_for(queue)
+    await queue.put([event("old-lonely", at=T0), event("old-pending", "a", at=T0), event("old-done", "b", at=T0)])
+    await queue.put([event("new-lonely", at=T0 + 90)])
+    leased = {d.target: d for d in await queue.lease(ALL, limit=2, lease_s=30)}
+    for d in leased.values():
+        archive.record_attempt(attempt_of(d, T0 + 1, status=503, outcome="retry"))
+    await queue.reschedule(leased["a"], delay_s=1, last_status=503, last_error=None)
+    await queue.ack(leased["b"], status=200)
+    await archive.flush()
+    clock.now = T0 + 100
+    assert await queue.prune(retention_s=50) == 1  # old-done's delivery, and the event with it
+    for job_id, state, finished in (("rpl_old", ReplayState.DONE, T0), ("rpl_run", ReplayState.RUNNING, None)):
+        await archive.save_replay(replay_job(job_id, state=state, finished_at=finished))
+    assert await archive.prune_archive(keep_s=50) == 3  # old-lonely, old-done's attempt, rpl_old
+    assert await archive.prune_archive(keep_s=50) == 0
+    assert [e.event_id for e in await archive.archived(since=0, until=T0 + 1000)] == ["old-pending", "new-lonely"]
+    history = await archive.history("old-pending")
+    assert history is not None
+    assert [x.at for x in history.deliveries[0].history] == [T0 + 1]
+    assert [job.replay_id for job in await archive.replay_jobs()] == ["rpl_run"]
+
+
+async def test_an_attempt_with_an_error_text_round_trips(queue: DeliveryQueue) -> None:
+    """Error texts with quotes, newlines and non-ASCII come back as written; the key names the delivery."""
+    archive = archive_for(queue)
+    await queue.put([event("e1", "a")])
+    [d] = await queue.lease(ALL, limit=1, lease_s=30)
+    text = 'TLS: certificate "x"\nverify failed — ünïcode'
+    archive.record_attempt(attempt_of(d, T0 + 0.25, status=None, outcome="error", error=text))
+    await queue.dead_letter(d, reason="permanent", last_status=None, last_error=text)
+    await archive.flush()
+    history = await archive.history("e1")
+    assert history is not None
+    [attempt] = history.deliveries[0].history
+    assert attempt == AttemptRecord(d.key, 1, T0 + 0.25, "error", None, 0.012, "connect", text)
+
+
+def replay_job(replay_id: str, *, state: ReplayState = ReplayState.RUNNING, **changes: object) -> ReplayJob:
+    job = ReplayJob(
+        replay_id=replay_id,
+        since=T0,
+        until=T0 + 60,
+        target=None,
+        pattern=None,
+        rate_per_s=100,
+        state=state,
+        created_at=T0,
+    )
+    return replace(job, **changes)  # type: ignore[arg-type]
+
+
+async def test_replay_jobs_are_saved_listed_and_claimed_by_one_router(
+    make_queue: QueueFactory, clock: ManualClock
+) -> None:
+    """A job round-trips; a running job is claimed by its own runner or, once its heartbeat is stale, by another."""
+    archive = archive_for(await make_queue())
+    job = replay_job("rpl_a", target="a", pattern='{"source":["x"]}', runner="one", heartbeat_at=T0)
+    await archive.save_replay(job)
+    await archive.save_replay(replay_job("rpl_b", created_at=T0 + 1, state=ReplayState.DONE, finished_at=T0 + 2))
+    assert await archive.replay_job("rpl_a") == job
+    assert await archive.replay_job("rpl_none") is None
+    assert [j.replay_id for j in await archive.replay_jobs()] == ["rpl_b", "rpl_a"]
+    progressed = replace(job, scanned=10, replayed=7, deliveries=9, cursor_at=T0 + 3, cursor_seq=12, total=20)
+    await archive.save_replay(progressed)
+    assert await archive.replay_job("rpl_a") == progressed
+    assert await archive.claim_replays(runner="two", stale_before=T0 - 1) == []  # one's heartbeat is fresh
+    [mine] = await archive.claim_replays(runner="one", stale_before=T0 - 1)
+    assert (mine.replay_id, mine.runner, mine.scanned) == ("rpl_a", "one", 10)
+    clock.now = T0 + 100
+    [taken] = await archive.claim_replays(runner="two", stale_before=T0 + 50)
+    assert (taken.replay_id, taken.runner) == ("rpl_a", "two")

@@ -9,6 +9,11 @@
 
 :class:`DeliveryQueue` is all four plus opening and closing; a backend implements it whole.
 
+:class:`EventArchive` is kept beside a backend, in the same database (``sqlite/archive.py``,
+``postgres/archive.py``): the events a router accepted, kept for the archive period, the history of every
+delivery attempt, and replay jobs. It is a separate seam so that a router without an archive pays
+nothing for it.
+
 Semantics every backend keeps (the contract suite in ``tests/router/queue/`` checks each one):
 
 - ``put`` writes the events and all their deliveries in one durable transaction and only then returns;
@@ -30,6 +35,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from cxone_eventbridge.router.queue.archive_records import (
+    ArchivedEvent,
+    AttemptRecord,
+    EventHistory,
+    ReplayJob,
+)
 from cxone_eventbridge.router.queue.records import (
     DeadLetter,
     Delivery,
@@ -174,3 +185,63 @@ class DeliveryQueue(WorkCycle, DeadLetterStore, Maintenance, TargetStateStore, P
 
     async def close(self) -> None:
         """Finish queued writes and release the storage."""
+
+
+@runtime_checkable
+class EventArchive(Protocol):
+    """Archived events, the attempt history and replay jobs, in the queue's own database.
+
+    Semantics every backend keeps (the contract suite checks each one):
+
+    - ``record_attempt`` returns at once; the attempt is written with the next group of queue writes (on
+      SQLite in the same transaction as the ack, retry or dead letter that follows it), so recording
+      costs the hot path no round trip of its own.
+    - ``archived`` pages through the events accepted in ``[since, until)`` in (accepted_at, seq) order,
+      never a replay's own events.
+    - ``prune_archive`` deletes what is older than ``keep_s``: events without deliveries, attempts, and
+      finished replay jobs. Events that still have deliveries go with their last delivery, as before.
+    - ``claim_replays`` hands each running job to one router: its own jobs, and those whose runner has
+      not sent a heartbeat since ``stale_before``.
+    """
+
+    def record_attempt(self, attempt: AttemptRecord) -> None:
+        """Write ``attempt`` with the next group of queue writes (never blocks, never raises for storage)."""
+
+    async def flush(self) -> None:
+        """Wait until every attempt recorded so far is written."""
+
+    async def history(self, event_id: str) -> EventHistory | None:
+        """The event, its deliveries and its replays' deliveries, each with every recorded attempt."""
+        ...
+
+    async def archived(
+        self, *, since: float, until: float, after: tuple[float, int] | None = None, limit: int = 100
+    ) -> list[ArchivedEvent]:
+        """Up to ``limit`` archived events accepted in ``[since, until)``, after the (accepted_at, seq) ``after``."""
+        ...
+
+    async def count_archived(self, *, since: float, until: float) -> int:
+        """How many archived events were accepted in ``[since, until)``."""
+        ...
+
+    async def mark_replays(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Record that each (replay event id, original event id) is a replay of the original (idempotent)."""
+
+    async def prune_archive(self, *, keep_s: float) -> int:
+        """Delete archived events, attempts and finished replay jobs older than ``keep_s``; how many rows."""
+        ...
+
+    async def save_replay(self, job: ReplayJob) -> None:
+        """Create or update a replay job."""
+
+    async def replay_job(self, replay_id: str) -> ReplayJob | None:
+        """One replay job, or None."""
+        ...
+
+    async def replay_jobs(self, *, limit: int = 20) -> list[ReplayJob]:
+        """The newest replay jobs, newest first."""
+        ...
+
+    async def claim_replays(self, *, runner: str, stale_before: float) -> list[ReplayJob]:
+        """Take over the running jobs this router should run (see the class docstring); they name ``runner``."""
+        ...

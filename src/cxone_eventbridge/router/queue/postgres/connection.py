@@ -58,6 +58,7 @@ class ConnectionOptions(TypedDict, total=False):
     pool_size: int  # default 4
     clock: Callable[[], float] | None  # default: the database's now()
     connect_timeout_s: float  # default 5
+    keep_unmatched: bool  # default False: store events that matched no target too (the archive keeps them)
 
 
 class PostgresConnection:
@@ -68,6 +69,7 @@ class PostgresConnection:
         if not _SCHEMA_NAME.fullmatch(schema):
             raise ValueError("schema must be a lower-case SQL identifier of at most 41 characters")
         self.schema = schema
+        self.keep_unmatched = options.get("keep_unmatched", False)
         self.owner = options.get("owner", "local")
         self.incarnation = options.get("incarnation") or uuid.uuid4().hex
         self.schema_version: int | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from cxone_eventbridge.router.queue.archive_sql import REPLAY_JOB_COLUMN_TYPES
 from cxone_eventbridge.router.queue.migrations import Migration
 
 MIGRATIONS: Final = (
@@ -74,6 +75,19 @@ MIGRATIONS: Final = (
             "DROP INDEX ix_leased",
             "CREATE INDEX ix_leased ON deliveries (target) WHERE state = 1",
             "ALTER TABLE deliveries SET (fillfactor = 90)",  # room on the page for in-place (HOT) updates
+        ),
+    ),
+    Migration(
+        4,
+        "the event archive: events by time, replays marked, each delivery's attempts, replay jobs",
+        (
+            "CREATE INDEX ix_events_accepted ON events (accepted_at)",
+            "ALTER TABLE events ADD COLUMN replay_of text",
+            "CREATE INDEX ix_events_replay_of ON events (replay_of) WHERE replay_of IS NOT NULL",
+            # One row per attempt, by its delivery's key: integers that grow with time, cheap to append.
+            "CREATE TABLE attempts (id bigserial PRIMARY KEY, delivery_seq bigint NOT NULL, line text NOT NULL)",
+            "CREATE INDEX ix_attempts_delivery ON attempts (delivery_seq)",
+            f"CREATE TABLE replay_jobs (id text PRIMARY KEY, {REPLAY_JOB_COLUMN_TYPES})",
         ),
     ),
 )

@@ -48,7 +48,7 @@ class PostgresWorkCycle(PostgresConnection):
         for event in events:
             if not MIN_PRIORITY <= event.priority <= MAX_PRIORITY:
                 raise ValueError(f"priority must be {MIN_PRIORITY}-{MAX_PRIORITY}, got {event.priority}")
-        matched = [e for e in events if e.targets]
+        matched = [e for e in events if e.targets or self.keep_unmatched]
         if not matched:
             return [PutResult(e.event_id, ()) for e in events]
         event_ids, targets, dids = [], [], []

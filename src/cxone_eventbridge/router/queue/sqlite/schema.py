@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from cxone_eventbridge.router.queue.archive_sql import REPLAY_JOB_COLUMN_TYPES
 from cxone_eventbridge.router.queue.migrations import Migration
 
 MIGRATIONS: Final = (
@@ -68,6 +69,19 @@ MIGRATIONS: Final = (
         4,
         "each target's circuit as the queue keeps it (open until, last open period)",
         ("CREATE TABLE circuits (name TEXT PRIMARY KEY, open_until REAL NOT NULL, open_s REAL NOT NULL)",),
+    ),
+    Migration(
+        5,
+        "the event archive: events by time, replays marked, each delivery's attempts, replay jobs",
+        (
+            "CREATE INDEX ix_events_accepted ON events (accepted_at)",
+            "ALTER TABLE events ADD COLUMN replay_of TEXT",
+            "CREATE INDEX ix_events_replay_of ON events (replay_of) WHERE replay_of IS NOT NULL",
+            # One row per attempt, by its delivery's key: integers that grow with time, cheap to append.
+            "CREATE TABLE attempts (seq INTEGER PRIMARY KEY, delivery_seq INTEGER NOT NULL, line TEXT NOT NULL)",
+            "CREATE INDEX ix_attempts_delivery ON attempts (delivery_seq)",
+            f"CREATE TABLE replay_jobs (id TEXT PRIMARY KEY, {REPLAY_JOB_COLUMN_TYPES})",
+        ),
     ),
 )
 

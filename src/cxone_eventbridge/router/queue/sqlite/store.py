@@ -88,8 +88,10 @@ class SQLiteStore:
         clock: Callable[[], float] = time.time,
         migrate: bool = True,
         commit_window_s: float = COMMIT_WINDOW_S,
+        keep_unmatched: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.keep_unmatched = keep_unmatched  # store events that matched no target too (the archive keeps them)
         self.owner = owner
         self.incarnation = incarnation or uuid.uuid4().hex
         self.synchronous: Synchronous = synchronous

@@ -44,7 +44,9 @@ class SQLiteWorkCycle(SQLiteStore):
 
     def _put(self, conn: sqlite3.Connection, rows: list[tuple[QueuedEvent, list[tuple[str, str]]]]) -> list[PutResult]:
         results: list[PutResult] = [PutResult(event.event_id, ()) for event, _ in rows]
-        matched = [(index, event, targets) for index, (event, targets) in enumerate(rows) if targets]
+        matched = [
+            (index, event, targets) for index, (event, targets) in enumerate(rows) if targets or self.keep_unmatched
+        ]
         # New events go in with one multi-row INSERT per chunk and their deliveries with one executemany
         # (a statement per event cost about 6 us more per event). An id already stored, or repeated in
         # this batch, is not inserted again; such events are handled one by one below.
