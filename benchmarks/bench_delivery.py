@@ -80,6 +80,7 @@ class Settings:
     offered_seconds: float = 6.0
     ingest_batch: int = 100
     queue: str = "sqlite"  # "sqlite" (a temporary file) or a postgresql:// URL (a temporary schema in it)
+    archive_days: float = 0.0  # > 0: the event archive and attempt history on (router.archive)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -221,6 +222,7 @@ async def with_router(db: Path, receiver: Receiver, settings: Settings, phase: s
             egress=LOOPBACK,
             ssl_context=ssl_context_for(str(receiver.certs.ca)),
             sqlite_synchronous="FULL" if settings.synchronous == "FULL" else "NORMAL",
+            archive_days=settings.archive_days,
         )
         router = build_router(config, targets=[bench_target(receiver.url)], bus=bus)
         await router.start()
@@ -415,8 +417,9 @@ def main() -> None:
     parser.add_argument(
         "--queue", default="sqlite", help="sqlite (default) or a postgresql:// URL (a temporary schema in it)"
     )
+    parser.add_argument("--archive-days", type=float, default=0.0, help="run with the event archive on (history too)")
     arguments = parser.parse_args()
-    settings = Settings(receiver=arguments.receiver, queue=arguments.queue)
+    settings = Settings(receiver=arguments.receiver, queue=arguments.queue, archive_days=arguments.archive_days)
 
     async def all_runs() -> dict[str, Any]:
         runs = [await run_once(settings) for _ in range(arguments.runs)]

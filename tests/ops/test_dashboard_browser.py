@@ -98,7 +98,7 @@ async def test_dashboard_draws_live_traffic_and_replays_a_dead_letter(
             "eventPattern": {"eventType": ["invoice.failed"]},
         },
     ]
-    router = await router_process(targets, receiver=healthy)
+    router = await router_process(targets, receiver=healthy, args=("--archive-days", "1"))
     await router.send([{"id": "invoice-42", "eventType": "invoice.failed"}])
     stop = asyncio.Event()
     traffic = asyncio.create_task(keep_sending(router, stop))
@@ -125,6 +125,15 @@ async def test_dashboard_draws_live_traffic_and_replays_a_dead_letter(
         assert "status 400" in await row.inner_text()
         billing = page.locator('#targets tr[data-target="billing"]')
         assert (await billing.locator("td").nth(4).inner_text()) == "1"  # dead
+        # The dead letter's event id opens its history: the delivery and its one attempt.
+        await row.locator("button.link").click()
+        history = page.locator("#history:not([hidden])")
+        await history.wait_for()
+        text = await history.inner_text()
+        assert "billing" in text
+        assert "dead (permanent)" in text
+        assert "status_4xx" in text
+        assert "invoice-42" in await page.locator("#history-summary").inner_text()
         # Mend the endpoint (a 200 receiver on the same port), then replay from the page.
         await broken.stop()
         mended = await start_receiver(
@@ -138,6 +147,14 @@ async def test_dashboard_draws_live_traffic_and_replays_a_dead_letter(
         )
         assert mended.request_count == 1
         await mended.stop()
+        # Its history now shows the failed attempt and the one that delivered it.
+        await page.fill("#history-input", "invoice-42")
+        await page.click("#history-form button[type=submit]")
+        await page.wait_for_function("() => document.getElementById('history').innerText.includes('delivered')")
+        attempts = await page.locator("#history tbody tr").all_inner_texts()
+        assert len(attempts) == 2
+        assert "400" in attempts[0]
+        assert "200" in attempts[1]
         assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         await page.screenshot(path=str(artifacts_dir / "dashboard.png"), full_page=True)
     finally:

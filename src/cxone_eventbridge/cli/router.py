@@ -14,6 +14,7 @@ import typer
 from cxone_eventbridge.cli import (
     router_config,
     router_dlq,
+    router_events,
     router_run,
     router_send,
     router_status,
@@ -33,6 +34,7 @@ COMMAND_MODULES = (
     router_run,
     router_tail,
     router_config,
+    router_events,
 )
 
 

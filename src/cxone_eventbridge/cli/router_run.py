@@ -86,6 +86,9 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     body_timeout: float = typer.Option(
         DEFAULT_BODY_TIMEOUT_S, "--body-timeout", min=0.1, help="Seconds a request's body may take to arrive (408)."
     ),
+    archive_days: float = typer.Option(
+        0.0, "--archive-days", min=0, max=3650, help="Keep events and every attempt N days for replays (0: off)."
+    ),
 ) -> None:
     """Run the router: HTTP ingest, durable queue, deliveries, metrics and audit log in one process.
 
@@ -121,6 +124,7 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
         body_timeout_s=body_timeout,
         workers=workers,
         otel=otel,
+        archive_days=archive_days,
     )
     if workers == 1:
         run(serve_router(options), fast_loop=True)

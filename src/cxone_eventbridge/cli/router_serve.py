@@ -67,6 +67,7 @@ class ServeOptions:
     workers: int = 1
     worker: int | None = None  # this process's index among --workers
     otel: bool = False
+    archive_days: float = 0.0  # router.archive: keep events and attempts, for replays
 
     @property
     def owner(self) -> str:
@@ -237,6 +238,7 @@ async def serve_router(options: ServeOptions) -> None:
         migrate=options.migrate,
         egress=egress,
         ssl_context=_delivery_ssl(options.ca_bundle),
+        archive_days=options.archive_days,
     )
     async with contextlib.AsyncExitStack() as stack:
         if router_config.backend == "sqlite":

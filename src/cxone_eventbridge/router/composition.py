@@ -19,13 +19,14 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from cxone_eventbridge.exceptions import ConfigurationError
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.events import ObserverBus
+from cxone_eventbridge.router.archive import DAY_S, ArchiveSetup, AttemptRecorder, archive_for, with_replay_headers
 from cxone_eventbridge.router.delivery import HeaderHook
 from cxone_eventbridge.router.dispatcher import DispatcherOptions
 from cxone_eventbridge.router.event_router import EventRouter
@@ -37,6 +38,7 @@ from cxone_eventbridge.wire import MAX_EVENT_BYTES
 
 DEFAULT_QUEUE_URL = "sqlite:///cxeb-router.db"
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
+MAX_ARCHIVE_DAYS = 3650
 
 
 def sqlite_url(path: Path) -> str:
@@ -60,6 +62,7 @@ class RouterConfig:
     sqlite_synchronous: Synchronous = "FULL"
     sqlite_max_size_bytes: int | None = None  # a cap on the SQLite file (QueueFullError beyond it); None: the disk
     postgres_pool_size: int = 4
+    archive_days: float = 0.0  # keep accepted events and every attempt this long, for replays (0: off)
 
     @property
     def backend(self) -> str:
@@ -86,6 +89,7 @@ def open_queue(settings: RouterConfig, *, clock: Callable[[], float] | None = No
             synchronous=settings.sqlite_synchronous,
             max_size_bytes=settings.sqlite_max_size_bytes,
             clock=clock or time.time,
+            keep_unmatched=settings.archive_days > 0,
         )
     parts = urlsplit(settings.queue_url)
     query = parse_qs(parts.query)
@@ -99,6 +103,7 @@ def open_queue(settings: RouterConfig, *, clock: Callable[[], float] | None = No
             migrate=settings.migrate,
             pool_size=settings.postgres_pool_size,
             clock=clock,
+            keep_unmatched=settings.archive_days > 0,
         )
     except ValueError as exc:
         raise ConfigurationError(f"--queue: {exc}") from exc
@@ -118,12 +123,27 @@ def build_router(
 
     ``clock`` is the router's time; ``queue_clock`` replaces the queue backend's (tests that move time);
     ``header_hook`` adds headers to each attempt (``observe.tracing.RouterTracing.webhook_headers``).
+    With ``archive_days`` the router keeps events and attempts for replays (``router.archive``).
     """
+    queue = open_queue(settings, clock=queue_clock)
+    options = settings.dispatcher
+    archive = None
+    if settings.archive_days > 0:
+        if settings.archive_days > MAX_ARCHIVE_DAYS:
+            raise ConfigurationError(f"--archive-days: at most {MAX_ARCHIVE_DAYS}, got {settings.archive_days:g}")
+        bus = bus if bus is not None else ObserverBus()
+        archive = ArchiveSetup(archive_for(queue), keep_s=settings.archive_days * DAY_S, runner=settings.owner)
+        bus.subscribe(AttemptRecorder(archive.store))
+        header_hook = with_replay_headers(header_hook)
+        # Delivered rows (and so their events) stay for the archive period: an archived event keeps its
+        # deliveries' final states.
+        options = replace(options, retention_s=max(options.retention_s, archive.keep_s))
     return EventRouter(
-        open_queue(settings, clock=queue_clock),
+        queue,
+        archive=archive,
         targets=targets,
         bus=bus,
-        options=settings.dispatcher,
+        options=options,
         egress=settings.egress,
         ssl_context=settings.ssl_context,
         resolver=resolver,

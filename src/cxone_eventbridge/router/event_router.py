@@ -40,6 +40,7 @@ from cxone_eventbridge.observe.events import (
     ObserverBus,
     TargetChanged,
 )
+from cxone_eventbridge.router.archive import ArchiveSetup
 from cxone_eventbridge.router.circuit import CircuitState
 from cxone_eventbridge.router.delivery import DeliveryClient, HeaderHook, create_transport
 from cxone_eventbridge.router.dispatcher import Dispatcher, DispatcherOptions
@@ -112,8 +113,10 @@ class EventRouter:
         max_event_bytes: int = MAX_EVENT_BYTES,
         new_event_id: Callable[[], str] = _new_event_id,
         header_hook: HeaderHook | None = None,
+        archive: ArchiveSetup | None = None,
     ) -> None:
         self.queue = queue
+        self.archive = archive  # the event archive and replays (router.archive), when --archive-days is on
         self._header_hook = header_hook  # extra headers per attempt (tracing's traceparent)
         self.bus = bus if bus is not None else ObserverBus()
         self.options = options if options is not None else DispatcherOptions()

@@ -50,6 +50,7 @@ from cxone_eventbridge.exceptions import ConfigurationError, IngestError
 from cxone_eventbridge.observe.events import IngestRejected, ObserverBus
 from cxone_eventbridge.observe.metrics import AuditHealthSource, RouterMetrics
 from cxone_eventbridge.observe.status import StatusTracker
+from cxone_eventbridge.router.archive_api import ArchiveRoutes, ArchiveSource
 from cxone_eventbridge.router.connection_cap import CappedTCPSite, ConnectionCap
 from cxone_eventbridge.router.dashboard import Dashboard
 from cxone_eventbridge.router.http_routes import dead_letters, health, ingest, match, status, targets
@@ -179,6 +180,8 @@ class RouterAPI:
             clock=self._clock,
         ).mount(app)
         DeliveryFeed(self.bus, resolve=self.router.resolve_target).mount(app)
+        if isinstance(self.router, ArchiveSource):  # event history and replays (router.archive_api)
+            ArchiveRoutes(self.router, bus=self.bus, registry=self.metrics.registry, clock=self._clock).mount(app)
         return app
 
     def _reject(self, error: IngestError) -> web.Response:

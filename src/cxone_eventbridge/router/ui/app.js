@@ -252,7 +252,13 @@
       const event = cell(tr, "");
       const code = document.createElement("code");
       code.textContent = d.eventId;
-      event.appendChild(code);
+      const link = document.createElement("button");
+      link.type = "button";
+      link.className = "link";
+      link.title = "show this event's history";
+      link.appendChild(code);
+      link.addEventListener("click", () => showHistory(d.eventId));
+      event.appendChild(link);
       cell(tr, d.reason);
       cell(tr, d.attempts, "num");
       cell(tr, d.lastStatus !== null ? "status " + d.lastStatus : d.lastError, "detail");
@@ -286,6 +292,69 @@
       if (button) button.disabled = false;
       if (error instanceof Unauthorized) askForKey(error.message);
     }
+  }
+
+  // -- one event's history (GET /v1/events/{id}) -------------------------------------------------
+
+  async function showHistory(eventId) {
+    $("history-input").value = eventId;
+    $("history-error").textContent = "";
+    try {
+      renderHistory(await api("GET", "/v1/events/" + encodeURIComponent(eventId)));
+    } catch (error) {
+      $("history").hidden = true;
+      $("history-summary").hidden = true;
+      $("history-error").textContent = error.message;
+      if (error instanceof Unauthorized) askForKey(error.message);
+    }
+    $("history-panel").scrollIntoView({ block: "nearest" });
+  }
+
+  function renderHistory(h) {
+    const summary = $("history-summary");
+    const count = h.deliveries.length + (h.deliveries.length === 1 ? " delivery" : " deliveries");
+    const parts = ["event " + h.eventId, "accepted " + (h.acceptedAt || "(pruned)"), count];
+    if (h.replayOf) parts.push("a replay of " + h.replayOf);
+    if (!h.attemptsRecorded) parts.push("attempts are recorded with --archive-days");
+    summary.textContent = parts.join(" · ");
+    summary.hidden = false;
+    const rows = [];
+    for (const d of h.deliveries) {
+      const attempts = d.history.length ? d.history : [null];
+      attempts.forEach((a, index) => {
+        const tr = document.createElement("tr");
+        if (index === 0) {
+          cell(tr, d.target);
+          const id = cell(tr, "");
+          const code = document.createElement("code");
+          code.textContent = d.deliveryId;
+          id.appendChild(code);
+          if (d.replayId) {
+            const mark = document.createElement("span");
+            mark.className = "badge replay";
+            mark.textContent = "replay " + d.replayId;
+            id.appendChild(mark);
+          }
+          cell(tr, d.state + (d.reason ? " (" + d.reason + ")" : ""));
+        } else {
+          cell(tr, ""); cell(tr, ""); cell(tr, "");
+        }
+        if (a === null) {
+          cell(tr, d.attempts ? d.attempts + " made" : "none yet");
+          cell(tr, d.doneAt); cell(tr, ""); cell(tr, d.lastStatus, "num"); cell(tr, ""); cell(tr, d.lastError, "detail");
+        } else {
+          cell(tr, "#" + a.attempt);
+          cell(tr, a.at);
+          cell(tr, a.outcome);
+          cell(tr, a.status, "num");
+          cell(tr, a.latencyMs.toFixed(1), "num");
+          cell(tr, [a.category, a.error].filter(Boolean).join(": ") || null, "detail");
+        }
+        rows.push(tr);
+      });
+    }
+    $("history").tBodies[0].replaceChildren(...rows);
+    $("history").hidden = rows.length === 0;
   }
 
   // -- the loop ---------------------------------------------------------------------------------
@@ -344,6 +413,11 @@
       sessionStorage.removeItem(KEY_STORAGE);
       key = null;
       askForKey("");
+    });
+    $("history-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const id = $("history-input").value.trim();
+      if (id) showHistory(id);
     });
     $("replay-all").addEventListener("click", (e) => act("replay", null, e.target));
     $("purge-all").addEventListener("click", (e) => act("purge", null, e.target));
