@@ -28,11 +28,20 @@ from cxone_eventbridge.exceptions import ConfigurationError
 def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     """The parsed file and its text; ConfigurationError naming the file (and line) when it cannot be."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigurationError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"{path}: cannot be read: {exc}") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"{path}: is a directory, not a file") from None
+    except PermissionError:
+        raise ConfigurationError(f"{path}: cannot be read: permission denied") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigurationError(f"{path}: not UTF-8 text (line {line})") from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:

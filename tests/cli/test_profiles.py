@@ -283,3 +283,45 @@ def test_no_output_or_debug_log_shows_a_profile_secret(tmp_path: Path) -> None:
         assert PLAIN_KEY not in result.output, args
     bad = CliRunner().invoke(app, ["--profile", "bad", "targets", "list"], env=env)
     assert "profiles.bad.max-attempts: Input should be less than or equal to 10" in " ".join(bad.output.split())
+
+
+def test_a_profile_file_that_cannot_be_read_says_why_in_words(tmp_path: Path) -> None:
+    """A directory where the file should be, or a file that is not UTF-8: exit 2, the path and the reason, once."""
+    config = tmp_path / "xdg" / "cxeb" / "config.toml"
+    config.mkdir(parents=True)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    for args in (["--profile", "a", "targets", "list"], ["profiles", "list"]):
+        result = CliRunner().invoke(app, args, env=env)
+        assert result.exit_code == 2
+        assert result.output == f"error: {config}: is a directory, not a file\n"
+    config.rmdir()
+    config.write_bytes(b'[profiles.a]\nclient-id = "\xff"\n')
+    result = CliRunner().invoke(app, ["profiles", "list"], env=env)
+    assert result.exit_code == 2
+    assert result.output == f"error: {config}: not UTF-8 text (line 2)\n"
+
+
+def test_hints_name_the_profile_key_that_set_the_url_and_warnings_come_once(tmp_path: Path) -> None:
+    """Nothing answers at a profile's base URL: the hint names `base-url of profile a`, not CXONE_BASE_URL (which
+    would send the user looking for a variable they never set); the file's warning is printed once per run."""
+    closed = _closed_port()
+    env = _config(
+        tmp_path,
+        f'[profiles.a]\nbase-url = "http://127.0.0.1:{closed}"\nclient-id = "c"\nclient-secret = "plain-text-1"\n',
+        mode=0o644,
+    )
+    result = CliRunner().invoke(app, ["--profile", "a", "targets", "list"], env={**env, "CXONE_MAX_ATTEMPTS": "1"})
+    assert result.exit_code == 1
+    assert f"nothing answered at http://127.0.0.1:{closed} (base-url of profile a)" in result.output
+    assert result.output.count("holds a secret in plain text") == 1
+    exported = {**env, "CXONE_MAX_ATTEMPTS": "1", "CXONE_BASE_URL": f"http://127.0.0.1:{closed}"}
+    from_env = CliRunner().invoke(app, ["--profile", "a", "targets", "list"], env=exported)
+    assert f"nothing answered at http://127.0.0.1:{closed} (CXONE_BASE_URL)" in from_env.output
+
+
+def test_a_profile_without_a_base_url_says_so(tmp_path: Path) -> None:
+    """A profile that sets only a router URL, used for a control-plane command: the message names the profile."""
+    env = _config(tmp_path, '[profiles.r]\nrouter-url = "http://127.0.0.1:9"\n')
+    result = CliRunner().invoke(app, ["targets", "list", "--profile", "r"], env=env)
+    assert result.exit_code == 2
+    assert "profile r sets no base-url (nor discovery-url), and CXONE_BASE_URL is not set" in result.output

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from cxone_eventbridge.api import CXoneClient
 from cxone_eventbridge.cli import render
-from cxone_eventbridge.cli.profile_choice import read_cli_settings
+from cxone_eventbridge.cli.profile_choice import chosen, read_cli_settings, source_of
 from cxone_eventbridge.config import Settings
 from cxone_eventbridge.defaults import DEFAULT_SANDBOX_PORT
 from cxone_eventbridge.exceptions import APIConnectionError, APITimeoutError, ConfigurationError, TargetsFileError
@@ -40,6 +40,11 @@ def require_api_settings() -> Settings:
     except ConfigurationError as exc:
         render.fail(str(exc), render.EXIT_INVALID_INPUT)
     if not settings.base_url and not settings.discovery_url:
+        if (profile := chosen()) is not None:
+            render.fail(
+                f"profile {profile} sets no base-url (nor discovery-url), and CXONE_BASE_URL is not set",
+                render.EXIT_INVALID_INPUT,
+            )
         render.fail(NO_BASE_URL_MESSAGE, render.EXIT_INVALID_INPUT)
     return settings
 
@@ -69,14 +74,15 @@ def with_connection_hint(exc: APIConnectionError, settings: Settings) -> APIConn
     if isinstance(exc, APITimeoutError) or not settings.base_url:
         return exc
     url = urlsplit(settings.base_url)
+    source = source_of("CXONE_BASE_URL")
     if url.hostname in {"127.0.0.1", "localhost", "::1"}:
         port = url.port or (443 if url.scheme == "https" else 80)
         hint = (
-            f"nothing answered at {settings.base_url} (CXONE_BASE_URL): is the sandbox running? "
+            f"nothing answered at {settings.base_url} ({source}): is the sandbox running? "
             f"`cxeb sandbox serve --port {port}` listens there"
         )
     else:
-        hint = f"check CXONE_BASE_URL ({settings.base_url}), the network and HTTPS_PROXY"
+        hint = f"check {source} ({settings.base_url}), the network and HTTPS_PROXY"
     return type(exc)(f"{exc.message}\nhint: {hint}")
 
 

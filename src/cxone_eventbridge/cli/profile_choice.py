@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 class _Choice:
     name: str | None = None
     origin: str = "--profile"  # where the name came from, for messages: the flag or CXEB_PROFILE
+    loaded: Profile | None = None  # read once per run: its warnings are printed once
 
 
 _CHOICE = _Choice()
@@ -41,6 +42,7 @@ def choose(name: str | None, *, from_environment: bool = False) -> None:
     """Record this run's profile (None: none), and whether CXEB_PROFILE named it."""
     _CHOICE.name = name or None
     _CHOICE.origin = "CXEB_PROFILE=" if from_environment else "--profile "
+    _CHOICE.loaded = None
 
 
 def _choose_after_command(ctx: Any, param: Any, value: str | None) -> None:
@@ -76,6 +78,8 @@ def chosen_profile() -> Profile | None:
     """The chosen profile, read and checked; exit 2 naming the problem (an unknown name lists the known ones)."""
     if _CHOICE.name is None:
         return None
+    if _CHOICE.loaded is not None and _CHOICE.loaded.name == _CHOICE.name:
+        return _CHOICE.loaded
     from cxone_eventbridge.exceptions import ConfigurationError
     from cxone_eventbridge.profiles import default_path, load_profiles
 
@@ -96,7 +100,18 @@ def chosen_profile() -> Profile | None:
         render.fail(f"{given}: {exc}", render.EXIT_INVALID_INPUT)
     for warning in profiles.warnings:
         render.warn(warning)
+    _CHOICE.loaded = profile
     return profile
+
+
+def source_of(variable: str) -> str:
+    """What set a setting, for hints: ``variable`` when the environment sets it (or nothing does), else the
+    chosen profile's key (``base-url of profile a``), so a user is not sent looking for a variable never set."""
+    profile = _CHOICE.loaded
+    key = variable.split("_", 1)[1].lower().replace("_", "-")
+    if os.environ.get(variable) or profile is None or key not in profile.raw:
+        return variable
+    return f"{key} of profile {profile.name}"
 
 
 def read_cli_settings(kind: type[SettingsT]) -> SettingsT:
