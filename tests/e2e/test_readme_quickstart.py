@@ -1,4 +1,5 @@
-"""The README's Quickstart, run as written: every ``sh`` block of its section, line by line, in a fresh directory.
+"""The README's Quickstart, run as written: every ``sh`` block of its section, line by line, in a fresh directory;
+and the Configuration section's profiles file and router-file keys, as written.
 
 What the harness adds, and nothing more:
 - the default ports (8780 sandbox, 8743/8744 receivers, 8790 router) become free ports, in the blocks and in
@@ -13,6 +14,7 @@ Afterwards, whatever the walk-through created must be ignored by the repository'
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -176,3 +178,63 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
     harness = (".venv", ".gitignore", "examples/", ".server-")
     created = [line[3:] for line in status.stdout.splitlines() if not line[3:].startswith(harness)]
     assert created == [], f"the Quickstart leaves files that .gitignore does not cover: {created}"
+
+
+def _section(readme: str, heading: str) -> str:
+    """The text under ``heading`` (``## X`` or ``### X``) up to the next heading of its level or above."""
+    level = heading.split(" ", 1)[0]
+    body = readme.split(f"\n{heading}\n", 1)[1]
+    ends = [body.find(f"\n{'#' * n} ") for n in range(2, len(level) + 1)]
+    return body[: min([end for end in ends if end >= 0], default=len(body))]
+
+
+def _cxeb(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    cxeb = str(Path(sys.executable).with_name("cxeb"))
+    return subprocess.run([cxeb, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("CXONE_", "CXEB_", "XDG_"))}
+    return {**env, "NO_COLOR": "1", "COLUMNS": "200", **extra}
+
+
+def test_readme_profiles_example_is_a_user_config_file_as_written(tmp_path: Path) -> None:
+    """Configuration > Profiles: its file, as written, lists both tenants with references (never values), and
+    `--profile emea` before or after the command uses it, naming the variable the reference needs."""
+    section = _section(README.read_text(encoding="utf-8"), "### Profiles: several tenants in one user config file")
+    [example] = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
+    config = tmp_path / "xdg" / "cxeb" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(example, encoding="utf-8")
+    env = _clean_env(XDG_CONFIG_HOME=str(tmp_path / "xdg"), EMEA_CLIENT_SECRET="emea-secret-never-printed")
+    listed = _cxeb("profiles", "list", "-o", "json", cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    profiles = {item["name"]: item for item in json.loads(listed.stdout)}
+    assert set(profiles) == {"emea", "apac"}
+    assert profiles["emea"]["client-secret"] == "${env:EMEA_CLIENT_SECRET}"
+    assert profiles["emea"]["router-url"] == "http://127.0.0.1:8790"
+    assert listed.stderr == ""  # references only: no plain-text warning
+    assert "--profile NAME" in section
+    for args in (["--profile", "apac", "targets", "list"], ["targets", "list", "--profile", "apac"]):
+        used = _cxeb(*args, cwd=tmp_path, env=env)
+        assert used.returncode == 2, used.stderr
+        assert "profiles.apac.client-secret: ${env:APAC_CLIENT_SECRET} names an environment variable" in used.stderr
+        assert "emea-secret-never-printed" not in used.stdout + used.stderr
+
+
+def test_readme_router_config_file_keys_check(tmp_path: Path) -> None:
+    """Configuration > The router's config file: the keys it shows are valid, and `--example` then `--check`
+    runs as the README says."""
+    section = _section(README.read_text(encoding="utf-8"), "### The router's config file")
+    shown = re.findall(r"`([a-z-]+ =\s+[^`]+)`", section)
+    assert len(shown) >= 3, shown
+    (tmp_path / "shown.toml").write_text("\n".join(" ".join(line.split()) for line in shown) + "\n")
+    env = _clean_env()
+    checked = _cxeb("router", "config", "--check", "shown.toml", cwd=tmp_path, env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert f"{len(shown)} option(s) set, all valid" in checked.stdout + checked.stderr
+    assert "cxeb router config --example" in section
+    example = _cxeb("router", "config", "--example", cwd=tmp_path, env=env)
+    assert example.returncode == 0, example.stderr
+    (tmp_path / "router.toml").write_text(example.stdout)
+    assert _cxeb("router", "config", "--check", "router.toml", cwd=tmp_path, env=env).returncode == 0
