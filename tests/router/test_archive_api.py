@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from cxone_eventbridge.models import IntegrationTarget, RetryPolicy
@@ -72,6 +73,8 @@ async def service(
     async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {KEY}"}
         async with session.request(method, api.url + path, json=body, headers=headers) as response:
+            if response.content_type != "application/json":
+                return response.status, await response.text()
             return response.status, await response.json(content_type=None)
 
     yield call, delivered
@@ -159,6 +162,25 @@ async def test_a_replay_is_started_followed_listed_and_cancelled(service: tuple[
         assert (status, body["error"]) == (404, "replay_not_found")
     status, history = await call("GET", "/v1/events/e2")
     assert sorted(d["replayId"] is not None for d in history["deliveries"]) == [False, True]
+    assert await replay_series(call) == {("crm", "delivered"): 2, ("crm", "dead_lettered"): 0}
+
+
+async def replay_series(call: Call) -> dict[tuple[str, str], float]:
+    """The replay metric's samples, by (target, outcome)."""
+    status, text = await call("GET", "/metrics")
+    assert status == 200
+    return {
+        (s.labels["target"], s.labels["outcome"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "cxeb_replay_deliveries_total"
+    }
+
+
+async def test_every_target_has_the_replay_series_from_the_first_scrape(service: tuple[Call, Delivered]) -> None:
+    """Before any replay, the configured target's replay series are there, at zero."""
+    call, _ = service
+    assert await replay_series(call) == {("crm", "delivered"): 0, ("crm", "dead_lettered"): 0}
 
 
 @pytest.mark.parametrize(

@@ -13,18 +13,21 @@ Routes (behind the same bearer key as the rest of ``/v1/*``; times are ISO-8601 
 and its deliveries while the queue keeps them, without attempts; a replay is refused (409).
 
 Replays are marked in metrics by their own series, ``cxeb_replay_deliveries_total{target, outcome}``
-(``delivered`` or ``dead_lettered``): fixed labels, counted from the delivery events of replay ids.
+(``delivered`` or ``dead_lettered``): fixed labels, counted from the delivery events of replay ids, every
+configured target's series from the first scrape on.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final, Protocol, runtime_checkable
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from cxone_eventbridge.exceptions import IngestError, InputError
 from cxone_eventbridge.models import IntegrationTarget
@@ -55,16 +58,19 @@ class ArchiveSource(Protocol):
     def target_names(self) -> list[str]: ...
 
 
-class ReplayMetrics:
-    """``cxeb_replay_deliveries_total{target, outcome}``: replays' deliveries that finished."""
+class ReplayMetrics(Collector):
+    """``cxeb_replay_deliveries_total{target, outcome}``: replays' deliveries that finished.
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.deliveries = Counter(
-            "cxeb_replay_deliveries",
-            "Deliveries made by replays that finished, by target and outcome (delivered or dead_lettered).",
-            ["target", "outcome"],
-            registry=registry,
-        )
+    A collector over the router's current targets, as the other per-target series are: every configured
+    target has both series from the first scrape on (at zero), and a removed target's go with it.
+    """
+
+    OUTCOMES: Final = ("delivered", "dead_lettered")
+
+    def __init__(self, registry: CollectorRegistry, targets: Callable[[], list[str]]) -> None:
+        self._targets = targets
+        self._counts: dict[tuple[str, str], int] = {}
+        registry.register(self)
 
     def observe(self, event: ObservedEvent) -> None:
         kind = type(event)
@@ -76,7 +82,19 @@ class ReplayMetrics:
             return
         assert isinstance(event, DeliverySucceeded | DeliveryDeadLettered)
         if replay_of(event.event_id) is not None:
-            self.deliveries.labels(event.target, outcome).inc()
+            key = (event.target, outcome)
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "cxeb_replay_deliveries",
+            "Deliveries made by replays that finished, by target and outcome (delivered or dead_lettered).",
+            labels=["target", "outcome"],
+        )
+        for target in self._targets():
+            for outcome in self.OUTCOMES:
+                family.add_metric([target, outcome], self._counts.get((target, outcome), 0))
+        yield family
 
 
 class ArchiveRoutes:
@@ -100,7 +118,7 @@ class ArchiveRoutes:
         if setup is not None:
             self.replayer = Replayer(router, setup.store, runner=setup.runner, clock=clock)
             self.keeper = ArchiveKeeper(setup.store, keep_s=setup.keep_s)
-        metrics = ReplayMetrics(registry)
+        metrics = ReplayMetrics(registry, router.target_names)
         bus.subscribe(metrics.observe)
 
     def mount(self, app: web.Application) -> None:
