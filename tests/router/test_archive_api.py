@@ -57,7 +57,9 @@ async def service(
         ssl_context=ssl_context_for(str(receiver.ca_path)),
         archive_days=archive_days,
     )
-    crm = IntegrationTarget(name="crm", endpoint=f"{receiver.url}/hooks/crm", retry_policy=RetryPolicy(max_retries=1))
+    crm = IntegrationTarget(
+        id="tgt_crm", name="crm", endpoint=f"{receiver.url}/hooks/crm", retry_policy=RetryPolicy(max_retries=1)
+    )
     router = build_router(config, targets=[crm], bus=bus)
     await router.start()
     api = RouterAPI(
@@ -141,8 +143,10 @@ async def test_a_replay_is_started_followed_listed_and_cancelled(service: tuple[
     call, delivered = service
     await call("POST", "/v1/events", [{"id": f"e{i}"} for i in range(3)])
     await wait_delivered(delivered, 3)
-    status, job = await call("POST", "/v1/replays", {"since": "-1h", "pattern": {"id": ["e1", "e2"]}, "rate": 1000})
+    body = {"since": "-1h", "target": "tgt_crm", "pattern": {"id": ["e1", "e2"]}, "rate": 1000}
+    status, job = await call("POST", "/v1/replays", body)  # the target by its id
     assert status == 202
+    assert job["target"] == "crm"
     assert (job["state"], job["total"], job["pattern"], job["until"].endswith("Z")) == (
         "running",
         3,

@@ -115,7 +115,9 @@ def _pattern(value: str) -> Any:
 def replay(  # noqa: PLR0917 -- typer maps each option to a parameter
     since: str = typer.Option(..., "--since", metavar="TIME", help="Replay events accepted from: ISO-8601 or -2h."),
     until: str = typer.Option("now", "--until", metavar="TIME", help="... until (not included): ISO-8601 or -1h."),
-    target: str | None = typer.Option(None, "--target", metavar="NAME", help="Only to this target (if it matches)."),
+    target: str | None = typer.Option(
+        None, "--target", metavar="TARGET", help="Only to this target, by name or id (if it matches)."
+    ),
     pattern: str | None = typer.Option(
         None, "--pattern", metavar="P.json|JSON", help="Only events matching this event pattern too."
     ),

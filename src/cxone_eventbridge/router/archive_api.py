@@ -19,6 +19,7 @@ configured target's series from the first scrape on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cxone_eventbridge.exceptions import IngestError, InputError
+from cxone_eventbridge.exceptions import IngestError, InputError, UnknownTargetError
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.moments import iso, parse_moment
 from cxone_eventbridge.observe.events import DeliveryDeadLettered, DeliverySucceeded, ObservedEvent, ObserverBus
@@ -56,6 +57,8 @@ class ArchiveSource(Protocol):
     def match(self, event: Any) -> list[IntegrationTarget]: ...
 
     def target_names(self) -> list[str]: ...
+
+    def resolve_target(self, ref: str) -> str: ...
 
 
 class ReplayMetrics(Collector):
@@ -195,8 +198,13 @@ class ArchiveRoutes:
             except ValueError as exc:
                 errors.append((field, str(exc)))
         target = body.get("target")
-        if target is not None and not isinstance(target, str):
-            errors.append(("target", "must be a target's name"))
+        if isinstance(target, str):
+            # A name or a control-plane id; one the router does not know is named with the other fields'
+            # errors by check_request.
+            with contextlib.suppress(UnknownTargetError):
+                target = self._router.resolve_target(target)
+        elif target is not None:
+            errors.append(("target", "must be a target's name or id"))
         pattern = body.get("pattern")
         if isinstance(pattern, dict):
             pattern = json.dumps(pattern)
