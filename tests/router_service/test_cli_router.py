@@ -250,6 +250,25 @@ async def test_dlq_list_says_how_many_of_how_many_one_line_each_with_iso_times(r
     assert item["acceptedAt"][4] == "-"
 
 
+async def test_dlq_list_at_80_columns_keeps_each_id_and_target_whole_on_one_line(router_stack: StackFactory) -> None:
+    """A long target name and reason do not squeeze the id: at COLUMNS=80 each dead letter is one line
+    holding its whole delivery id, its whole target name and its reason with the status."""
+    long_name = "compliance-archive-of-the-regional-contact-centre"
+    stack = await router_stack(receiver_status=400, targets=[long_name])
+    await stack.call("POST", "/v1/events", json=[{"id": "w1"}, {"id": "w2"}])
+    await stack.outcomes.wait(dead=2)
+    table = await invoke("router", "dlq", "list", "--url", stack.url, env={"COLUMNS": "80"})
+    assert table.exit_code == 0, table.output
+    listed = json.loads((await invoke("router", "dlq", "list", "--url", stack.url, "-o", "json")).stdout)
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["DELIVERY", "ID", "TRIES", "REASON", "TARGET", "LAST", "ERROR"]
+    for item in listed:
+        (line,) = [line for line in lines if item["deliveryId"] in line]
+        assert long_name in line
+        assert f"{item['reason']} {item['lastStatus']}" in line
+    assert len(lines) == 1 + len(listed)
+
+
 async def test_a_missing_or_wrong_ingest_key_says_how_to_pass_one(router_stack: StackFactory) -> None:
     """401 from the router: the message says whether a key was given and how to pass one (flag or variable)."""
     stack = await router_stack()

@@ -29,22 +29,32 @@ class DeadLetters:
     total: int | None
 
 
+def _aligned(rows: list[list[str]]) -> list[str]:
+    """Rows as lines, each column padded to its widest value; the last column is not padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    padded = ([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]] for row in rows)
+    return ["  ".join(cells).rstrip() for cells in padded]
+
+
 def _dead_letter_lines(page: DeadLetters) -> None:
-    """One line per dead letter, whole ids first, then what happened (wraps only the last error)."""
+    """One line per dead letter, whatever the terminal's width: the whole id first, then tries, reason,
+    target and last error. Aligned text rather than a table: a table squeezed into 80 columns would cut
+    the id or fold it over lines; a line longer than the terminal is wrapped by the terminal, not by us,
+    so it stays one line to copy, grep or cut."""
     if not page.items:
         render.info("no dead letters")
         return
-    rows = [
+    rows = [["DELIVERY ID", "TRIES", "REASON", "TARGET", "LAST ERROR"]] + [
         [
             i["deliveryId"],
-            i["target"],
             f"{i['attempts']:,}",
             f"{i['reason']} {i['lastStatus'] or ''}".strip(),
-            i["lastError"] or "",
+            i["target"],
+            " ".join((i["lastError"] or "").split()),  # one line even when the error text has newlines
         ]
         for i in page.items
     ]
-    render.print_table(None, ["DELIVERY ID", "TARGET", "TRIES", "REASON", "LAST ERROR"], rows, fold=("LAST ERROR",))
+    render.print_lines(_aligned(rows))
     shown, total = len(page.items), page.total
     if total is not None and total > shown:
         render.info(f"{shown:,} of {total:,} dead letters, newest first (--limit shows more)")
