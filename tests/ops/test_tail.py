@@ -101,6 +101,38 @@ async def test_tail_failed_for_one_target_shows_only_its_failures(
         await stop(tail)
 
 
+async def test_tail_says_when_a_delivery_is_dead_lettered(
+    https_receiver: Callable[..., Awaitable[RunningReceiver]], router_process: RouterFactory
+) -> None:
+    """The last attempt of a 503 says only "retry"; a `dead` line (JSON) / `DEAD` line (text) follows it,
+    naming the reason and the attempts, so a script counting failures sees the dead letter."""
+    broken = await https_receiver(status=503)
+    policy = {"maxRetries": 1, "backoffStrategy": "fixed", "timeoutMs": 2000}
+    router = await router_process(
+        [{"name": "billing", "endpoint": f"{broken.url}/hooks/billing", "retryPolicy": policy}], receiver=broken
+    )
+    as_json = await start_tail(router.url, "--output", "json", "--failed")
+    as_text = await start_tail(router.url)
+    try:
+        await router.send([{"id": "invoice-9"}])
+        items = [json.loads((await next_line(as_json))[0]) for _ in range(3)]
+        assert [(i["type"], i.get("outcome")) for i in items] == [
+            ("attempt", "retry"),
+            ("attempt", "retry"),
+            ("dead", None),
+        ]
+        dead = items[2]
+        assert (dead["target"], dead["eventId"], dead["attempts"], dead["status"]) == ("billing", "invoice-9", 2, 503)
+        assert dead["reason"] == "retries_exhausted"
+        assert dead["deliveryId"] == items[0]["deliveryId"]
+        assert dead["at"].endswith("Z")
+        texts = [(await next_line(as_text))[0] for _ in range(3)]
+        assert "DEAD  billing  invoice-9  retries_exhausted after 2 attempt(s), the last: 503" in texts[2]
+    finally:
+        await stop(as_json)
+        await stop(as_text)
+
+
 async def test_tail_without_the_key_says_so(
     https_receiver: Callable[..., Awaitable[RunningReceiver]], router_process: RouterFactory
 ) -> None:

@@ -1,7 +1,8 @@
 """``cxeb router tail``: deliveries as they happen, as ``stripe listen`` shows webhooks.
 
 Reads the router's ``GET /v1/deliveries/live`` stream (NDJSON, see ``router.live``) and prints one line
-per delivery attempt: time, target, event id, status, latency and attempt number. ``--output json``
+per delivery attempt: time, target, event id, status, latency and attempt number; and a ``DEAD`` line
+when a delivery is dead-lettered (why, after how many attempts). ``--output json``
 prints the router's JSON lines unchanged, for scripts. Runs until interrupted or until the router stops.
 """
 
@@ -23,9 +24,14 @@ if TYPE_CHECKING:
 
 
 def describe(item: dict[str, Any]) -> str:
-    """One attempt as a line for people: time, target, event id, answer, latency, attempt."""
+    """One attempt (or a dead letter) as a line for people: time, target, event id, answer, latency, attempt."""
     at = datetime.fromisoformat(item["at"]).astimezone(UTC).strftime("%H:%M:%S.%f")[:-3]
     answer = str(item["status"]) if item.get("status") is not None else (item.get("error") or "no answer")
+    if item.get("type") == "dead":
+        return (
+            f"{at}  DEAD  {item['target']}  {item['eventId']}  {item['reason']} after {item['attempts']} attempt(s)"
+            f", the last: {answer}"
+        )
     mark = "ok  " if item.get("outcome") == "success" else "FAIL"
     return (
         f"{at}  {mark}  {item['target']}  {item['eventId']}  {answer}  {float(item['latencyMs']):.1f} ms"

@@ -3,10 +3,12 @@
 An observer of the router's bus turns each ``DeliveryAttempted`` into one JSON line and hands it to
 every connected reader at once (no polling, so a reader sees an attempt within milliseconds of it).
 The answer is NDJSON over a chunked response: a first ``{"type": "hello"}`` line once the stream is
-open, then one ``{"type": "attempt", ...}`` line per attempt, and an empty line every
+open, then one ``{"type": "attempt", ...}`` line per attempt, one ``{"type": "dead", ...}`` line when a
+delivery is dead-lettered (its last attempt's ``outcome`` says only how that attempt went: ``retry`` for a
+503, even when no retry is left), and an empty line every
 ``KEEPALIVE_S`` seconds so proxies keep the connection. ``?target=NAME`` keeps one target's attempts,
-``?failed=true`` only the failed ones; the target is named by its name or control-plane id (an unknown
-one is a 404 naming the targets the router knows).
+``?failed=true`` only the failed ones (and the dead letters); the target is named by its name or
+control-plane id (an unknown one is a 404 naming the targets the router knows).
 
 A slow reader never slows deliveries: each reader has a bounded buffer, and what does not fit is dropped
 and counted in a ``{"type": "dropped", "count": N}`` line. When the router stops, every stream ends.
@@ -23,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from cxone_eventbridge.exceptions import IngestError, UnknownTargetError
-from cxone_eventbridge.observe.events import DeliveryAttempted, ObservedEvent, ObserverBus
+from cxone_eventbridge.observe.events import DeliveryAttempted, DeliveryDeadLettered, ObservedEvent, ObserverBus
 from cxone_eventbridge.wire import iso_time
 
 KEEPALIVE_S = 15.0
@@ -32,20 +34,43 @@ PATH = "/v1/deliveries/live"
 _END = object()
 
 
-def attempt_to_wire(event: DeliveryAttempted) -> dict[str, Any]:
-    """One attempt as a JSON object (camelCase, time ISO-8601)."""
+_Followed = DeliveryAttempted | DeliveryDeadLettered
+
+
+def _which_delivery(kind: str, event: _Followed) -> dict[str, Any]:
+    """The fields every line of the feed starts with: what kind of line, when, and which delivery."""
     return {
-        "type": "attempt",
+        "type": kind,
         "at": iso_time(event.at),
         "target": event.target,
         "eventId": event.event_id,
         "deliveryId": event.delivery_id,
+    }
+
+
+def attempt_to_wire(event: DeliveryAttempted) -> dict[str, Any]:
+    """One attempt as a JSON object (camelCase, time ISO-8601)."""
+    return _which_delivery("attempt", event) | {
         "attempt": event.attempt,
         "outcome": event.outcome,
         "status": event.status_code,
         "latencyMs": round(event.latency_s * 1000, 3),
         "error": event.error,
     }
+
+
+def dead_letter_to_wire(event: DeliveryDeadLettered) -> dict[str, Any]:
+    """A delivery given up on, as a JSON object: after how many attempts, why, and the last answer."""
+    return _which_delivery("dead", event) | {
+        "attempts": event.attempts,
+        "reason": event.reason,
+        "status": event.last_status,
+        "error": event.last_error,
+    }
+
+
+def _to_wire(event: _Followed) -> dict[str, Any]:
+    return attempt_to_wire(event) if isinstance(event, DeliveryAttempted) else dead_letter_to_wire(event)
 
 
 @dataclass(eq=False)
@@ -55,10 +80,11 @@ class _Reader:
     queue: asyncio.Queue[object] = field(default_factory=lambda: asyncio.Queue(BUFFER))
     dropped: int = 0
 
-    def wants(self, event: DeliveryAttempted) -> bool:
+    def wants(self, event: _Followed) -> bool:
         if self.target is not None and event.target != self.target:
             return False
-        return not (self.failed_only and event.outcome == "success")
+        succeeded = isinstance(event, DeliveryAttempted) and event.outcome == "success"
+        return not (self.failed_only and succeeded)
 
 
 def _flag(value: str | None) -> bool:
@@ -86,15 +112,15 @@ class DeliveryFeed:
         return len(self._readers)
 
     def observe(self, event: ObservedEvent) -> None:
-        """Offer an attempt to every reader that wants it, without ever waiting."""
-        if not self._readers or not isinstance(event, DeliveryAttempted):
+        """Offer an attempt or a dead letter to every reader that wants it, without ever waiting."""
+        if not self._readers or not isinstance(event, DeliveryAttempted | DeliveryDeadLettered):
             return
         line: bytes | None = None
         for reader in self._readers:
             if not reader.wants(event):
                 continue
             if line is None:
-                line = json.dumps(attempt_to_wire(event), separators=(",", ":")).encode() + b"\n"
+                line = json.dumps(_to_wire(event), separators=(",", ":")).encode() + b"\n"
             try:
                 reader.queue.put_nowait(line)
             except asyncio.QueueFull:
