@@ -50,7 +50,8 @@ pause = _steering_command(
     """Hold a target's deliveries until `resume`: no attempt is spent and they do not expire meanwhile.
 
     Events for it are still accepted. The pause is kept in the queue: it holds across restarts and for
-    every router sharing the queue.
+    every router sharing the queue. Their age still counts from acceptance: after a pause longer than the
+    maximum event age (24 h), the older ones expire to the dead letters at resume (`dlq replay --target`).
     """,
 )
 resume = _steering_command(
