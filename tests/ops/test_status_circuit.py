@@ -43,3 +43,36 @@ async def test_status_explains_an_open_circuit(
     note = err.decode()
     assert "circuit of analytics is open, next probe in" in note
     assert "failed attempts in a row, the last: status 503" in note
+
+
+async def test_status_at_80_columns_keeps_target_names_words_whole(
+    https_receiver: Callable[..., Awaitable[RunningReceiver]], router_process: RouterFactory
+) -> None:
+    """The README Quickstart's target names at COLUMNS=80: a name may wrap between its words, never inside
+    one (the table once left the name 7 columns: "Complia", "nce", "archive")."""
+    receiver = await https_receiver()
+    names = ["Compliance archive", "Negative sentiment alerts", "Voice escalations"]
+    router = await router_process(
+        [{"name": name, "endpoint": f"{receiver.url}/hooks/{n}"} for n, name in enumerate(names)], receiver=receiver
+    )
+    await router.send([{"id": "e1"}])
+
+    async def delivered() -> bool:
+        return all(row["delivered"] == 1 for row in (await router.get("/v1/status"))["targets"])
+
+    await until(delivered)
+    process = await asyncio.create_subprocess_exec(
+        CXEB,
+        *("router", "status", "--url", router.url),
+        env={**os.environ, "CXEB_INGEST_KEY": KEY, "NO_COLOR": "1", "COLUMNS": "80"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    cells = [cell.strip() for line in out.decode().splitlines() for cell in line.split("│")[1:2]]
+    words = {word for cell in cells for word in cell.split()}
+    for name in names:
+        assert set(name.split()) <= words, (name, cells)
+    assert all(len(line) <= 80 for line in out.decode().splitlines())
+    assert "P50/P99 MS" in out.decode()
