@@ -7,6 +7,7 @@ fails with one line saying how to install it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -21,10 +22,25 @@ from cxone_eventbridge.sandbox.receiver import RunningReceiver
 
 from ..router_serve import CXEB, RouterProcess, start_router
 
-__all__ = ["CXEB", "DEPLOY", "KEY", "RouterFactory", "RouterProcess"]  # what the ops tests import from here
+__all__ = ["CXEB", "DEPLOY", "KEY", "RouterFactory", "RouterProcess", "cxeb"]  # what the ops tests import from here
 
 KEY = "ops-ingest-key-0123456789abcdef"
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+async def cxeb(*args: str, columns: int = 200) -> tuple[int, str, str]:
+    """Run the CLI as a process with the ops ingest key, no colour and ``columns`` wide; exit code, stdout
+    and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        CXEB,
+        *args,
+        env={**os.environ, "CXEB_INGEST_KEY": KEY, "NO_COLOR": "1", "COLUMNS": str(columns)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 def system_tool(command: str, package: str) -> str:

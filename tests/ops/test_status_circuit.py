@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -11,7 +9,7 @@ import pytest
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 
 from ..waiting import until
-from .conftest import CXEB, KEY, RouterFactory
+from .conftest import RouterFactory, cxeb
 
 pytestmark = pytest.mark.e2e
 
@@ -30,17 +28,9 @@ async def test_status_explains_an_open_circuit(
         return bool((await router.get("/v1/status"))["targets"][0]["circuit"] == "open")
 
     await until(circuit_open)
-    process = await asyncio.create_subprocess_exec(
-        CXEB,
-        *("router", "status", "--url", router.url),
-        env={**os.environ, "CXEB_INGEST_KEY": KEY, "NO_COLOR": "1", "COLUMNS": "200"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 0, err.decode()
-    assert "analytics" in out.decode()
-    note = err.decode()
+    code, out, note = await cxeb("router", "status", "--url", router.url)
+    assert code == 0, note
+    assert "analytics" in out
     assert "circuit of analytics is open, next probe in" in note
     assert "failed attempts in a row, the last: status 503" in note
 
@@ -61,18 +51,11 @@ async def test_status_at_80_columns_keeps_target_names_words_whole(
         return all(row["delivered"] == 1 for row in (await router.get("/v1/status"))["targets"])
 
     await until(delivered)
-    process = await asyncio.create_subprocess_exec(
-        CXEB,
-        *("router", "status", "--url", router.url),
-        env={**os.environ, "CXEB_INGEST_KEY": KEY, "NO_COLOR": "1", "COLUMNS": "80"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 0, err.decode()
-    cells = [cell.strip() for line in out.decode().splitlines() for cell in line.split("│")[1:2]]
+    code, out, err = await cxeb("router", "status", "--url", router.url, columns=80)
+    assert code == 0, err
+    cells = [cell.strip() for line in out.splitlines() for cell in line.split("│")[1:2]]
     words = {word for cell in cells for word in cell.split()}
     for name in names:
         assert set(name.split()) <= words, (name, cells)
-    assert all(len(line) <= 80 for line in out.decode().splitlines())
-    assert "P50/P99 MS" in out.decode()
+    assert all(len(line) <= 80 for line in out.splitlines())
+    assert "P50/P99 MS" in out

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
@@ -24,25 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from cxone_eventbridge.sandbox.receiver import ReceiverConfig, RunningReceiver, start_receiver
 
 from ..waiting import until
-from .conftest import CXEB, KEY, RouterFactory, RouterProcess
+from .conftest import RouterFactory, RouterProcess, cxeb
 
 pytestmark = pytest.mark.e2e
 
 ReceiverFactory = Callable[..., Awaitable[RunningReceiver]]
-
-
-async def cxeb(*args: str) -> tuple[int, str, str]:
-    """Run the CLI; exit code, stdout and stderr."""
-    process = await asyncio.create_subprocess_exec(
-        CXEB,
-        *args,
-        env={**os.environ, "CXEB_INGEST_KEY": KEY, "NO_COLOR": "1", "COLUMNS": "200"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def received(receiver: RunningReceiver, path: str) -> list[str]:
