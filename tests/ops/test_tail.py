@@ -19,8 +19,8 @@ from .conftest import CXEB, KEY, RouterFactory
 pytestmark = pytest.mark.e2e
 
 
-async def start_tail(url: str, *args: str) -> asyncio.subprocess.Process:
-    """`cxeb router tail` following ``url``; returns once it says it is following."""
+async def start_tail(url: str, *args: str, banner_says: str = "following") -> asyncio.subprocess.Process:
+    """`cxeb router tail` following ``url``; returns once it says it is following (``banner_says``)."""
     process = await asyncio.create_subprocess_exec(
         CXEB,
         *("router", "tail", "--url", url, *args),
@@ -32,6 +32,7 @@ async def start_tail(url: str, *args: str) -> asyncio.subprocess.Process:
     async with asyncio.timeout(30):
         banner = (await process.stderr.readline()).decode()
     assert banner.startswith("following"), banner
+    assert banner_says in banner, banner
     return process
 
 
@@ -75,17 +76,25 @@ async def test_tail_shows_each_attempt_as_json_and_as_a_line(
 async def test_tail_failed_for_one_target_shows_only_its_failures(
     https_receiver: Callable[..., Awaitable[RunningReceiver]], router_process: RouterFactory
 ) -> None:
-    """--target and --failed: a healthy target's deliveries sent first are not shown; the failure is."""
+    """--target (by id; the banner names the target) and --failed: a healthy target's deliveries sent first
+    are not shown; the failure is."""
     healthy = await https_receiver()
     broken = await https_receiver(status=400)
     router = await router_process(
         [
             {"name": "crm", "endpoint": f"{healthy.url}/hooks/crm", "eventPattern": {"kind": ["call"]}},
-            {"name": "billing", "endpoint": f"{broken.url}/hooks/billing", "eventPattern": {"kind": ["invoice"]}},
+            {
+                "name": "billing",
+                "id": "tgt_b1",
+                "endpoint": f"{broken.url}/hooks/billing",
+                "eventPattern": {"kind": ["invoice"]},
+            },
         ],
         receiver=healthy,
     )
-    tail = await start_tail(router.url, "--output", "json", "--failed", "--target", "billing")
+    tail = await start_tail(
+        router.url, "--output", "json", "--failed", "--target", "tgt_b1", banner_says="failed deliveries of billing"
+    )
     try:
         await router.send([{"id": f"call-{n}", "kind": "call"} for n in range(5)])
         await router.send([{"id": "invoice-1", "kind": "invoice"}])

@@ -53,7 +53,8 @@ def tail(  # noqa: PLR0917 -- typer maps each option to a parameter
 
     def show(item: dict[str, Any]) -> None:
         if item.get("type") == "hello":
-            scope = f" of {target}" if target else ""
+            named = item.get("target") or target  # the router answers with the name of a target given by id
+            scope = f" of {named}" if named else ""
             render.info(f"following {'failed ' if failed else ''}deliveries{scope} (Ctrl-C to stop)")
             return
         if item.get("type") == "dropped":
