@@ -42,49 +42,22 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from cxone_eventbridge.exceptions import QueueError, QueueUnavailableError
 from cxone_eventbridge.models import IntegrationTarget
 from cxone_eventbridge.observe.events import ObserverBus
-from cxone_eventbridge.router.circuit import CircuitBreaker, CircuitPolicy, CircuitState
+from cxone_eventbridge.router.circuit import CircuitBreaker, CircuitState
 from cxone_eventbridge.router.delivery import AttemptOutcome, AttemptResult, DeliveryClient
+from cxone_eventbridge.router.dispatch_options import DispatcherOptions
 from cxone_eventbridge.router.dispatch_outcome import AttemptOutcomes
 from cxone_eventbridge.router.dispatch_targets import TargetBook
 from cxone_eventbridge.router.queue import DeadLetter, DeadLetterReason, Delivery, DeliveryQueue
 from cxone_eventbridge.router.recurring_failure import RecurringFailure
 
+__all__ = ["STALE_SLOT_S", "Dispatcher", "DispatcherOptions"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class DispatcherOptions:
-    """How hard and how patiently the dispatcher works. Times in seconds."""
-
-    max_in_flight: int = 256
-    per_target_in_flight: int = 64
-    lease_s: float = 30.0
-    lease_batch: int = 256
-    prefetch: int = 64
-    poll_interval_s: float = 0.25
-    retry_base_s: float = 1.0
-    retry_cap_s: float = 300.0
-    max_retry_after_s: float = 3600.0
-    max_event_age_s: float = 86_400.0
-    retention_s: float = 86_400.0
-    housekeeping_interval_s: float = 1.0
-    prune_interval_s: float = 300.0
-    retryable_4xx: frozenset[int] = frozenset()
-    circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
-
-    def __post_init__(self) -> None:
-        if self.max_in_flight < 1 or self.per_target_in_flight < 1:
-            raise ValueError("max_in_flight and per_target_in_flight must be >= 1")
-        if not 0 < self.lease_s <= 300:
-            raise ValueError("lease_s must be in (0, 300]")
-        if self.prefetch < 0:
-            raise ValueError("prefetch must be >= 0")
 
 
 _MAX_BACKOFF_S = 5.0
@@ -140,7 +113,6 @@ class Dispatcher:
         self._per_target: dict[str, int] = {}  # attempts sending, per target
         self._ready: dict[str, deque[Delivery]] = {}  # leased ahead, waiting for a slot, per target
         self._ready_keys: set[str] = set()
-        self._refill_at = min(options.prefetch, options.per_target_in_flight) // 2  # see _free_slot
         self._releases: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -507,12 +479,9 @@ class Dispatcher:
         self._per_target[target] = self._per_target.get(target, 1) - 1
         self._sending -= 1
         self._launch_ready(first=target)
-        # The lease loop tops the prefetch up once the target's leased-ahead deliveries run low, not at
-        # every freed slot: a lease for every one or two deliveries cost more queue statements and
-        # loop wake-ups than the deliveries themselves (#18).
-        ready = self._ready.get(target)
-        if ready is None or len(ready) <= self._refill_at:
-            self.notify()
+        # The lease loop tops the prefetch up. Not only once it runs low: with a lease taking a commit
+        # (several ms on a busy machine), waiting until half the prefetch was gone left slots idle (#18).
+        self.notify()
 
     def _wake_at(self, when: float) -> None:
         if self._next_wake_at is None or when < self._next_wake_at:
