@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,22 @@ def url_problem(value: str) -> str | None:
     if port and not (port.isdigit() and 0 < int(port) < 65536):
         return f"{value!r} has an invalid port {port!r}"
     return None
+
+
+def url_without_password(url: str) -> str:
+    """``url`` fit to print: a password in its user part (``user:***@host``) or its query (``password=***``)."""
+    parts = urlsplit(url)
+    netloc, query = parts.netloc, parts.query
+    if parts.password is not None:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(name.lower() == "password" for name, _ in pairs):
+            query = "&".join(f"{name}={'***' if name.lower() == 'password' else value}" for name, value in pairs)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # as written: urlunsplit would drop the empty authority of sqlite:///PATH
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class GrantType(StrEnum):

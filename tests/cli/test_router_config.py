@@ -19,7 +19,10 @@ from typer.testing import CliRunner
 
 from cxone_eventbridge.cli.main import app
 from cxone_eventbridge.cli.router_config import example_file, file_keys, load_serve_file, render_file
+from cxone_eventbridge.config import url_without_password
 from cxone_eventbridge.exceptions import ConfigurationError
+
+from ..router_serve import start_router
 
 TARGETS = """\
 - name: local
@@ -284,3 +287,41 @@ def test_precedence_flag_then_env_then_file_then_default_for_each_kind(
         "allow_private": ["192.168.0.0/16"],
         "migrate": True,
     }
+
+
+DB_PASSWORD = "queue-password-never-printed"
+
+
+async def test_a_queue_url_password_is_never_printed(tmp_path: Path, postgres_dsn: str, pg_schema: str) -> None:
+    """A PostgreSQL queue URL with a password (from the file or a flag): `--check` and the router's banner show
+    `user:***@host`, and the password appears in no output of either."""
+    user_at = postgres_dsn.split("://", 1)[1].split("@", 1)[0]
+    url = postgres_dsn.replace(f"{user_at}@", f"{user_at}:{DB_PASSWORD}@", 1) + f"?schema={pg_schema}"
+    _write(tmp_path / "t.yaml", TARGETS)
+    path = _write(tmp_path / "router.toml", f'queue = "{url}"\nmigrate = true\nno-audit-log = true\nport = 0\n')
+    checked = CliRunner().invoke(app, ["router", "config", "--check", str(path)])
+    assert checked.exit_code == 0, checked.output
+    assert f"{user_at}:***@" in checked.output
+    assert DB_PASSWORD not in checked.output
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("CXEB_", "CXONE_"))}
+    router = await start_router("--config", str(path), "--targets", "t.yaml", env=env, cwd=tmp_path)
+    try:
+        assert f"queue postgresql://{user_at}:***@" in router.log
+    finally:
+        assert await router.stop() == 0
+    assert DB_PASSWORD not in router.log
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://cxeb:pw@db:5432/cxeb?schema=a", "postgresql://cxeb:***@db:5432/cxeb?schema=a"),
+        ("postgresql://cxeb@db/cxeb?password=pw&schema=a", "postgresql://cxeb@db/cxeb?password=***&schema=a"),
+        ("postgresql://cxeb@db/cxeb", "postgresql://cxeb@db/cxeb"),
+        ("sqlite:///.cxeb/router/q.db", "sqlite:///.cxeb/router/q.db"),
+        ("http://user:p%40ss@[::1]:8790/x", "http://user:***@[::1]:8790/x"),
+    ],
+)
+def test_url_without_password(url: str, shown: str) -> None:
+    """A password in a URL's user part or query is replaced by ***; everything else is kept as written."""
+    assert url_without_password(url) == shown

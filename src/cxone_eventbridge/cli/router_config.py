@@ -208,6 +208,15 @@ def _toml(value: Any) -> str:
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
+def _printable(value: Any) -> Any:
+    """A value fit to show: a URL's password (``postgresql://user:pw@...`` for --queue) as ``***``."""
+    from cxone_eventbridge.config import url_without_password
+
+    if isinstance(value, str) and "://" in value:
+        return url_without_password(value)
+    return value
+
+
 def _file_value(value: Any) -> Any:
     """A default as the file writes it (paths and enums as strings), so that it loads back equal."""
     if isinstance(value, Path | Enum):
@@ -269,7 +278,7 @@ def config_command(
     names = {param.name: key for key, param in file_keys(serve).items()}
     for name, value in values.items():
         key = names[name]
-        render.print_text(f"{key} = {'(set)' if key in SECRET_KEYS else _toml(value)}")
+        render.print_text(f"{key} = {'(set)' if key in SECRET_KEYS else _toml(_printable(value))}")
     for note in unset:  # the service's environment (its EnvironmentFile) may well set what this shell does not
         render.warn(f"{note}: not set here, so not checked; `router serve` needs it in its environment")
     not_checked = f"; {len(unset)} more from unset variables, not checked" if unset else ""

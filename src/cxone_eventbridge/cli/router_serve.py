@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from cxone_eventbridge.cli import render
+from cxone_eventbridge.config import url_without_password
 from cxone_eventbridge.defaults import DEFAULT_BODY_TIMEOUT_S, DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS
 from cxone_eventbridge.exceptions import ConfigurationError
 from cxone_eventbridge.models import IntegrationTarget
@@ -285,7 +286,8 @@ async def serve_router(options: ServeOptions) -> None:
 
         def started(url: str) -> None:
             render.info(
-                f"router listening on {url} ({len(router.target_names())} target(s), queue {options.queue_url})"
+                f"router listening on {url} ({len(router.target_names())} target(s), "
+                f"queue {url_without_password(options.queue_url)})"
             )
 
         await service.serve_until_signalled(on_stop=drain, on_started=started)
