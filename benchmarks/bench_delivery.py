@@ -16,6 +16,10 @@ One run measures, in this order:
    delivery by stage;
 4. p99 accept-to-delivered at 1,000 events/s offered.
 
+``--workers 1,2`` measures instead, at full speed, one row per (backend, workers): N router processes
+over one queue, SQLite (one worker) beside the ``--queue`` PostgreSQL, with the queue-only cycle and
+the routers' and the database's CPU per delivery (``scaleout.py``); ``--json`` prints one object a row.
+
 The structure is meant to be extended: ``Settings`` holds what a run varies, each phase is one function.
 """
 
@@ -409,6 +413,36 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def scale_out(settings: Settings, workers: str, *, as_json: bool) -> None:
+    """``--workers``: one row per (backend, workers), printed as a table or one JSON object per line."""
+    import scaleout  # noqa: PLC0415 -- only this mode needs it
+
+    try:
+        counts = [int(w) for w in workers.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        sys.exit(f"--workers: comma-separated positive integers, got {workers!r}")
+
+    async def rows() -> list[dict[str, Any]]:
+        with tempfile.TemporaryDirectory(prefix="cxeb-bench-") as tmp:
+            receiver = start_receiver(settings.receiver, Path(tmp) / "certs")
+            try:
+                return await scaleout.measure(settings, receiver, counts)
+            finally:
+                receiver.stop()
+
+    measured = runtime.run(rows(), tune_gc=True)
+    load = _load_average()
+    for row in measured:
+        row["load_avg_1min"] = load
+    if as_json:
+        print("\n".join(json.dumps(row) for row in measured))
+    else:
+        print(scaleout.render(measured))
+        print(f"load average (1 min) at the end: {load:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -418,8 +452,16 @@ def main() -> None:
         "--queue", default="sqlite", help="sqlite (default) or a postgresql:// URL (a temporary schema in it)"
     )
     parser.add_argument("--archive-days", type=float, default=0.0, help="run with the event archive on (history too)")
+    parser.add_argument(
+        "--workers",
+        help="comma-separated router process counts (e.g. 1,2): one row per (backend, workers), SQLite beside"
+        " the --queue PostgreSQL; full speed only (see scaleout.py)",
+    )
     arguments = parser.parse_args()
     settings = Settings(receiver=arguments.receiver, queue=arguments.queue, archive_days=arguments.archive_days)
+    if arguments.workers:
+        scale_out(settings, arguments.workers, as_json=arguments.json)
+        return
 
     async def all_runs() -> dict[str, Any]:
         runs = [await run_once(settings) for _ in range(arguments.runs)]

@@ -4,8 +4,9 @@ One cycle per worker: put a batch of events with one target each (one call, one 
 batch, ack each delivery (the backend groups concurrent acks). ``--workers 1,2`` runs that many cycles
 concurrently: coroutines on one queue object in one process for SQLite (one router owns a file), and
 separate processes, each with its own queue object, for PostgreSQL (as separate routers). CPU is measured
-for the benchmark's own process(es) (``client``) and, for PostgreSQL, for every ``postgres`` process on
-this machine (``db``; the server is shared, so other load on it is counted too: run on a quiet machine).
+for the benchmark's own process(es) (``client``) and, for PostgreSQL, for the server's backends serving
+this benchmark's queue (``db``, from /proc, see ``pg_cpu.py``) and apart for the server's background
+processes (``aux``: WAL writer, checkpointer, ...; shared with whatever else the server does).
 
     .venv/bin/python benchmarks/bench_queue.py                                # SQLite, and PostgreSQL at the
     .venv/bin/python benchmarks/bench_queue.py --postgres postgresql://postgres@127.0.0.1:5432/test
@@ -27,7 +28,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))  # pg_cpu: a module beside this script
+
 import asyncpg
+from pg_cpu import ServerCpu
 
 from cxone_eventbridge.router.queue import DeliveryQueue, QueuedEvent
 from cxone_eventbridge.router.queue.postgres import PostgresQueue
@@ -37,26 +41,6 @@ DEFAULT_DSN = os.environ.get("CXEB_TEST_POSTGRES_DSN", "postgresql://postgres@12
 BATCH = 128
 SECONDS = 5.0
 BODY = b'{"eventType":"call.ended","tenant":"t-123","agent":{"id":"a-42"},"durationS":371}'
-
-
-def postgres_cpu_s() -> float:
-    """User + system CPU seconds of every process named postgres (the database server's), exited backends included."""
-    total = 0
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)
-            if not Path(f"/proc/{pid}/comm").read_text().startswith("postgres"):
-                continue
-        except OSError:
-            continue
-        parts = fields[1].split()
-        # utime + stime, and cutime + cstime: the postmaster's share of its exited backends' CPU.
-        total += int(parts[11]) + int(parts[12]) + int(parts[13]) + int(parts[14])
-    return total / tick
 
 
 async def cycle_loop(queue: DeliveryQueue, worker: int, deadline: float) -> int:
@@ -88,15 +72,17 @@ async def run_sqlite(workers: int) -> dict[str, Any]:
         "queue_only_per_s": done / wall,
         "client_cpu_us_per_delivery": cpu / done * 1e6,
         "db_cpu_us_per_delivery": None,
+        "db_aux_cpu_us_per_delivery": None,
     }
 
 
-def _postgres_worker(dsn: str, schema: str, worker: int, deadline: float, out: Any) -> None:
+def _postgres_worker(dsn: str, schema: str, worker: int, deadline: float, out: Any, stop: Any) -> None:
     async def main() -> None:
         async with PostgresQueue(dsn, schema=schema, owner=f"bench-{worker}") as queue:
             cpu = time.process_time()
             done = await cycle_loop(queue, worker, deadline)
             out.put((done, time.process_time() - cpu))
+            await asyncio.to_thread(stop.wait)  # the server's CPU is read while these connections live
 
     asyncio.run(main())
 
@@ -106,19 +92,23 @@ async def run_postgres(dsn: str, workers: int) -> dict[str, Any]:
     async with PostgresQueue(dsn, schema=schema, migrate=True):
         pass
     try:
-        out: Any = multiprocessing.get_context("fork").Queue()
-        db_cpu, start = postgres_cpu_s(), time.perf_counter()
+        ctx = multiprocessing.get_context("fork")
+        out: Any = ctx.Queue()
+        stop = ctx.Event()
+        server, start = ServerCpu.start(), time.perf_counter()
         deadline = start + SECONDS + 1.0  # the processes' start-up is inside the window, not inside the rate
         procs = [
-            multiprocessing.get_context("fork").Process(target=_postgres_worker, args=(dsn, schema, w, deadline, out))
-            for w in range(workers)
+            ctx.Process(target=_postgres_worker, args=(dsn, schema, w, deadline, out, stop)) for w in range(workers)
         ]
         for p in procs:
             p.start()
-        results = [out.get() for _ in procs]
+        results = [await asyncio.to_thread(out.get) for _ in procs]
+        wall = time.perf_counter() - start
+        db_cpu = await server.backends_s(dsn, f"cxeb-router:{schema}")
+        aux_cpu = server.aux_s()
+        stop.set()
         for p in procs:
             p.join()
-        wall, db_cpu = time.perf_counter() - start, postgres_cpu_s() - db_cpu
     finally:
         conn = await asyncpg.connect(dsn)
         await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
@@ -130,6 +120,7 @@ async def run_postgres(dsn: str, workers: int) -> dict[str, Any]:
         "queue_only_per_s": done / wall,
         "client_cpu_us_per_delivery": sum(r[1] for r in results) / done * 1e6,
         "db_cpu_us_per_delivery": db_cpu / done * 1e6,
+        "db_aux_cpu_us_per_delivery": aux_cpu / done * 1e6,
     }
 
 
@@ -210,10 +201,11 @@ def main() -> int:
         if args.json:
             print(json.dumps(row))
         else:
-            db = row["db_cpu_us_per_delivery"]
+            db, aux = row["db_cpu_us_per_delivery"], row["db_aux_cpu_us_per_delivery"]
             print(
                 f"{row['backend']:<11} workers={row['workers']}  {row['queue_only_per_s']:>9,.0f} deliveries/s"
                 f"  client {row['client_cpu_us_per_delivery']:6.1f} µs  db {'-' if db is None else f'{db:6.1f} µs'}"
+                f"{'' if aux is None else f'  (aux {aux:.1f} µs)'}"
             )
     return 0
 

@@ -53,6 +53,7 @@ from cxone_eventbridge.router.dispatch_options import DispatcherOptions
 from cxone_eventbridge.router.dispatch_outcome import AttemptOutcomes
 from cxone_eventbridge.router.dispatch_targets import TargetBook
 from cxone_eventbridge.router.queue import DeadLetter, DeadLetterReason, Delivery, DeliveryQueue
+from cxone_eventbridge.router.queue.scheduler import STALE_SLOT_S, slot_missed
 from cxone_eventbridge.router.recurring_failure import RecurringFailure
 
 __all__ = ["STALE_SLOT_S", "Dispatcher", "DispatcherOptions"]
@@ -61,9 +62,6 @@ log = logging.getLogger(__name__)
 
 
 _MAX_BACKOFF_S = 5.0
-# How late a rate-limited delivery may still be sent after its slot; later ones are released for a new
-# slot. With the slots' 2% margin, 10 ms of lateness cannot put rate + 1 sends into one second.
-STALE_SLOT_S = 0.010
 GoneListener = Callable[[str], None]
 DisabledListener = Callable[[set[str]], None]
 
@@ -333,7 +331,7 @@ class Dispatcher:
                 self._ready_keys.discard(delivery.key)
                 if delivery.lease_until <= now:
                     continue  # its lease ran out while it waited; the queue offers it again
-                if delivery.not_before and now - delivery.not_before > STALE_SLOT_S:
+                if slot_missed(delivery.not_before, now):
                     # Its send slot passed while this loop was busy: sent now, it would bunch up with the
                     # slots after it and break the target's rate. Give it back for a fresh slot.
                     stale.append(delivery)

@@ -27,7 +27,7 @@ from cxone_eventbridge.router.queue.archive_records import (
     replay_event_id,
 )
 from cxone_eventbridge.router.queue.protocols import EventArchive
-from cxone_eventbridge.router.queue.scheduler import RATE_SPACING_MARGIN
+from cxone_eventbridge.router.queue.scheduler import RATE_LEAD_S, rate_spacing
 
 from .conftest import T0, ManualClock, QueueFactory, event
 
@@ -415,7 +415,8 @@ async def test_max_in_flight_holds_across_queues_sharing_storage(make_queue: Que
 async def test_rate_limit_hands_out_evenly_spaced_send_slots_across_queues(
     make_queue: QueueFactory, clock: ManualClock
 ) -> None:
-    """rateLimitPerSecond: leases through two queues draw from one sequence of send slots, 1/rate apart."""
+    """rateLimitPerSecond: leases through two queues draw from one sequence of send slots, spaced as the
+    scheduler says (1/rate plus the jitter margin)."""
     one = await make_queue(owner="one")
     await one.put([event(f"e{i}", "a") for i in range(200)])
     two = await make_queue(owner="two")
@@ -423,14 +424,14 @@ async def test_rate_limit_hands_out_evenly_spaced_send_slots_across_queues(
     first = await one.lease(ALL, limit=200, lease_s=30, limits=limits)
     second = await two.lease(ALL, limit=200, lease_s=30, limits=limits)
     slots = sorted(d.not_before for d in first + second)
-    spacing = RATE_SPACING_MARGIN / 50
-    assert slots[0] == pytest.approx(T0)
+    spacing = rate_spacing(50)
+    assert slots[0] == pytest.approx(T0 + RATE_LEAD_S)
     assert len(slots) == len(set(slots)) > 40
     assert all(b - a == pytest.approx(spacing, abs=1e-6) for a, b in itertools.pairwise(slots))
     assert slots[-1] <= T0 + 1.0 + 1e-9  # no more than a second's worth handed out ahead
     clock.now = T0 + 2
     later = await one.lease(ALL, limit=200, lease_s=30, limits=limits)
-    assert min(d.not_before for d in later) == pytest.approx(T0 + 2)
+    assert min(d.not_before for d in later) == pytest.approx(T0 + 2 + RATE_LEAD_S)
 
 
 async def test_closed_queue_refuses_work(make_queue: QueueFactory) -> None:

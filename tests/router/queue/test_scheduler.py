@@ -7,11 +7,15 @@ import pytest
 from cxone_eventbridge.router.queue import TargetLimits
 from cxone_eventbridge.router.queue.scheduler import (
     RATE_HORIZON_S,
+    RATE_JITTER_S,
+    RATE_LEAD_S,
+    STALE_SLOT_S,
     Candidate,
     FairScheduler,
     limited_caps,
     rate_slots,
     rate_slots_available,
+    slot_missed,
 )
 
 
@@ -57,9 +61,38 @@ def test_limited_caps_apply_in_flight_and_rate_limits() -> None:
 
 
 def test_rate_slots_are_spaced_and_continue_from_the_last_one() -> None:
-    """Send slots start now (or at the stored next slot) and are 1/rate apart, with the margin."""
+    """Send slots start just after now (or at the stored next slot) and are (1 + jitter margin)/rate apart."""
+    spacing = (1 + RATE_JITTER_S) / 10
     times, following = rate_slots(None, 10, 100.0, 3)
-    assert times == pytest.approx([100.0, 100.102, 100.204])
-    assert following == pytest.approx(100.306)
-    assert rate_slots_available(following, 10, 100.0) == 7
+    start = 100.0 + RATE_LEAD_S
+    assert times == pytest.approx([start, start + spacing, start + 2 * spacing])
+    assert following == pytest.approx(start + 3 * spacing)
+    assert rate_slots_available(following, 10, 100.0) == int((101.0 - following) / spacing) + 1
     assert rate_slots_available(100.0 + RATE_HORIZON_S + 0.1, 10, 100.0) == 0
+    times, _ = rate_slots(105.0, 10, 100.0, 2)
+    assert times == pytest.approx([105.0, 105.0 + spacing])
+
+
+@pytest.mark.parametrize("rate", [1, 2, 5, 10, 49, 50, 51, 100, 333, 1000])
+def test_arrivals_within_the_jitter_never_exceed_the_rate_in_any_one_second_window(rate: int) -> None:
+    """The limit holds by design: requests that each arrive anywhere within RATE_JITTER_S after their slot
+    (here the worst cases: alternately on time and as late as allowed, so that they bunch) never put more
+    than ``rate`` into any one-second window [t, t + 1), wherever it starts."""
+    times, _ = rate_slots(None, rate, 0.0, rate * 5)
+    for late in (0, 1):
+        arrivals = sorted(t + (RATE_JITTER_S if i % 2 == late else 0.0) for i, t in enumerate(times))
+        for start in arrivals:  # a window holding the most arrivals starts at one of them
+            inside = sum(start <= a < start + 1.0 - 1e-9 for a in arrivals)
+            assert inside <= rate, (start, inside)
+
+
+def test_a_missed_slot_is_given_back_past_the_stale_limit_only() -> None:
+    """The dispatcher sends a rate-limited delivery up to STALE_SLOT_S after its slot and gives later ones
+    back for a fresh slot; a delivery without a slot (not_before 0) is never held back."""
+    slot = 1_000.0
+    assert not slot_missed(slot, slot - 1.0)  # early: the dispatcher waits for it
+    assert not slot_missed(slot, slot)
+    assert not slot_missed(slot, slot + STALE_SLOT_S)
+    assert slot_missed(slot, slot + STALE_SLOT_S + 0.001)
+    assert not slot_missed(0.0, 1_000_000.0)
+    assert STALE_SLOT_S < RATE_JITTER_S  # what is left of the margin is for the way to the receiver

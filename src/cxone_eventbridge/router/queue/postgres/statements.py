@@ -75,14 +75,17 @@ TARGET_ROWS: Final = "INSERT INTO target_state (name) SELECT unnest($1::text[]) 
 # one at a time (in name order: no deadlock). The count is a statement of its own, after the lock: a
 # statement's snapshot is taken when it starts, before another router's claims committed.
 LOCK_LIMITED: Final = "SELECT name FROM target_state WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE"
+# The database's clock as the statement runs (``now()`` is when the transaction began): send slots are
+# placed from it, and each reading, set against this process's clock, samples the offset between the two.
+CLOCK: Final = "coalesce($1::float8, extract(epoch from clock_timestamp()))"
 LIMITED_STATE: Final = (
-    "SELECT ts.name, ts.next_slot_at,"
+    f"SELECT ts.name, ts.next_slot_at, {CLOCK},"
     " (SELECT count(*) FROM deliveries d WHERE d.state = 1 AND d.target = ts.name AND d.lease_until > $2)"
-    " FROM target_state ts WHERE ts.name = ANY($1::text[])"
+    " FROM target_state ts WHERE ts.name = ANY($3::text[])"
 )
 # A lease's time and the disabled targets, in one round trip.
 LEASE_START: Final = (
-    f"SELECT {NOW}, array(SELECT name FROM target_state WHERE disabled_reason IS NOT NULL ORDER BY name),"
+    f"SELECT {NOW}, {CLOCK}, array(SELECT name FROM target_state WHERE disabled_reason IS NOT NULL ORDER BY name),"
     " array(SELECT name FROM target_state WHERE circuit_open_until IS NOT NULL ORDER BY name),"
     " array(SELECT circuit_open_until FROM target_state WHERE circuit_open_until IS NOT NULL ORDER BY name)"
 )
