@@ -146,3 +146,9 @@ def test_an_integer_beyond_float_range_is_a_finite_filter_value() -> None:
     """Filters count numbers as patterns do (wire.is_finite_number): 10**400 is finite and compared exactly."""
     target = _target(eventFilters=[{"field": "a", "operator": "gt", "value": 10**400}])
     assert IntegrationTarget.model_validate(target).event_filters[0].value == 10**400
+
+
+def test_a_misspelt_pattern_match_type_gets_did_you_mean() -> None:
+    """The model's pattern check proposes the match type meant (`numerc` → `numeric`)."""
+    errors = _errors(_target(eventPattern={"metrics": {"wait": [{"numerc": [">", 60]}]}}))
+    assert any("did you mean 'numeric'?" in message for message in errors.values()), errors

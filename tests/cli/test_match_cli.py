@@ -107,3 +107,11 @@ def test_an_invalid_targets_file_exits_2_naming_the_field(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "[0].inputTransformer.inputTemplate" in result.stderr
     assert "<nope> is not a variable" in result.stderr
+
+
+def test_a_misspelt_match_type_gets_did_you_mean(tmp_path: Path) -> None:
+    """`cxeb match --pattern` with `anything-bt` exits 2 and proposes `anything-but`."""
+    event = _write(tmp_path, "event.json", json.dumps(ABANDONED))
+    result = runner.invoke(app, ["match", "--pattern", '{"eventType": [{"anything-bt": "x"}]}', event])
+    assert result.exit_code == 2
+    assert "unrecognized match type 'anything-bt'; did you mean 'anything-but'?" in result.stderr

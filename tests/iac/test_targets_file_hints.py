@@ -92,3 +92,10 @@ def test_server_set_fields_are_ignored_with_a_note(tmp_path: Path) -> None:
     loaded = load_targets_file(path, environ={}, resolution=SecretResolution.REQUIRED)
     assert loaded.targets[0].id is None
     assert any("id, status, createdAt: set by the server; ignored" in w for w in loaded.warnings), loaded.warnings
+
+
+def test_a_misspelt_pattern_match_type_gets_did_you_mean(tmp_path: Path) -> None:
+    """`prefx` in an eventPattern is refused with "did you mean 'prefix'", like a misspelt operator."""
+    text = "name: a\nendpoint: https://a.example.com/x\neventPattern:\n  eventType: [{prefx: call.}]\n"
+    errors, _ = _load(tmp_path, text)
+    assert any("unrecognized match type 'prefx'; did you mean 'prefix'?" in e for e in errors), errors

@@ -203,3 +203,30 @@ def test_target_with_invalid_pattern_names_the_field() -> None:
     with pytest.raises(ValidationError) as caught:
         IntegrationTarget(name="t", endpoint="https://h.example.com", event_pattern={"a": [{"wildcard": "**"}]})
     assert "consecutive wildcard characters" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ({"a": [{"prefx": "x"}]}, "a[0]: unrecognized match type 'prefx'; did you mean 'prefix'?"),
+        ({"a": [{"numerc": [">", 1]}]}, "a[0]: unrecognized match type 'numerc'; did you mean 'numeric'?"),
+        ({"a": [{"anything-bt": "x"}]}, "a[0]: unrecognized match type 'anything-bt'; did you mean 'anything-but'?"),
+        (
+            {"a": [{"anything-but": {"sufix": "x"}}]},
+            "a[0].anything-but: anything-but does not support 'sufix'; did you mean 'suffix'?",
+        ),
+    ],
+)
+def test_a_misspelt_match_type_gets_did_you_mean(pattern: dict[str, Any], expected: str) -> None:
+    """A match type close to a known one names it, as misspelt fields and filter operators do."""
+    with pytest.raises(InvalidPatternError) as caught:
+        compile_pattern(pattern)
+    assert expected in str(caught.value)
+
+
+def test_a_match_type_close_to_nothing_gets_no_guess() -> None:
+    """`contains` resembles no match type: the message stays without a suggestion."""
+    with pytest.raises(InvalidPatternError) as caught:
+        compile_pattern({"a": [{"contains": "x"}]})
+    assert "unrecognized match type 'contains'" in str(caught.value)
+    assert "did you mean" not in str(caught.value)

@@ -13,7 +13,6 @@ are ignored, so that ``cxeb targets get -o json`` output can be edited and read 
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from cxone_eventbridge.models import (
     field_errors,
 )
 from cxone_eventbridge.ssrf import EgressPolicy
+from cxone_eventbridge.suggest import did_you_mean
 
 MAX_FILE_BYTES = 5 << 20
 _MAX_NODES = 200_000
@@ -331,8 +331,7 @@ def _did_you_mean(item: Mapping[str, Any], path: Path_, message: str) -> str:
         candidates, written = OPERATORS, str(value)
     else:
         return ""
-    close = difflib.get_close_matches(written, candidates, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(written, candidates)
 
 
 def endpoint_refusal(endpoint: str) -> str | None:

@@ -31,6 +31,7 @@ from cxone_eventbridge.matching.ir import (
     count_conjunctions,
 )
 from cxone_eventbridge.matching.wildcard_complexity import MAX_WILDCARD_COMPLEXITY, wildcard_complexity
+from cxone_eventbridge.suggest import did_you_mean
 from cxone_eventbridge.wire import describe_json_type, is_finite_number, is_json_number
 
 MAX_PATTERN_CHARS = 32_768
@@ -40,6 +41,9 @@ MAX_COMBINATIONS = 1000
 _MAX_ITEMS = 20_000  # keys and values parsed before giving up: bounds the work before the size check
 _MAX_REPORTED_ERRORS = 10
 
+# The match types an operator object may name, and those anything-but may hold: for "did you mean".
+_MATCH_TYPES = ("prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists", "cidr", "wildcard")
+_ANYTHING_BUT_TYPES = ("prefix", "suffix", "equals-ignore-case", "wildcard")
 _NUMERIC_LOWER = {">": False, ">=": True}
 _NUMERIC_UPPER = {"<": False, "<=": True}
 
@@ -282,7 +286,7 @@ class _Parser:
                     return None
                 return self._wildcard(argument, here, simplify=True)
             case _:
-                self.fail(where, f"unrecognized match type {name!r}")
+                self.fail(where, f"unrecognized match type {name!r}{did_you_mean(str(name), _MATCH_TYPES)}")
                 return None
 
     def _affix(self, name: str, argument: object, where: str) -> ValueTest | None:
@@ -341,7 +345,8 @@ class _Parser:
                         return None
                     return AnythingBut(tuple(test for test in tests if test is not None))
                 case _:
-                    self.fail(where, f"anything-but does not support {name!r}")
+                    hint = did_you_mean(str(name), _ANYTHING_BUT_TYPES)
+                    self.fail(where, f"anything-but does not support {name!r}{hint}")
                     return None
         self.fail(
             where,
