@@ -100,3 +100,12 @@ def test_verify_reports_each_gap_the_chain_records(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "deleted or replaced while a writer used it" in result.stderr
     assert "1 recorded gap(s)" in result.stderr
+
+
+def test_verify_counts_with_thousands_separators(tmp_path: Path) -> None:
+    """Counts and seqs read like every other CLI number: "1,200 record(s), seq 1..1,200", not "1200"."""
+    path = tmp_path / "audit.log"
+    make_log(path, count=1200)
+    result = runner.invoke(app, ["audit", "verify", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "1,200 record(s), seq 1..1,200, 1 file(s)" in result.stderr

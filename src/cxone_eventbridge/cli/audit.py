@@ -34,23 +34,31 @@ def verify(
             render.warn(note)
         for gap in result.gaps:
             render.warn(gap)
-        counts = f"{result.records} record(s), seq {result.first_seq}..{result.last_seq}, {len(result.files)} file(s)"
+        counts = (
+            f"{result.records:,} record(s), seq {_number(result.first_seq)}..{_number(result.last_seq)}, "
+            f"{len(result.files):,} file(s)"
+        )
         if result.complete:
             render.success(f"audit log intact: {counts}")
         elif result.ok:
             # Nothing was edited, but the chain itself says it is not whole: never call that "intact".
-            missing = [] if result.first_seq in (None, 1) else [f"starts at seq {result.first_seq}"]
+            missing = [] if result.first_seq in (None, 1) else [f"starts at seq {_number(result.first_seq)}"]
             if result.gaps:
-                missing.append(f"{len(result.gaps)} recorded gap(s)")
+                missing.append(f"{len(result.gaps):,} recorded gap(s)")
             render.success(f"audit log unaltered but incomplete ({', '.join(missing)}): {counts}")
     if result.problem is None:
         return
     if result.problem.kind == "missing":
         render.fail(result.problem.message, render.EXIT_INVALID_INPUT)
-    message = f"audit log tampered with: {result.problem.message} ({result.records} record(s) before it verified)"
+    message = f"audit log tampered with: {result.problem.message} ({result.records:,} record(s) before it verified)"
     if output is render.OutputFormat.JSON:
         raise typer.Exit(render.EXIT_ERROR)
     render.fail(message, render.EXIT_ERROR)
+
+
+def _number(value: int | None) -> str:
+    """A count or seq with thousands separators, as every other CLI number is printed; "none" for no seq."""
+    return "none" if value is None else f"{value:,}"
 
 
 def register(app: typer.Typer) -> None:
