@@ -237,7 +237,7 @@ PATTERNED = """\
 
 
 async def test_plan_lists_only_what_changes_and_diffs_patterns_as_indented_json(sandbox: Any, tmp_path: Path) -> None:
-    """plan hides unchanged targets unless --all, shows a pattern change as indented JSON, and keeps whole ids."""
+    """plan hides unchanged targets unless --all, diffs a pattern line by line (indented JSON), keeps whole ids."""
     env = _sandbox_env(sandbox)
     path = tmp_path / "t.yaml"
     path.write_text(
@@ -253,7 +253,7 @@ async def test_plan_lists_only_what_changes_and_diffs_patterns_as_indented_json(
     target_line = next(line for line in plan.stdout.splitlines() if line.startswith("~ update moves"))
     assert "(tgt" in target_line  # the whole id, on the target's line
     assert target_line.endswith(")")
-    assert '    eventPattern:\n      before:\n        {\n          "eventType": [\n            "a"' in plan.stdout
+    assert '    eventPattern:\n       {\n         "eventType": [\n      -    "a"\n      +    "b"\n' in plan.stdout
     assert "1 unchanged (--all shows them)" in plan.stdout
     everything = await _invoke(["plan", "-f", str(path), "--all"], env)
     assert "  unchanged stays" in everything.stdout

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from cxone_eventbridge.cli.iac_steps import _change_lines
 from cxone_eventbridge.fingerprints import secret_fingerprint
-from cxone_eventbridge.iac.plan import Action, Plan, compute_plan
+from cxone_eventbridge.iac.plan import Action, FieldChange, Plan, compute_plan
 from cxone_eventbridge.iac.targets_file import LoadedTargets, SecretResolution, load_targets_file
 from cxone_eventbridge.models import IntegrationTarget
 
@@ -211,3 +212,16 @@ def test_plan_json_is_stable_for_pipelines(tmp_path: Path, remote_target: Remote
     assert data["changes"] is True
     assert [(t["name"], t["action"]) for t in data["targets"]] == [("Orders", "unchanged"), ("Billing", "create")]
     assert data["summary"] == {"create": 1, "update": 0, "delete": 0, "unchanged": 1}
+
+
+def test_a_pattern_change_is_a_line_diff_in_one_key_order() -> None:
+    """Before (the API's key order) and after (sorted) print in the same key order, as a unified line diff:
+    a one-key change is one '-' and one '+' line, every other line unmarked context."""
+    before = {"source": ["cxone"], "eventType": ["call.abandoned"], "detail": {"queue": ["sales"]}}
+    after = {"detail": {"queue": ["sales"]}, "eventType": ["call.answered"], "source": ["cxone"]}
+    lines = _change_lines(FieldChange("eventPattern", before, after), Action.UPDATE)
+    assert lines[0] == "eventPattern:"
+    changed = [line for line in lines[1:] if line.startswith(("  -", "  +"))]
+    assert changed == ['  -    "call.abandoned"', '  +    "call.answered"']
+    body = [line[3:] for line in lines[1:] if not line.startswith("  -")]
+    assert json.loads("\n".join(body)) == after  # the context and '+' lines are the whole new pattern

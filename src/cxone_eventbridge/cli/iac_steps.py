@@ -9,6 +9,7 @@ its changes indented below, objects such as patterns as indented JSON; nothing i
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -89,14 +90,16 @@ async def _plan(desired: _Desired, *, prune: bool) -> tuple[Plan, tuple[str, ...
 
 
 def _json_lines(value: Any) -> list[str]:
-    """A value as JSON: scalars on one line, objects and arrays indented over several."""
+    """A value as JSON: scalars on one line, objects and arrays indented over several, keys sorted so that
+    a value read from the file and the same value read back from the API print their keys alike."""
     if isinstance(value, dict | list) and value:
-        return json.dumps(value, indent=2, ensure_ascii=False).splitlines()
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True).splitlines()
     return [json.dumps(value, ensure_ascii=False)]
 
 
 def _change_lines(change: FieldChange, action: Action) -> list[str]:
-    """One field's change: ``path: after`` for a create, ``path: before -> after`` otherwise."""
+    """One field's change: ``path: after`` for a create, ``path: before -> after`` for scalars, a line diff
+    (``-``/``+``) of the indented JSON for an object or array."""
     if change.sensitive:
         return [f"{change.path}: (sensitive value{' changed' if action is Action.UPDATE else ''})"]
     after = _json_lines(change.after)
@@ -105,9 +108,11 @@ def _change_lines(change: FieldChange, action: Action) -> list[str]:
     before = _json_lines(change.before)
     if len(before) == 1 and len(after) == 1:
         return [f"{change.path}: {before[0]} -> {after[0]}"]
-    return [f"{change.path}:", "  before:", *(f"    {line}" for line in before), "  after:"] + [
-        f"    {line}" for line in after
-    ]
+    # A line diff of the two indented JSON texts, whole (every line as context), unified style: a one-key
+    # change is one '-' and one '+' line where two whole blocks would make the reader compare them.
+    whole = max(len(before), len(after))
+    diff = list(difflib.unified_diff(before, after, lineterm="", n=whole))[3:]  # no ---/+++/@@ header
+    return [f"{change.path}:", *(f"  {line}" for line in diff)]
 
 
 def _item_lines(item: TargetPlan) -> list[str]:
