@@ -284,3 +284,28 @@ def test_unreachable_api_exits_1(tmp_path: Path) -> None:
     assert "got no answer" in result.stderr
     assert "secret-not-printed" not in result.output
     assert "Traceback" not in result.output
+
+
+LONG_NAMES = """\
+- name: Negative sentiment alerts
+  endpoint: https://alerts.example.com/hooks/negative-sentiment/escalations
+- name: Compliance archive
+  endpoint: https://archive.example.com/cxone/events/compliance
+  eventPattern: {eventType: [call.ended]}
+"""
+
+
+async def test_list_keeps_every_id_whole_at_80_columns(sandbox: Any, tmp_path: Path) -> None:
+    """At COLUMNS=80 each target is one line: its whole `tgt_…` id, then its name, never folded or cut."""
+    env = _env(sandbox, COLUMNS="80")
+    path = _write(tmp_path, "targets.yaml", LONG_NAMES)
+    assert (await _invoke(["targets", "create", "-f", str(path)], env)).exit_code == 0
+    ids = {t["name"]: t["id"] for t in json.loads((await _invoke(["targets", "list", "-o", "json"], env)).stdout)}
+    listed = await _invoke(["targets", "list"], env)
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    for name, target_id in ids.items():
+        (line,) = [line for line in lines if target_id in line]
+        assert line.startswith(f"{target_id}  {name}  ")
+    assert lines[0].split() == ["ID", "NAME", "AUTH", "RULES", "STATUS", "ENDPOINT"]
+    assert "https://alerts.example.com/hooks/negative-sentiment/escalations" in listed.stdout

@@ -64,6 +64,16 @@ def print_table(
     _console(stderr=False).print(table)
 
 
+def print_aligned(rows: Sequence[Sequence[str]]) -> None:
+    """Rows (the first a header) as plain lines on stdout, each column padded to its widest value, the last
+    not padded. For listings whose ids must stay whole at any width: a table squeezed into 80 columns cuts
+    or folds them; a line longer than the terminal is wrapped by the terminal, so it stays one line to copy,
+    grep or cut."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    padded = ([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]] for row in rows)
+    print_lines(["  ".join(cells).rstrip() for cells in padded])
+
+
 def print_lines(lines: Sequence[str]) -> None:
     """Plain result lines on stdout (a plan, a drift report): no markup, no highlighting, never cut."""
     for line in lines:

@@ -29,13 +29,6 @@ class DeadLetters:
     total: int | None
 
 
-def _aligned(rows: list[list[str]]) -> list[str]:
-    """Rows as lines, each column padded to its widest value; the last column is not padded."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    padded = ([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]] for row in rows)
-    return ["  ".join(cells).rstrip() for cells in padded]
-
-
 def _dead_letter_lines(page: DeadLetters) -> None:
     """One line per dead letter, whatever the terminal's width: the whole id first, then tries, reason,
     target and last error. Aligned text rather than a table: a table squeezed into 80 columns would cut
@@ -54,7 +47,7 @@ def _dead_letter_lines(page: DeadLetters) -> None:
         ]
         for i in page.items
     ]
-    render.print_lines(_aligned(rows))
+    render.print_aligned(rows)
     shown, total = len(page.items), page.total
     if total is not None and total > shown:
         render.info(f"{shown:,} of {total:,} dead letters, newest first (--limit shows more)")

@@ -54,22 +54,26 @@ def _print_targets(targets: list[IntegrationTarget], output: render.OutputFormat
     if output is render.OutputFormat.JSON:
         render.print_json([t.to_wire() for t in targets])
         return
-    rows = [
-        (
-            t.id,
-            t.name,
-            t.endpoint,
-            _auth_label(t),
-            len(t.event_filters) + (1 if t.event_pattern else 0),
-            t.status.value if t.status else "",
-        )
-        for t in targets
-    ]
-    if not rows:
+    if not targets:
         render.info("no targets")
         return
-    columns = ["ID", "NAME", "ENDPOINT", "AUTH", "RULES", "STATUS"]
-    render.print_table(title, columns, rows, fold=("ID", "ENDPOINT"))
+    # Aligned lines, as `router dlq list`, not a table: at 80 columns a table folded each 36-character
+    # `tgt_…` id over three lines, and one that keeps the id whole leaves NAME and ENDPOINT 4 characters
+    # each. The endpoint, the longest value, comes last, so the columns before it stay aligned.
+    rows = [["ID", "NAME", "AUTH", "RULES", "STATUS", "ENDPOINT"]] + [
+        [
+            t.id or "",
+            t.name,
+            _auth_label(t),
+            f"{len(t.event_filters) + (1 if t.event_pattern else 0):,}",
+            t.status.value if t.status else "",
+            t.endpoint,
+        ]
+        for t in targets
+    ]
+    if title:
+        render.info(title)
+    render.print_aligned(rows)
 
 
 def _print_target(target: IntegrationTarget, output: render.OutputFormat) -> None:
