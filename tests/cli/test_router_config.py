@@ -287,6 +287,8 @@ def test_precedence_flag_then_env_then_file_then_default_for_each_kind(
         "allow_private": ["192.168.0.0/16"],
         "migrate": True,
     }
+    # A switch the file turns on is turned off by its --no- form: the flag beats the file for booleans too.
+    assert _resolved_options(path, "--no-otel")["otel"] is False
 
 
 DB_PASSWORD = "queue-password-never-printed"

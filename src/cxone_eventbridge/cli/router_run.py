@@ -49,12 +49,14 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     port: int = typer.Option(DEFAULT_ROUTER_PORT, "--port", min=0, max=65535, help="Listen port."),
     db: Path | None = DB,
     queue: str | None = QUEUE_URL,
-    migrate: bool = typer.Option(False, "--migrate", help="Migrate a PostgreSQL queue's schema on start."),
+    migrate: bool = typer.Option(False, "--migrate/--no-migrate", help="Migrate a PostgreSQL queue's schema on start."),
     workers: int = typer.Option(
         1, "--workers", min=1, max=64, help="Router processes on this machine sharing the port (PostgreSQL queue)."
     ),
     targets: Path | None = typer.Option(None, "--targets", help="A targets file (no control-plane settings needed)."),
-    from_api: bool = typer.Option(False, "--from-api", help="Sync targets from GET /api/v2/events/routes (CXONE_*)."),
+    from_api: bool = typer.Option(
+        False, "--from-api/--no-from-api", help="Sync targets from GET /api/v2/events/routes (CXONE_*)."
+    ),
     sync_interval: float = typer.Option(30.0, "--sync-interval", min=1.0, help="Seconds between --from-api syncs."),
     tls_cert: Path | None = typer.Option(None, "--tls-cert", help="Serve ingest over HTTPS with this certificate."),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="The private key of --tls-cert."),
@@ -75,7 +77,9 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
         16 << 20, "--max-request-bytes", min=MAX_EVENT_BYTES, help="The largest ingest request accepted."
     ),
     otel: bool = typer.Option(
-        False, "--otel", help="OpenTelemetry spans per ingest and attempt, traceparent on webhooks (the otel extra)."
+        False,
+        "--otel/--no-otel",
+        help="OpenTelemetry spans per ingest and attempt, traceparent on webhooks (the otel extra).",
     ),
     max_connections: int = typer.Option(
         DEFAULT_MAX_CONNECTIONS, "--max-connections", min=1, help="Open connections beyond this get 503 (per process)."
