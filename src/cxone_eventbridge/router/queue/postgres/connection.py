@@ -255,7 +255,13 @@ class PostgresConnection:
                 self._wake()  # work may have arrived while nobody listened
                 await lost.wait()
                 log.warning("the queue's LISTEN connection was lost; reconnecting")
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (
+                OSError,
+                TimeoutError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,  # the server ended the session (a restart) just before LISTEN
+            ) as exc:
                 log.warning("cannot LISTEN on the queue's database (%s); retrying in %.1f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_S)
