@@ -28,6 +28,8 @@ from cxone_eventbridge.router.http_api import RouterAPI, ServiceConfig
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 from cxone_eventbridge.ssrf import EgressPolicy
 
+from ..waiting import HANG_GUARD_S
+
 INGEST_KEY = "test-ingest-key-0123456789"
 LOOPBACK = EgressPolicy.from_cidrs(["127.0.0.0/8"])
 
@@ -70,7 +72,7 @@ class Outcomes:
             self.dead.append(event)
         self._changed.set()
 
-    async def wait(self, *, delivered: int = 0, dead: int = 0, limit_s: float = 15.0) -> None:
+    async def wait(self, *, delivered: int = 0, dead: int = 0, limit_s: float = HANG_GUARD_S) -> None:
         async with asyncio.timeout(limit_s):
             while len(self.delivered) < delivered or len(self.dead) < dead:
                 self._changed.clear()
@@ -147,6 +149,9 @@ async def router_stack(
         routed = [target_for(name, receiver.url) for name in (targets if targets is not None else ["crm"])]
         router_config = RouterConfig(
             queue_url=queue_url or sqlite_url(tmp_path / f"queue-{len(stacks)}.db"),
+            # One owner per router, as `router serve` has it (host:port): routers sharing a queue under one
+            # owner would each reclaim the other's live leases as a crashed incarnation's, and send twice.
+            owner=f"stack-{len(stacks)}",
             migrate=True,
             dispatcher=fast_options(),
             egress=LOOPBACK,

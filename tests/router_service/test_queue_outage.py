@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from ..waiting import until
 from .conftest import StackFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -83,7 +84,10 @@ async def proxy(postgres_dsn: str) -> AsyncIterator[TcpProxy]:
 
 
 async def test_database_down_means_503_and_not_ready_then_recovery_without_loss(
-    proxy: TcpProxy, router_stack: StackFactory, postgres_dsn: str, pg_schema: str
+    pg_schema: str,  # first, so torn down last: the router stops before its schema is dropped
+    proxy: TcpProxy,
+    router_stack: StackFactory,
+    postgres_dsn: str,
 ) -> None:
     """While the database is unreachable ingest answers 503 and /readyz 503; once it is back, the router
     reconnects by itself and everything accepted (before and after) is delivered."""
@@ -102,9 +106,12 @@ async def test_database_down_means_503_and_not_ready_then_recovery_without_loss(
     assert any("queue" in problem for problem in body["problems"])
 
     await proxy.up()
-    async with asyncio.timeout(30):
-        while (await stack.call("POST", "/v1/events", json=[{"id": "after"}]))[0] != 202:  # noqa: ASYNC110 -- waiting for the reconnect, which nothing announces
-            await asyncio.sleep(0.05)
+
+    async def accepted_after() -> bool:  # the reconnect, which nothing announces
+        status, _, _ = await stack.call("POST", "/v1/events", json=[{"id": "after"}])
+        return status == 202
+
+    await until(accepted_after)
     await stack.outcomes.wait(delivered=2)
     status, _, _ = await stack.call("GET", "/readyz", key=None)
     assert status == 200

@@ -16,6 +16,7 @@ from cxone_eventbridge.router.event_router import EventRouter
 from cxone_eventbridge.router.queue.sqlite import SQLiteQueue
 from cxone_eventbridge.router.targets_sync import TargetsSync
 
+from ..waiting import HANG_GUARD_S
 from .conftest import LOOPBACK, Outcomes, fast_options
 
 EVENTS = 10
@@ -51,7 +52,7 @@ class Attempts:
             self._changed.set()
 
     async def reached(self, count: int) -> None:
-        async with asyncio.timeout(15):
+        async with asyncio.timeout(HANG_GUARD_S):
             while self.count < count:
                 self._changed.clear()
                 await self._changed.wait()

@@ -105,7 +105,9 @@ async def test_probe_with_nothing_pending_leaves_the_circuit_half_open_and_says_
 
 
 async def test_a_pause_through_one_router_holds_for_another_on_the_same_postgresql_queue(
-    router_stack: StackFactory, pg_schema: str, postgres_dsn: str
+    pg_schema: str,  # first, so torn down last: the routers stop before their schema is dropped
+    router_stack: StackFactory,
+    postgres_dsn: str,
 ) -> None:
     """Router A pauses crm; router B, sharing A's queue, accepts events for it and sends them nowhere until B
     resumes it (the witness target proves B's events were leased and sent meanwhile)."""
@@ -119,7 +121,8 @@ async def test_a_pause_through_one_router_holds_for_another_on_the_same_postgres
 
     assert (await first.call("POST", "/v1/targets/crm/pause"))[0] == 200
     assert (await second.call("POST", "/v1/events", json=[{"id": "held"}]))[0] == 202
-    await until(lambda: len(delivered("witness")) == 1)  # two routers' outcomes: either may send it
+    await until(lambda: len(delivered("witness")) >= 1)  # two routers' outcomes: either may send it
+    assert delivered("witness") == ["held"]  # once: neither router took the other's lease
     assert delivered("crm") == []
     _, body, _ = await second.call("GET", "/v1/status?target=crm")
     assert body["targets"][0]["hold"] == "paused"
@@ -127,5 +130,5 @@ async def test_a_pause_through_one_router_holds_for_another_on_the_same_postgres
 
     assert (await second.call("POST", "/v1/targets/crm/resume"))[0] == 200
     assert (await second.call("POST", "/v1/events", json=[{"id": "canary"}]))[0] == 202
-    await until(lambda: len(delivered("crm")) == 2)
+    await until(lambda: len(delivered("crm")) >= 2)
     assert delivered("crm") == ["canary", "held"]
