@@ -53,10 +53,10 @@ from cxone_eventbridge.router.dispatch_options import DispatcherOptions
 from cxone_eventbridge.router.dispatch_outcome import AttemptOutcomes
 from cxone_eventbridge.router.dispatch_targets import TargetBook
 from cxone_eventbridge.router.queue import DeadLetter, DeadLetterReason, Delivery, DeliveryQueue
-from cxone_eventbridge.router.queue.scheduler import STALE_SLOT_S, slot_missed
+from cxone_eventbridge.router.queue.scheduler import slot_missed
 from cxone_eventbridge.router.recurring_failure import RecurringFailure
 
-__all__ = ["STALE_SLOT_S", "Dispatcher", "DispatcherOptions"]
+__all__ = ["Dispatcher", "DispatcherOptions"]
 
 log = logging.getLogger(__name__)
 

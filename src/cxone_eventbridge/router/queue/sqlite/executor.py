@@ -110,10 +110,6 @@ class GroupCommitExecutor:
         self._committer: asyncio.Task[None] | None = None
         self._closed = False
 
-    @property
-    def opened(self) -> bool:
-        return self._conn is not None
-
     async def open(self, connect: Callable[[], sqlite3.Connection]) -> None:
         """Connect in the worker thread (``connect`` may create and migrate the file) and start committing."""
         if self._conn is not None:
