@@ -144,11 +144,15 @@ class PostgresConnection:
         settings = {
             "search_path": self.schema,
             "application_name": self.application_name,
-            # Plan each execution for the table as it is now. A prepared statement's generic plan, made
-            # once while the queue's tables are small, scans them whole (ack, claim, put: a sequential scan
-            # and hash join) and is kept while they grow until the next ANALYZE: database CPU per
-            # delivery then varied 55-150 us between identical runs.
-            "plan_cache_mode": "force_custom_plan",
+            # Plan each statement once per connection, for a table of any size. Planning every execution
+            # (custom plans) cost 100-400 us of database CPU per statement, whatever the rows it touched:
+            # most of a small lease's cost. A generic plan made while the tables are small would scan them
+            # whole (a sequential scan and hash join, kept while they grow), so sequential scans are off:
+            # every statement of the queue has an index to follow (the schema's), and with none the
+            # planner still scans. Measured (benchmarks/bench_queue.py, docs/delivery.md): database CPU
+            # per delivery of a put+lease+ack of 16 from 133 to 87 us, of 128 from 61 to 47 us.
+            "plan_cache_mode": "force_generic_plan",
+            "enable_seqscan": "off",
         }
         if not durable:
             # Commits on these connections return before their WAL reaches the disk (it follows within
