@@ -18,7 +18,9 @@ One run measures, in this order:
 
 ``--workers 1,2`` measures instead, at full speed, one row per (backend, workers): N router processes
 over one queue, SQLite (one worker) beside the ``--queue`` PostgreSQL, with the queue-only cycle and
-the routers' and the database's CPU per delivery (``scaleout.py``); ``--json`` prints one object a row.
+the routers' and the database's CPU per delivery (``scaleout.py``); ``--json`` prints one object a row;
+``--runs N`` measures every row N times and reports medians, PostgreSQL's figure against SQLite's in the
+same run (``vs_sqlite``).
 
 The structure is meant to be extended: ``Settings`` holds what a run varies, each phase is one function.
 """
@@ -413,7 +415,7 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def scale_out(settings: Settings, workers: str, *, as_json: bool) -> None:
+def scale_out(settings: Settings, workers: str, *, as_json: bool, runs: int = 1) -> None:
     """``--workers``: one row per (backend, workers), printed as a table or one JSON object per line."""
     import scaleout  # noqa: PLC0415 -- only this mode needs it
 
@@ -428,7 +430,8 @@ def scale_out(settings: Settings, workers: str, *, as_json: bool) -> None:
         with tempfile.TemporaryDirectory(prefix="cxeb-bench-") as tmp:
             receiver = start_receiver(settings.receiver, Path(tmp) / "certs")
             try:
-                return await scaleout.measure(settings, receiver, counts)
+                # Every run measures every row, so that each run's rows meet the machine at the same speed.
+                return scaleout.combine_runs([await scaleout.measure(settings, receiver, counts) for _ in range(runs)])
             finally:
                 receiver.stop()
 
@@ -460,7 +463,7 @@ def main() -> None:
     arguments = parser.parse_args()
     settings = Settings(receiver=arguments.receiver, queue=arguments.queue, archive_days=arguments.archive_days)
     if arguments.workers:
-        scale_out(settings, arguments.workers, as_json=arguments.json)
+        scale_out(settings, arguments.workers, as_json=arguments.json, runs=arguments.runs)
         return
 
     async def all_runs() -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import statistics
 import tempfile
 import time
 import uuid
@@ -200,15 +201,57 @@ async def measure(settings: Any, receiver: Any, worker_counts: list[int]) -> lis
     return rows
 
 
+_MEDIAN_KEYS = (
+    "deliveries_per_s",
+    "queue_only_per_s",
+    "router_cpu_us_per_delivery",
+    "db_cpu_us_per_delivery",
+    "db_aux_cpu_us_per_delivery",
+    "queue_only_db_cpu_us_per_delivery",
+)
+
+
+def combine_runs(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per (backend, workers): the median of each figure over the runs, every run's figure kept
+    (``runs``), and for PostgreSQL the median over runs of its deliveries/s over the same run's SQLite
+    figure (``vs_sqlite``). The machine's speed drifts between runs (identical code measured 5,700-9,300
+    deliveries/s an hour apart), so the ratio is taken within a run, where both rows met the same machine."""
+    combined = []
+    for index, first in enumerate(runs[0]):
+        rows = [run[index] for run in runs]
+        row = dict(first)
+        for key in _MEDIAN_KEYS:
+            values = [r[key] for r in rows if r.get(key) is not None]
+            row[key] = round(statistics.median(values), 1) if values else None
+        if row["backend"] == "postgresql":
+            ratios = [
+                r["deliveries_per_s"] / other["deliveries_per_s"]
+                for run, r in zip(runs, rows, strict=True)
+                for other in run
+                if other["backend"] == "sqlite"
+            ]
+            row["vs_sqlite"] = round(statistics.median(ratios), 3) if ratios else None
+        row["runs"] = [{key: r[key] for key in ("deliveries_per_s", "router_cpu_us_per_delivery")} for r in rows]
+        combined.append(row)
+    return combined
+
+
 def render(rows: list[dict[str, Any]]) -> str:
+    runs = len(rows[0].get("runs", ())) if rows else 0
     lines = [
-        "backend     workers  deliveries/s  queue-only/s  router µs/delivery  db µs/delivery  (db aux µs)",
+        f"medians of {runs} runs; vs SQLite: the median over runs of the row's deliveries/s over SQLite's in the"
+        " same run"
+        if runs > 1
+        else "one run; vs SQLite: deliveries/s over SQLite's in this run",
+        "backend     workers  deliveries/s  vs SQLite  queue-only/s  router µs/delivery  db µs/delivery  (db aux µs)",
     ]
     for row in rows:
         db = row["db_cpu_us_per_delivery"]
         aux = row["db_aux_cpu_us_per_delivery"]
+        ratio = row.get("vs_sqlite")
         lines.append(
             f"{row['backend']:<11} {row['workers']:>7}  {row['deliveries_per_s']:>12,.0f}"
+            f"  {'-' if ratio is None else f'{ratio:.2f}':>9}"
             f"  {row['queue_only_per_s']:>12,.0f}  {row['router_cpu_us_per_delivery']:>18.1f}"
             f"  {'-' if db is None else f'{db:.1f}':>14}  {'' if aux is None else f'({aux:.1f})'}"
         )
@@ -216,4 +259,11 @@ def render(rows: list[dict[str, Any]]) -> str:
         "db: the backends serving the queue (/proc); aux: the server's WAL writer, checkpointer, background"
         " writer and autovacuum, shared with anything else the server does. SQLite: one router per file."
     )
+    if runs > 1:
+        lines.append("each run, deliveries/s (router µs/delivery):")
+        for row in rows:
+            each = "  ".join(
+                f"{r['deliveries_per_s']:,.0f} ({r['router_cpu_us_per_delivery']:.0f})" for r in row["runs"]
+            )
+            lines.append(f"  {row['backend']:<11} {row['workers']:>2}: {each}")
     return "\n".join(lines)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import asyncpg
 import pytest
 
-from cxone_eventbridge.exceptions import QueueSchemaError, QueueUnavailableError
+from cxone_eventbridge.exceptions import QueueInUseError, QueueSchemaError, QueueUnavailableError
 from cxone_eventbridge.router.queue import delivery_id_for
-from cxone_eventbridge.router.queue.postgres import PostgresQueue, statements
+from cxone_eventbridge.router.queue.postgres import PostgresQueue, maintenance, statements
 from cxone_eventbridge.router.queue.postgres.schema import MIGRATIONS
 
 from .conftest import ManualClock, event
@@ -184,3 +185,61 @@ async def test_an_ack_lost_in_a_database_crash_is_a_redelivery_not_a_loss(
         await q.ack(again, status=200)
         stats = await q.stats()
         assert (stats.leased, stats.delivered) == (0, 1)
+
+
+async def test_a_second_live_router_under_the_same_owner_is_refused(
+    postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two live routers under one owner would take each other's live leases: the second one's first reclaim
+    (its start) is refused naming the owner; once the first closes, the name is free; other owners never clash."""
+    monkeypatch.setattr(maintenance, "OWNER_LOCK_WAIT_S", 0.3)
+    async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True, owner="host:8080") as first:
+        await first.reclaim()
+        await first.reclaim()  # the lock is held already: no second connection, no refusal
+        async with PostgresQueue(postgres_dsn, schema=pg_schema, owner="host:8081") as other:
+            assert await other.reclaim() == 0
+        second = PostgresQueue(postgres_dsn, schema=pg_schema, owner="host:8080")
+        await second.open()
+        try:
+            with pytest.raises(QueueInUseError, match=r"owner name 'host:8080' \(connected from .* since"):
+                await second.reclaim()
+            await first.close()
+            assert await second.reclaim() == 0
+        finally:
+            await second.close()
+
+
+async def test_the_owner_name_is_freed_when_its_router_is_killed(postgres_dsn: str, pg_schema: str) -> None:
+    """A SIGKILLed router holds no owner lock: its successor under the same name starts (the server ends the
+    dead process's session when the kernel closes its socket)."""
+    async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True):
+        pass
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import asyncio, sys\n"
+        "from cxone_eventbridge.router.queue.postgres import PostgresQueue\n"
+        "async def main():\n"
+        "    q = PostgresQueue(sys.argv[1], schema=sys.argv[2], owner='host:8080')\n"
+        "    await q.open()\n"
+        "    await q.reclaim()\n"
+        "    print('held', flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n",
+        postgres_dsn,
+        pg_schema,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 20) == b"held\n"
+        async with PostgresQueue(postgres_dsn, schema=pg_schema, owner="host:8080") as successor:
+            with pytest.raises(QueueInUseError):
+                await successor.reclaim()  # the holder is alive
+            holder.kill()
+            await holder.wait()
+            assert await successor.reclaim() == 0  # within OWNER_LOCK_WAIT_S of the kill
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()

@@ -107,6 +107,7 @@ class PostgresConnection:
         self._fast_pool: asyncpg.Pool | None = None
         self._listeners: list[Callable[[], None]] = []
         self._listen_task: asyncio.Task[None] | None = None
+        self._owner_lock: asyncpg.Connection | None = None  # maintenance.py: held from the first reclaim
         self._closed = False
 
     def __repr__(self) -> str:
@@ -139,6 +140,9 @@ class PostgresConnection:
         for pool in (self._pool, self._fast_pool):
             if pool is not None:
                 await pool.close()
+        if self._owner_lock is not None and not self._owner_lock.is_closed():
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self._owner_lock.close()  # frees the owner name for this router's successor
 
     async def _create_pool(self, *, durable: bool) -> asyncpg.Pool:
         settings = {

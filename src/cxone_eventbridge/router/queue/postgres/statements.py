@@ -187,3 +187,10 @@ CLOSE_CIRCUIT: Final = (
     " WHERE name = $1 AND circuit_open_until IS NOT NULL RETURNING name"
 )
 DURABLE_COMMIT: Final = "SET LOCAL synchronous_commit = on"
+# The owner lock (maintenance.py): a session advisory lock on a 64-bit hash of schema and owner.
+TRY_OWNER_LOCK: Final = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))"
+OWNER_LOCK_HOLDER: Final = (
+    "SELECT host(a.client_addr), a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND ((l.classid::int8 << 32) | l.objid::int8) = hashtextextended($1, 0)"
+)
