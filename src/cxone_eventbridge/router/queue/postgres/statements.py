@@ -83,11 +83,27 @@ LIMITED_STATE: Final = (
     " (SELECT count(*) FROM deliveries d WHERE d.state = 1 AND d.target = ts.name AND d.lease_until > $2)"
     " FROM target_state ts WHERE ts.name = ANY($3::text[])"
 )
-# A lease's time and the disabled targets, in one round trip.
+# A lease's first statement: its time, the disabled targets and the shared circuits, and the ready candidates
+# of the targets asked for ($2, $3: targets without delivery limits, each with its cap) unless disabled or
+# with a circuit, locked as in CANDIDATES. One row at least: the candidate columns are NULL when none is ready.
 LEASE_START: Final = (
-    f"SELECT {NOW}, {CLOCK}, array(SELECT name FROM target_state WHERE disabled_reason IS NOT NULL ORDER BY name),"
-    " array(SELECT name FROM target_state WHERE circuit_open_until IS NOT NULL ORDER BY name),"
+    "SELECT h.now, h.clock, h.disabled, h.circuits, h.circuit_until, c.id, c.target, c.priority, c.next_attempt_at"
+    f" FROM (SELECT {NOW} AS now, {CLOCK} AS clock,"
+    " array(SELECT name FROM target_state WHERE disabled_reason IS NOT NULL ORDER BY name) AS disabled,"
+    " array(SELECT name FROM target_state WHERE circuit_open_until IS NOT NULL ORDER BY name) AS circuits,"
     " array(SELECT circuit_open_until FROM target_state WHERE circuit_open_until IS NOT NULL ORDER BY name)"
+    " AS circuit_until) h"
+    " LEFT JOIN LATERAL ("
+    "   SELECT r.id, r.target, r.priority, r.next_attempt_at"
+    "   FROM unnest($2::text[], $3::int[]) AS w(target, cap)"
+    "   CROSS JOIN generate_series(0, 9) AS p(priority)"
+    "   CROSS JOIN LATERAL ("
+    "     SELECT d.id, d.target, d.priority, d.next_attempt_at FROM deliveries d"
+    "     WHERE d.state = 0 AND d.target = w.target AND d.priority = p.priority AND d.next_attempt_at <= h.now"
+    "     ORDER BY d.next_attempt_at, d.id LIMIT w.cap FOR UPDATE SKIP LOCKED"
+    "   ) r"
+    "   WHERE w.target <> ALL (h.disabled) AND w.target <> ALL (h.circuits)"
+    " ) c ON true"
 )
 OPEN_CIRCUIT: Final = (
     f"INSERT INTO target_state (name, circuit_open_until, circuit_open_s) VALUES ($2, {NOW} + $3, $3)"

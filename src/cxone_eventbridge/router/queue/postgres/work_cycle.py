@@ -28,7 +28,7 @@ from cxone_eventbridge.router.queue.records import (
 from cxone_eventbridge.router.queue.scheduler import Candidate, FairScheduler, limited_caps, mark_probes, rate_slots
 
 ACK_BATCH: Final = 32  # acks written at once, without waiting for more
-ACK_GATHER_S: Final = 0.002  # how long a smaller batch of acks waits for more
+ACK_GATHER_S: Final = 0.005  # how long a smaller batch of acks waits for more
 
 
 class PostgresWorkCycle(PostgresConnection):
@@ -124,16 +124,22 @@ class PostgresWorkCycle(PostgresConnection):
         wanted = {t: n for t, n in wants.items() if n > 0}
         if limit <= 0 or not wanted:
             return []
+        # Targets with delivery limits are leased one router at a time (below); the others' candidates come
+        # with the lease's first statement, which also reads the clock and the shared target state.
+        configured = {t for t in wanted if (lim := limits.get(t)) is not None and lim.limited}
+        free = {t: min(n, limit) for t, n in wanted.items() if t not in configured}
         async with self._connection(durable=False) as conn, conn.transaction():
-            clock_row = await conn.fetchrow(sql.LEASE_START, self._now())
-            assert clock_row is not None  # one row, always
-            now: float = clock_row[0]
-            offset = self._clock_offset.sample(self._local(), clock_row[1])
-            for name in clock_row[2]:
+            rows = await conn.fetch(sql.LEASE_START, self._now(), list(free), list(free.values()))
+            now: float = rows[0][0]  # at least one row, always
+            offset = self._clock_offset.sample(self._local(), rows[0][1])
+            for name in rows[0][2]:
                 wanted.pop(name, None)
-            circuits = {name: until for name, until in zip(clock_row[3], clock_row[4], strict=True) if name in wanted}
+            circuits = {name: until for name, until in zip(rows[0][3], rows[0][4], strict=True) if name in wanted}
+            # Candidates of targets neither disabled nor with a shared circuit (the statement left those out).
+            candidates = [Candidate(row[8], row[5], row[6], row[7], row[5]) for row in rows if row[5] is not None]
+            caps = {t: wanted[t] for t in free if t in wanted and t not in circuits}
             # Limited targets and those with a shared circuit are leased by one router at a time.
-            limited = sorted(t for t in wanted if ((lim := limits.get(t)) is not None and lim.limited) or t in circuits)
+            limited = sorted(t for t in wanted if t in configured or t in circuits)
             leased: dict[str, int] = {}
             next_slot_at: dict[str, float | None] = {}
             slot_clock = now
@@ -143,20 +149,28 @@ class PostgresWorkCycle(PostgresConnection):
                 await conn.execute(sql.DURABLE_COMMIT)
                 await conn.execute(sql.TARGET_ROWS, limited)
                 await conn.execute(sql.LOCK_LIMITED, limited)
-                rows = await conn.fetch(sql.LIMITED_STATE, self._now(), now, limited)
-                for name, slot, _, count in rows:
+                state = await conn.fetch(sql.LIMITED_STATE, self._now(), now, limited)
+                for name, slot, _, count in state:
                     leased[name], next_slot_at[name] = count, slot
-                slot_clock = rows[0][2]  # one row per limited target, made above
+                slot_clock = state[0][2]  # one row per limited target, made above
                 # Slots start from the clock read after the lock (which may have waited for another router's
                 # lease), and reach this process's clock through the best offset estimate, not this lease's.
                 offset = self._clock_offset.sample(self._local(), slot_clock)
-            caps = limited_caps(
-                wanted, limits, leased=leased, next_slot_at=next_slot_at, now=slot_clock, circuit_open_until=circuits
-            )
+                limited_wants = {t: wanted[t] for t in limited}
+                more = limited_caps(
+                    limited_wants,
+                    limits,
+                    leased=leased,
+                    next_slot_at=next_slot_at,
+                    now=slot_clock,
+                    circuit_open_until=circuits,
+                )
+                if more:
+                    extra = await conn.fetch(sql.CANDIDATES, now, list(more), [min(c, limit) for c in more.values()])
+                    candidates += [Candidate(row[3], row[0], row[1], row[2], row[0]) for row in extra]
+                    caps.update(more)
             if not caps:
                 return []
-            rows = await conn.fetch(sql.CANDIDATES, now, list(caps), [min(cap, limit) for cap in caps.values()])
-            candidates = [Candidate(row[3], row[0], row[1], row[2], row[0]) for row in rows]
             chosen = self._scheduler.choose(candidates, caps, limit)
             if not chosen:
                 return []
