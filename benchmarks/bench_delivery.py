@@ -461,6 +461,8 @@ def main() -> None:
         " the --queue PostgreSQL; full speed only (see scaleout.py)",
     )
     arguments = parser.parse_args()
+    if arguments.runs < 1:
+        sys.exit(f"--runs: a positive number of runs, got {arguments.runs}")
     settings = Settings(receiver=arguments.receiver, queue=arguments.queue, archive_days=arguments.archive_days)
     if arguments.workers:
         scale_out(settings, arguments.workers, as_json=arguments.json, runs=arguments.runs)

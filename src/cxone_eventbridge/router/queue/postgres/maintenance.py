@@ -114,8 +114,7 @@ async def _take_lock(conn: asyncpg.Connection, key: str) -> str | None:
     while not await conn.fetchval(sql.TRY_OWNER_LOCK, key):
         if time.monotonic() >= deadline:
             row = await conn.fetchrow(sql.OWNER_LOCK_HOLDER, key)
-            if row is None:  # released just now: try again
-                continue
-            return f" (connected from {row[0] or 'a local socket'} since {row[1]:%Y-%m-%d %H:%M:%S %Z})"
+            if row is not None:  # else released just now: try again
+                return f" (connected from {row[0] or 'a local socket'} since {row[1]:%Y-%m-%d %H:%M:%S %Z})"
         await asyncio.sleep(0.1)
     return None
