@@ -18,7 +18,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from cxone_eventbridge.cli.main import app
-from cxone_eventbridge.cli.router_config import example_file, file_keys, load_serve_file, render_file
+from cxone_eventbridge.cli.router_config import audit_log_off, example_file, file_keys, load_serve_file, render_file
 from cxone_eventbridge.config import url_without_password
 from cxone_eventbridge.exceptions import ConfigurationError
 
@@ -289,6 +289,34 @@ def test_precedence_flag_then_env_then_file_then_default_for_each_kind(
     }
     # A switch the file turns on is turned off by its --no- form: the flag beats the file for booleans too.
     assert _resolved_options(path, "--no-otel")["otel"] is False
+
+
+def _audit_log_off(path: Path, *flags: str) -> bool:
+    ctx = _serve_command().make_context("serve", ["--config", str(path), *flags])
+    return audit_log_off(ctx, ctx.params["no_audit_log"])
+
+
+def test_an_audit_log_asked_for_undoes_a_files_no_audit_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`no-audit-log = true` in the file is undone by --audit-log PATH or CXEB_AUDIT_LOG (flags > env > file);
+    --no-audit-log on the command line beats CXEB_AUDIT_LOG; both flags together are refused, naming them."""
+    monkeypatch.delenv("CXEB_AUDIT_LOG", raising=False)
+    off = _write(tmp_path / "off.toml", "no-audit-log = true\n")
+    empty = _write(tmp_path / "empty.toml", "")
+    assert _audit_log_off(empty) is False
+    assert _audit_log_off(empty, "--no-audit-log") is True
+    assert _audit_log_off(off) is True
+    assert _audit_log_off(off, "--audit-log", str(tmp_path / "audit.jsonl")) is False
+    monkeypatch.setenv("CXEB_AUDIT_LOG", str(tmp_path / "env-audit.jsonl"))
+    assert _audit_log_off(off) is False
+    assert _audit_log_off(empty, "--no-audit-log") is True
+    with pytest.raises(ConfigurationError, match="--audit-log PATH or --no-audit-log, not both"):
+        _audit_log_off(empty, "--no-audit-log", "--audit-log", "a.jsonl")
+    result = CliRunner().invoke(
+        app,
+        ["router", "serve", "--config", str(off), "--no-audit-log", "--audit-log", "a.jsonl", "--targets", "t.yaml"],
+    )
+    assert result.exit_code == 2
+    assert "not both" in result.output
 
 
 DB_PASSWORD = "queue-password-never-printed"

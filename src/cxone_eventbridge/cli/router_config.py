@@ -184,6 +184,18 @@ def apply_config_file(ctx: typer.Context, value: Path | None) -> Path | None:
     return value
 
 
+def audit_log_off(ctx: typer.Context, no_audit_log: bool) -> bool:
+    """Whether serve writes no audit log: ``--no-audit-log``, unless a file's ``no-audit-log = true`` meets an
+    ``--audit-log PATH`` or ``CXEB_AUDIT_LOG`` of higher precedence (asking for a log where it goes undoes
+    the file's "none"). Both flags on one command line are refused."""
+    off, path = (getattr(ctx.get_parameter_source(name), "name", None) for name in ("no_audit_log", "audit_log"))
+    if no_audit_log and off == "COMMANDLINE" and path == "COMMANDLINE":
+        raise ConfigurationError("give --audit-log PATH or --no-audit-log, not both")
+    if no_audit_log and off == "DEFAULT_MAP":  # from the config file
+        return path not in {"COMMANDLINE", "ENVIRONMENT"}
+    return no_audit_log
+
+
 SERVE_CONFIG = typer.Option(
     None,
     "--config",

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from cxone_eventbridge.cli import render
-from cxone_eventbridge.cli.router_config import SERVE_CONFIG
+from cxone_eventbridge.cli.router_config import SERVE_CONFIG, audit_log_off
 from cxone_eventbridge.cli.router_connection import INGEST_KEY
 from cxone_eventbridge.cli.runner import run
 from cxone_eventbridge.defaults import (
@@ -44,6 +44,7 @@ def migrate_command(queue: str | None = QUEUE_URL, db: Path | None = DB) -> None
 
 
 def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
+    ctx: typer.Context,
     config: Path | None = SERVE_CONFIG,  # eager: the file's values become the defaults of the options below
     host: str = typer.Option("127.0.0.1", "--host", help="Listen address; beyond loopback an ingest key is required."),
     port: int = typer.Option(DEFAULT_ROUTER_PORT, "--port", min=0, max=65535, help="Listen port."),
@@ -71,7 +72,9 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     audit_log: Path = typer.Option(
         DEFAULT_AUDIT_LOG, "--audit-log", envvar="CXEB_AUDIT_LOG", help="The hash-chained audit log."
     ),
-    no_audit_log: bool = typer.Option(False, "--no-audit-log", help="Do not write an audit log."),
+    no_audit_log: bool = typer.Option(
+        False, "--no-audit-log", help="Do not write an audit log (--audit-log undoes a config file's no-audit-log)."
+    ),
     drain_deadline: float = typer.Option(30.0, "--drain-deadline", min=0.0, help="Seconds to drain on SIGTERM."),
     max_request_bytes: int = typer.Option(
         16 << 20, "--max-request-bytes", min=MAX_EVENT_BYTES, help="The largest ingest request accepted."
@@ -105,6 +108,10 @@ def serve(  # noqa: PLR0917 -- typer maps each option to a parameter
     from cxone_eventbridge.exceptions import ConfigurationError
     from cxone_eventbridge.router.composition import RouterConfig, sqlite_url
 
+    try:
+        no_audit_log = audit_log_off(ctx, no_audit_log)
+    except ConfigurationError as exc:
+        render.fail(str(exc), render.EXIT_INVALID_INPUT)
     if (targets is None) == (not from_api):
         render.fail("give exactly one of --targets FILE or --from-api", render.EXIT_INVALID_INPUT)
     options = ServeOptions(
