@@ -50,8 +50,8 @@ pause = _steering_command(
     """Hold a target's deliveries until `resume`: no attempt is spent and they do not expire meanwhile.
 
     Events for it are still accepted. The pause is kept in the queue: it holds across restarts and for
-    every router sharing the queue. Their age still counts from acceptance: after a pause longer than the
-    maximum event age (24 h), the older ones expire to the dead letters at resume (`dlq replay --target`).
+    every router sharing the queue. Time spent paused does not count toward the maximum event age (24 h):
+    after a week's pause, a delivery accepted an hour before it is an hour old.
     """,
 )
 resume = _steering_command(

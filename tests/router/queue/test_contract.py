@@ -270,6 +270,28 @@ async def test_a_paused_targets_work_does_not_expire(queue: DeliveryQueue, clock
     assert (await queue.stats()).pending_by_target == {"a": 1}
 
 
+async def test_time_spent_paused_does_not_count_toward_the_maximum_age(
+    queue: DeliveryQueue, clock: ManualClock
+) -> None:
+    """After a resume, a delivery's age is its time since acceptance less the time it waited paused: one
+    accepted before a long pause and one accepted during it are not expired at the resume, and expire once
+    their unpaused age passes the maximum. Paused twice in a row, the pause runs from the first time."""
+    await queue.put([event("before", "a", at=T0)])
+    clock.now = T0 + 10
+    await queue.disable_target("a", reason="paused")
+    clock.now = T0 + 200
+    await queue.put([event("during", "a", at=T0 + 200)])
+    clock.now = T0 + 300
+    await queue.disable_target("a", reason="paused")  # paused again: still since T0 + 10
+    clock.now = T0 + 500  # paused 490 s: "before" is 10 s old, "during" 0 s
+    assert await queue.enable_target("a")
+    assert await queue.expire(max_age_s=100) == []
+    clock.now = T0 + 595  # "before": 105 s of unpaused age; "during": 95 s
+    assert [x.event_id for x in await queue.expire(max_age_s=100)] == ["before"]
+    clock.now = T0 + 601
+    assert [x.event_id for x in await queue.expire(max_age_s=100)] == ["during"]
+
+
 async def test_dead_letter_target_takes_a_removed_targets_pending_work_at_once(
     queue: DeliveryQueue, clock: ManualClock
 ) -> None:

@@ -90,4 +90,9 @@ MIGRATIONS: Final = (
             f"CREATE TABLE replay_jobs (id text PRIMARY KEY, {REPLAY_JOB_COLUMN_TYPES})",
         ),
     ),
+    Migration(
+        5,
+        "time a delivery spent paused, which does not count toward its maximum age",
+        ("ALTER TABLE deliveries ADD COLUMN paused_s float8 NOT NULL DEFAULT 0",),
+    ),
 )

@@ -156,9 +156,12 @@ DEAD_LETTER_COLUMNS: Final = (
     " d.accepted_at, d.done_at"
 )
 # A paused target's work ($4: the paused reason) waits for its resume instead of expiring.
+# Its age: since acceptance, less the time it spent paused (paused_s >= 0, so the first condition, which
+# the index serves, holds whenever the second does).
 EXPIRE: Final = (
     f"UPDATE deliveries d SET state = 3, reason = $3, done_at = {NOW} FROM events e"
-    f" WHERE d.state = 0 AND d.accepted_at < {NOW} - $2 AND e.id = d.event_seq"
+    f" WHERE d.state = 0 AND d.accepted_at < {NOW} - $2 AND d.accepted_at + d.paused_s < {NOW} - $2"
+    " AND e.id = d.event_seq"
     " AND NOT EXISTS (SELECT 1 FROM target_state t WHERE t.name = d.target AND t.disabled_reason = $4)"
     f" RETURNING {DEAD_LETTER_COLUMNS}"
 )
@@ -180,23 +183,33 @@ DEAD_LETTERS: Final = (
     " WHERE d.state = 3 AND ($1::text IS NULL OR d.target = $1) ORDER BY d.done_at DESC, d.id DESC LIMIT $2"
 )
 REPLAY: Final = (
-    f"UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = {NOW}, accepted_at = {NOW},"
+    f"UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = {NOW}, accepted_at = {NOW}, paused_s = 0,"
     " reason = NULL, done_at = NULL WHERE state = 3 AND ($2::text IS NULL OR target = $2)"
     " AND ($3::text[] IS NULL OR delivery_id = ANY($3::text[]))"
 )
 PRUNE: Final = f"DELETE FROM deliveries WHERE state = 2 AND done_at < {NOW} - $2 RETURNING event_seq"
+# Disabled again for the same reason (paused twice): it has been since the first time.
 DISABLE: Final = (
     f"INSERT INTO target_state (name, disabled_reason, disabled_at) VALUES ($2, $3, {NOW})"
-    " ON CONFLICT (name) DO UPDATE SET disabled_reason = excluded.disabled_reason, disabled_at = excluded.disabled_at"
+    " ON CONFLICT (name) DO UPDATE SET disabled_reason = excluded.disabled_reason, disabled_at = CASE"
+    " WHEN target_state.disabled_reason = excluded.disabled_reason THEN target_state.disabled_at"
+    " ELSE excluded.disabled_at END"
 )
 PURGE: Final = (
     "DELETE FROM deliveries WHERE state = 3 AND ($1::text IS NULL OR target = $1)"
     " AND ($2::text[] IS NULL OR delivery_id = ANY($2::text[])) RETURNING event_seq"
 )
 PENDING_BY_TARGET: Final = "SELECT target, count(*) FROM deliveries WHERE state = 0 GROUP BY target"
+# Enabling a paused target ($3: the paused reason) credits each of its pending deliveries with the part of
+# the pause it waited through (from its acceptance if that came later): paused time is no age.
 ENABLE: Final = (
-    "UPDATE target_state SET disabled_reason = NULL, disabled_at = NULL"
-    " WHERE name = $1 AND disabled_reason IS NOT NULL RETURNING name"
+    "WITH held AS (SELECT name, disabled_reason, disabled_at FROM target_state"
+    " WHERE name = $2 AND disabled_reason IS NOT NULL FOR UPDATE),"
+    " enabled AS (UPDATE target_state t SET disabled_reason = NULL, disabled_at = NULL FROM held"
+    " WHERE t.name = held.name RETURNING t.name),"
+    f" credited AS (UPDATE deliveries d SET paused_s = d.paused_s + ({NOW} - greatest(d.accepted_at, held.disabled_at))"
+    " FROM held WHERE held.disabled_reason = $3 AND d.target = held.name AND d.state = 0 RETURNING 1)"
+    " SELECT (SELECT name FROM enabled), (SELECT count(*) FROM credited)"
 )
 CLOSE_CIRCUIT: Final = (
     "UPDATE target_state SET circuit_open_until = NULL, circuit_open_s = NULL"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cxone_eventbridge.router.queue.postgres import statements as sql
 from cxone_eventbridge.router.queue.postgres.connection import PostgresConnection
-from cxone_eventbridge.router.queue.records import SharedCircuit
+from cxone_eventbridge.router.queue.records import SharedCircuit, TargetHold
 
 
 class PostgresTargetState(PostgresConnection):
@@ -22,7 +22,7 @@ class PostgresTargetState(PostgresConnection):
 
     async def enable_target(self, name: str) -> bool:
         async with self._connection() as conn, conn.transaction():
-            was = await conn.fetchval(sql.ENABLE, name)
+            was = await conn.fetchval(sql.ENABLE, self._now(), name, TargetHold.PAUSED.value)
             if was is not None:
                 await self._notify(conn)
         return was is not None

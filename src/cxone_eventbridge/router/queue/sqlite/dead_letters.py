@@ -67,8 +67,8 @@ class SQLiteDeadLetters(SQLiteStore):
         now = self._clock()
         # A replay starts over: a fresh retry budget and a fresh age, so it is not expired at once.
         statements = self._selected(
-            "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = ?, accepted_at = ?, reason = NULL,"
-            " done_at = NULL WHERE state = 3",
+            "UPDATE deliveries SET state = 0, attempts = 0, next_attempt_at = ?, accepted_at = ?, paused_s = 0,"
+            " reason = NULL, done_at = NULL WHERE state = 3",
             [now, now],
             delivery_ids,
             target,

@@ -21,9 +21,18 @@ class SQLiteMaintenance(SQLiteStore):
                 row[0]
                 for row in conn.execute(
                     "UPDATE deliveries SET state = 3, reason = ?, done_at = ?"
-                    " WHERE state = 0 AND accepted_at < ?"  # a paused target's work waits for its resume
+                    # Its age: since acceptance, less the time it spent paused (paused_s >= 0, so the first
+                    # condition, which the index serves, holds whenever the second does).
+                    " WHERE state = 0 AND accepted_at < ? AND accepted_at + paused_s < ?"
+                    # A paused target's work waits for its resume.
                     " AND target NOT IN (SELECT name FROM disabled_targets WHERE reason = ?) RETURNING seq",
-                    (DeadLetterReason.EXPIRED.value, now, now - max_age_s, TargetHold.PAUSED.value),
+                    (
+                        DeadLetterReason.EXPIRED.value,
+                        now,
+                        now - max_age_s,
+                        now - max_age_s,
+                        TargetHold.PAUSED.value,
+                    ),
                 ).fetchall()
             ]
             return dead_letters_by_seq(conn, seqs)

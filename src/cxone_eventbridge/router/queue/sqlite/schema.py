@@ -83,6 +83,11 @@ MIGRATIONS: Final = (
             f"CREATE TABLE replay_jobs (id TEXT PRIMARY KEY, {REPLAY_JOB_COLUMN_TYPES})",
         ),
     ),
+    Migration(
+        6,
+        "time a delivery spent paused, which does not count toward its maximum age",
+        ("ALTER TABLE deliveries ADD COLUMN paused_s REAL NOT NULL DEFAULT 0",),
+    ),
 )
 
 DEAD_LETTER_COLUMNS: Final = (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from cxone_eventbridge.router.queue.records import SharedCircuit
+from cxone_eventbridge.router.queue.records import SharedCircuit, TargetHold
 from cxone_eventbridge.router.queue.sqlite.store import SQLiteStore
 
 
@@ -21,15 +21,31 @@ class SQLiteTargetState(SQLiteStore):
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO disabled_targets (name, reason, at) VALUES (?, ?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+                " ON CONFLICT (name) DO UPDATE SET reason = excluded.reason,"
+                # Disabled again for the same reason (paused twice): it has been since the first time.
+                " at = CASE WHEN disabled_targets.reason = excluded.reason THEN disabled_targets.at"
+                " ELSE excluded.at END",
                 (name, reason, now),
             )
 
         await self._executor.submit(op)
 
     async def enable_target(self, name: str) -> bool:
+        now = self._clock()
+
         def op(conn: sqlite3.Connection) -> bool:
-            return conn.execute("DELETE FROM disabled_targets WHERE name = ?", (name,)).rowcount > 0
+            held = conn.execute("DELETE FROM disabled_targets WHERE name = ? RETURNING reason, at", (name,)).fetchone()
+            if held is None:
+                return False
+            if held[0] == TargetHold.PAUSED.value:
+                # Time spent paused does not count toward the maximum age: each pending delivery is credited
+                # with the part of the pause it waited through (from its acceptance if that came later).
+                conn.execute(
+                    "UPDATE deliveries SET paused_s = paused_s + (? - MAX(accepted_at, ?))"
+                    " WHERE target = ? AND state = 0",
+                    (now, held[1], name),
+                )
+            return True
 
         return await self._executor.submit(op)
 
