@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,11 @@ from cxone_eventbridge.cli import router_serve
 from cxone_eventbridge.cli.main import app
 from cxone_eventbridge.exceptions import QueueInUseError
 from cxone_eventbridge.models import IntegrationTarget
+from cxone_eventbridge.router.queue.postgres import PostgresQueue
 from cxone_eventbridge.router.queue_owner import QueueOwnerLock
 from cxone_eventbridge.ssrf import EgressPolicy
+
+from ..router_serve import CXEB
 
 runner = CliRunner()
 
@@ -77,3 +82,65 @@ def test_every_target_refused_is_said_once_and_loudly(capsys: pytest.CaptureFixt
     assert err.count("error:") == 1
     assert "refuses every target (1)" in err
     assert "local (https://127.0.0.1:8743/hook): 127.0.0.1 is a loopback address; --allow-private 127.0.0.1/32" in err
+
+
+@pytest.mark.postgres
+async def test_a_router_whose_owner_name_is_live_elsewhere_is_refused_at_start(
+    tmp_path: Path, postgres_dsn: str, pg_schema: str
+) -> None:
+    """`router serve` on a PostgreSQL queue where another live process holds this router's owner name
+    (`host:port`: two containers with one host name and port) exits 1 with one line naming the holder, no
+    traceback, and never listens."""
+    async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True):
+        pass
+    port = _free_port()
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import asyncio, socket, sys\n"
+        "from cxone_eventbridge.router.queue.postgres import PostgresQueue\n"
+        "async def main():\n"
+        "    q = PostgresQueue(sys.argv[1], schema=sys.argv[2], owner=f'{socket.gethostname()}:{sys.argv[3]}')\n"
+        "    await q.open()\n"
+        "    await q.reclaim()\n"
+        "    print('held', flush=True)\n"
+        "    await asyncio.sleep(120)\n"
+        "asyncio.run(main())\n",
+        postgres_dsn,
+        pg_schema,
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    router: asyncio.subprocess.Process | None = None
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"held\n"
+        (tmp_path / "t.yaml").write_text(
+            "- name: crm\n  endpoint: https://127.0.0.1:9/hook\n  eventPattern:\n    eventType: [call.ended]\n"
+        )
+        router = await asyncio.create_subprocess_exec(
+            CXEB,
+            *("router", "serve", "--targets", "t.yaml", "--port", str(port), "--no-audit-log"),
+            *("--allow-private", "127.0.0.0/8", "--queue", f"{postgres_dsn}?schema={pg_schema}"),
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.startswith(("CXEB_", "CXONE_"))},
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(router.communicate(), 60)  # a hang guard, not a speed assertion
+        output = stderr.decode()
+        assert router.returncode == 1, output
+        assert f"under the owner name '{socket.gethostname()}:{port}' (connected from" in output
+        assert "Traceback" not in output
+        assert "listening on" not in output
+    finally:
+        for process in (router, holder):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
