@@ -152,3 +152,34 @@ async def serving(
         yield router
     finally:
         await router.close()
+
+
+_HOLD_OWNER_NAME = """\
+import asyncio, sys
+from cxone_eventbridge.router.queue.postgres import PostgresQueue
+async def main():
+    queue = PostgresQueue(sys.argv[1], schema=sys.argv[2], owner=sys.argv[3])
+    await queue.open()
+    await queue.reclaim()  # takes the owner name, as a router does at its start
+    print("held", flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+@asynccontextmanager
+async def owner_name_held(dsn: str, schema: str, owner: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Another live process holding ``owner`` on a PostgreSQL queue, as a router does from its start (the
+    process, once it holds the name); killed when the block ends if it still runs."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOLD_OWNER_NAME, dsn, schema, owner, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(HANG_GUARD_S):
+            assert await process.stdout.readline() == b"held\n"
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ from typer.testing import CliRunner
 
 from cxone_eventbridge.cli.main import app
 
+from ..ports import free_port
+
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,13 +24,6 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("CXONE_", "CXEB_")):
             monkeypatch.delenv(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _invoke(args: list[str], env: dict[str, str]) -> Result:
@@ -84,7 +78,7 @@ async def test_https_against_a_plain_http_port_is_a_settings_error(sandbox: Any)
 
 async def test_a_refused_connection_says_where_the_sandbox_was_expected() -> None:
     """Nothing listening on the loopback base URL: the error asks whether the sandbox runs there, and how to start it."""
-    port = _free_port()
+    port = free_port()
     env = {
         "CXONE_BASE_URL": f"http://127.0.0.1:{port}",
         "CXONE_CLIENT_ID": "c",
@@ -99,7 +93,7 @@ async def test_a_refused_connection_says_where_the_sandbox_was_expected() -> Non
 
 def test_retry_warnings_and_the_final_error_name_the_same_request() -> None:
     """Each retry warning names the request that failed (the token request here), in the final error's words."""
-    port = _free_port()
+    port = free_port()
     env = {
         "CXONE_BASE_URL": f"http://127.0.0.1:{port}",
         "CXONE_CLIENT_ID": "c",
@@ -166,7 +160,7 @@ async def test_apply_prune_without_yes_and_without_a_terminal_refuses(sandbox: A
 
 def test_dlq_purge_without_yes_and_without_a_terminal_refuses() -> None:
     """`router dlq purge` without --yes and a terminal exits 2 before it contacts any router."""
-    port = _free_port()
+    port = free_port()
     result = CliRunner().invoke(app, ["router", "dlq", "purge", "--url", f"http://127.0.0.1:{port}"])
     assert result.exit_code == 2
     assert "not purging ALL dead letters: no terminal to ask on; pass --yes to delete" in result.stderr

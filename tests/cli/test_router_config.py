@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from cxone_eventbridge.cli.router_config import audit_log_off, example_file, fil
 from cxone_eventbridge.config import url_without_password
 from cxone_eventbridge.exceptions import ConfigurationError
 
+from ..ports import free_port
 from ..router_serve import start_router
 
 TARGETS = """\
@@ -154,17 +154,10 @@ def test_load_errors_are_configuration_errors(tmp_path: Path) -> None:
         load_serve_file(tmp_path / "none.toml", serve)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_a_real_router_runs_from_its_config_file(tmp_path: Path) -> None:
     """`cxeb router serve --config router.toml` listens where the file says, with the file's ${env:} ingest key."""
     _write(tmp_path / "t.yaml", TARGETS)
-    port = _free_port()
+    port = free_port()
     config = (
         f'targets = "t.yaml"\nport = {port}\ningest-key = "${{env:TEST_ROUTER_KEY}}"\n'
         'allow-private = ["127.0.0.0/8"]\nno-audit-log = true\ndrain-deadline = 1.0\n'

@@ -19,13 +19,14 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from ..ports import free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -71,18 +72,6 @@ def quickstart_lines(readme: str) -> list[Line]:
             )
         )
     return lines
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on now (bound together so that they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def with_ports(text: str, ports: dict[int, int]) -> str:

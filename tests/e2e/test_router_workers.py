@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,16 +14,12 @@ import pytest
 
 from cxone_eventbridge.sandbox.receiver import RunningReceiver
 
+from ..ports import free_port
+
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 CXEB = str(Path(sys.executable).with_name("cxeb"))
 KEY = "e2e-ingest-key-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def cxeb(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cxone_eventbridge.sandbox.receiver import ReceiverConfig, RunningReceiver, start_receiver
 
+from ..ports import free_port
 from ..waiting import until
 from .conftest import RouterFactory, RouterProcess, cxeb
 
@@ -119,12 +119,6 @@ async def test_pause_and_resume_name_a_target_by_id_and_say_what_they_did(
     code, _, err = await cxeb("router", "pause", "nobody", "--url", router.url)
     assert code == 1
     assert "knows no target named or with id 'nobody'; it knows: crm (id tgt_7f3a), witness" in err
-
-
-def free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        return int(probe_socket.getsockname()[1])
 
 
 async def test_probe_sends_the_open_circuits_probe_now_and_reports_its_outcome(

@@ -8,7 +8,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tomllib
@@ -19,6 +18,7 @@ from typer.testing import CliRunner
 
 from cxone_eventbridge.cli.main import app
 
+from ..ports import free_port
 from ..router_serve import cxeb, start_router
 from .conftest import DEPLOY
 
@@ -105,17 +105,10 @@ def test_the_config_file_docs_show_is_the_shipped_one_and_checks(tmp_path: Path)
     assert "ingest-key: ${env:CXEB_INGEST_KEY}: not set here, so not checked" in " ".join(shell.output.split())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_the_shipped_config_serves_demands_its_key_and_stops_with_exit_0(tmp_path: Path) -> None:
     """router.toml, its /etc and /var paths moved under tmp, run as ExecStart runs it: without the
     EnvironmentFile's key it refuses to start naming the variable; with it, it listens, and SIGTERM ends it 0."""
-    port = _free_port()
+    port = free_port()
     text = ROUTER_TOML.read_text().replace("port = 8790", f"port = {port}")
     for directory in ("/etc/cxeb/", "/var/lib/cxeb/", "/var/log/cxeb/"):
         moved = tmp_path / directory.strip("/").replace("/", "-")

@@ -6,7 +6,6 @@ Retries run on an injected ``sleep`` (it records the delays, nothing waits) and 
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from pydantic import SecretStr
 from cxone_eventbridge.exceptions import RouterRefusedError, RouterUnreachableError
 from cxone_eventbridge.router.api_client import RetryNotice, RetrySchedule, RouterClient, encode_for_ingest
 
+from ..ports import free_port
 from .conftest import INGEST_KEY, StackFactory
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,13 +51,6 @@ async def odd_router() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
     yield start
     for runner in runners:
         await runner.cleanup()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_every_operation_against_a_real_router(router_stack: StackFactory) -> None:
@@ -176,7 +169,7 @@ async def test_an_answer_that_is_not_a_json_object_is_an_error(odd_router: Calla
 
 async def test_nothing_listening_is_unreachable_after_the_retries() -> None:
     """A refused connection is retried on the schedule, then RouterUnreachableError names the request and URL."""
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     sleeps = Sleeps()
     async with RouterClient(url, retry=RetrySchedule(max_attempts=2), sleep=sleeps) as router:
         with pytest.raises(RouterUnreachableError) as caught:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,8 @@ from cxone_eventbridge.router.queue.postgres import PostgresQueue
 from cxone_eventbridge.router.queue_owner import QueueOwnerLock
 from cxone_eventbridge.ssrf import EgressPolicy
 
-from ..router_serve import CXEB
+from ..ports import free_port
+from ..router_serve import cxeb, owner_name_held
 
 runner = CliRunner()
 
@@ -93,54 +92,19 @@ async def test_a_router_whose_owner_name_is_live_elsewhere_is_refused_at_start(
     traceback, and never listens."""
     async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True):
         pass
-    port = _free_port()
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "import asyncio, socket, sys\n"
-        "from cxone_eventbridge.router.queue.postgres import PostgresQueue\n"
-        "async def main():\n"
-        "    q = PostgresQueue(sys.argv[1], schema=sys.argv[2], owner=f'{socket.gethostname()}:{sys.argv[3]}')\n"
-        "    await q.open()\n"
-        "    await q.reclaim()\n"
-        "    print('held', flush=True)\n"
-        "    await asyncio.sleep(120)\n"
-        "asyncio.run(main())\n",
-        postgres_dsn,
-        pg_schema,
-        str(port),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    router: asyncio.subprocess.Process | None = None
-    try:
-        assert holder.stdout is not None
-        assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"held\n"
+    port = free_port()
+    owner = f"{socket.gethostname()}:{port}"
+    async with owner_name_held(postgres_dsn, pg_schema, owner):
         (tmp_path / "t.yaml").write_text(
             "- name: crm\n  endpoint: https://127.0.0.1:9/hook\n  eventPattern:\n    eventType: [call.ended]\n"
         )
-        router = await asyncio.create_subprocess_exec(
-            CXEB,
+        code, _, output = await cxeb(
             *("router", "serve", "--targets", "t.yaml", "--port", str(port), "--no-audit-log"),
             *("--allow-private", "127.0.0.0/8", "--queue", f"{postgres_dsn}?schema={pg_schema}"),
             cwd=tmp_path,
             env={k: v for k, v in os.environ.items() if not k.startswith(("CXEB_", "CXONE_"))},
-            stderr=asyncio.subprocess.PIPE,
         )
-        _, stderr = await asyncio.wait_for(router.communicate(), 60)  # a hang guard, not a speed assertion
-        output = stderr.decode()
-        assert router.returncode == 1, output
-        assert f"under the owner name '{socket.gethostname()}:{port}' (connected from" in output
-        assert "Traceback" not in output
-        assert "listening on" not in output
-    finally:
-        for process in (router, holder):
-            if process is not None and process.returncode is None:
-                process.kill()
-                await process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    assert code == 1, output
+    assert f"under the owner name '{owner}' (connected from" in output
+    assert "Traceback" not in output
+    assert "listening on" not in output

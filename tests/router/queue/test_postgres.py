@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import asyncpg
 import pytest
@@ -13,6 +12,7 @@ from cxone_eventbridge.router.queue import delivery_id_for
 from cxone_eventbridge.router.queue.postgres import PostgresQueue, maintenance, statements
 from cxone_eventbridge.router.queue.postgres.schema import MIGRATIONS
 
+from ...router_serve import owner_name_held
 from .conftest import ManualClock, event
 
 pytestmark = pytest.mark.postgres
@@ -209,37 +209,21 @@ async def test_a_second_live_router_under_the_same_owner_is_refused(
             await second.close()
 
 
-async def test_the_owner_name_is_freed_when_its_router_is_killed(postgres_dsn: str, pg_schema: str) -> None:
+async def test_the_owner_name_is_freed_when_its_router_is_killed(
+    postgres_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A SIGKILLed router holds no owner lock: its successor under the same name starts (the server ends the
     dead process's session when the kernel closes its socket)."""
     async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True):
         pass
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "import asyncio, sys\n"
-        "from cxone_eventbridge.router.queue.postgres import PostgresQueue\n"
-        "async def main():\n"
-        "    q = PostgresQueue(sys.argv[1], schema=sys.argv[2], owner='host:8080')\n"
-        "    await q.open()\n"
-        "    await q.reclaim()\n"
-        "    print('held', flush=True)\n"
-        "    await asyncio.sleep(60)\n"
-        "asyncio.run(main())\n",
-        postgres_dsn,
-        pg_schema,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert holder.stdout is not None
-        assert await asyncio.wait_for(holder.stdout.readline(), 20) == b"held\n"
-        async with PostgresQueue(postgres_dsn, schema=pg_schema, owner="host:8080") as successor:
+    async with (
+        owner_name_held(postgres_dsn, pg_schema, "host:8080") as holder,
+        PostgresQueue(postgres_dsn, schema=pg_schema, owner="host:8080") as successor,
+    ):
+        with monkeypatch.context() as short_wait:
+            short_wait.setattr(maintenance, "OWNER_LOCK_WAIT_S", 0.2)
             with pytest.raises(QueueInUseError):
                 await successor.reclaim()  # the holder is alive
-            holder.kill()
-            await holder.wait()
-            assert await successor.reclaim() == 0  # within OWNER_LOCK_WAIT_S of the kill
-    finally:
-        if holder.returncode is None:
-            holder.kill()
-            await holder.wait()
+        holder.kill()
+        await holder.wait()
+        assert await successor.reclaim() == 0  # within OWNER_LOCK_WAIT_S of the kill

@@ -136,7 +136,7 @@ class PostgresWorkCycle(PostgresConnection):
                 wanted.pop(name, None)
             circuits = {name: until for name, until in zip(rows[0][3], rows[0][4], strict=True) if name in wanted}
             # Candidates of targets neither disabled nor with a shared circuit (the statement left those out).
-            candidates = [Candidate(row[8], row[5], row[6], row[7], row[5]) for row in rows if row[5] is not None]
+            candidates = [_candidate(row, 5) for row in rows if row[5] is not None]
             caps = {t: wanted[t] for t in free if t in wanted and t not in circuits}
             # Limited targets and those with a shared circuit are leased by one router at a time.
             limited = sorted(t for t in wanted if t in configured or t in circuits)
@@ -167,7 +167,7 @@ class PostgresWorkCycle(PostgresConnection):
                 )
                 if more:
                     extra = await conn.fetch(sql.CANDIDATES, now, list(more), [min(c, limit) for c in more.values()])
-                    candidates += [Candidate(row[3], row[0], row[1], row[2], row[0]) for row in extra]
+                    candidates += [_candidate(row) for row in extra]
                     caps.update(more)
             if not caps:
                 return []
@@ -317,3 +317,10 @@ class PostgresWorkCycle(PostgresConnection):
                 last_status,
                 last_error,
             )
+
+
+def _candidate(row: asyncpg.Record, at: int = 0) -> Candidate[int]:
+    """The candidate in ``row``'s columns ``at`` to ``at + 3``: id, target, priority, next_attempt_at (the
+    columns of CANDIDATES, and of LEASE_START after its five of clock and target state)."""
+    key = row[at]
+    return Candidate(row[at + 3], key, row[at + 1], row[at + 2], key)

@@ -15,6 +15,7 @@ class SQLiteMaintenance(SQLiteStore):
 
     async def expire(self, *, max_age_s: float) -> list[DeadLetter]:
         now = self._clock()
+        cutoff = now - max_age_s
 
         def op(conn: sqlite3.Connection) -> list[DeadLetter]:
             seqs = [
@@ -26,13 +27,7 @@ class SQLiteMaintenance(SQLiteStore):
                     " WHERE state = 0 AND accepted_at < ? AND accepted_at + paused_s < ?"
                     # A paused target's work waits for its resume.
                     " AND target NOT IN (SELECT name FROM disabled_targets WHERE reason = ?) RETURNING seq",
-                    (
-                        DeadLetterReason.EXPIRED.value,
-                        now,
-                        now - max_age_s,
-                        now - max_age_s,
-                        TargetHold.PAUSED.value,
-                    ),
+                    (DeadLetterReason.EXPIRED.value, now, cutoff, cutoff, TargetHold.PAUSED.value),
                 ).fetchall()
             ]
             return dead_letters_by_seq(conn, seqs)
