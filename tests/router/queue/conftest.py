@@ -39,9 +39,16 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("postgresql-in-steps", marks=pytest.mark.postgres),
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> str:
-    """The backend under test; every contract test runs once per backend."""
+    """The backend under test; every contract test runs once per backend. PostgreSQL runs twice: as it is
+    (a lease in one statement where it can) and with every lease in steps (lock, choose, claim)."""
     return str(request.param)
 
 
@@ -65,6 +72,7 @@ async def make_queue(backend: str, storage: dict[str, Any], clock: ManualClock) 
             queue = SQLiteQueue(storage["path"], **options)
         else:
             options.setdefault("migrate", True)
+            options.setdefault("lease_at_once", backend != "postgresql-in-steps")
             queue = PostgresQueue(storage["dsn"], schema=storage["schema"], **options)
         await queue.open()
         opened.append(queue)

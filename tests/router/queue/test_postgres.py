@@ -227,3 +227,35 @@ async def test_the_owner_name_is_freed_when_its_router_is_killed(
         holder.kill()
         await holder.wait()
         assert await successor.reclaim() == 0  # within OWNER_LOCK_WAIT_S of the kill
+
+
+async def test_a_lease_at_once_over_several_priorities_gives_back_what_the_scheduler_did_not_choose(
+    postgres_dsn: str, pg_schema: str, clock: ManualClock
+) -> None:
+    """A lease in one statement claims each priority's candidates up to the target's cap; with work of two
+    priorities ready it claims more than the cap, and gives back what the scheduler did not choose."""
+    async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True, clock=clock) as q:
+        await q.put([event(f"p0-{i}", "a", priority=0) for i in range(3)])
+        await q.put([event(f"p9-{i}", "a", priority=9) for i in range(3)])
+        first = await q.lease({"a": 2}, limit=10, lease_s=30)
+        assert [d.priority for d in first] == [0, 0]
+        stats = await q.stats()
+        assert (stats.leased, stats.pending) == (2, 4)  # the claimed priority-9 rows are pending again
+        rest = await q.lease({"a": 10}, limit=10, lease_s=30)  # in steps now: several priorities are ready
+        assert sorted(d.event_id for d in rest) == ["p0-2", "p9-0", "p9-1", "p9-2"]
+
+
+async def test_a_lease_at_once_leaves_a_half_open_circuit_for_the_next_lease_to_probe(
+    postgres_dsn: str, pg_schema: str, clock: ManualClock
+) -> None:
+    """A target with a shared circuit is left out of a lease in one statement; the next lease, in steps,
+    hands out its probe (one), and the other targets' work goes on meanwhile."""
+    async with PostgresQueue(postgres_dsn, schema=pg_schema, migrate=True, clock=clock) as q:
+        await q.put([event("a1", "a"), event("a2", "a"), event("b1", "b"), event("b2", "b")])
+        await q.open_circuit("b", open_for_s=10)
+        clock.now += 11  # half-open
+        first = await q.lease({"a": 10, "b": 10}, limit=10, lease_s=30)
+        assert sorted(d.event_id for d in first) == ["a1", "a2"]
+        [probe] = await q.lease({"a": 10, "b": 10}, limit=10, lease_s=30)
+        assert (probe.target, probe.probe) == ("b", True)
+        assert await q.lease({"a": 10, "b": 10}, limit=10, lease_s=30) == []  # one probe at a time

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cxone_eventbridge.router.queue import TargetLimits
 from cxone_eventbridge.router.queue.scheduler import (
@@ -96,3 +98,37 @@ def test_a_missed_slot_is_given_back_past_the_stale_limit_only() -> None:
     assert slot_missed(slot, slot + STALE_SLOT_S + 0.001)
     assert not slot_missed(0.0, 1_000_000.0)
     assert STALE_SLOT_S < RATE_JITTER_S  # what is left of the margin is for the way to the receiver
+
+
+class _AlwaysWeighted(FairScheduler):
+    """The scheduler without its shortcut for one priority: every choice through the weighted loop."""
+
+    def _choose_one_level(
+        self, levels: dict[int, list[Candidate[int]]], remaining: dict[str, int], limit: int
+    ) -> list[Candidate[int]]:
+        return self._choose_weighted(levels, remaining, limit)
+
+
+_LEASE = st.tuples(
+    st.lists(st.tuples(st.integers(0, 9), st.sampled_from("abc"), st.integers(0, 3)), max_size=12),
+    st.fixed_dictionaries({t: st.integers(0, 6) for t in "abc"}),
+    st.integers(0, 10),
+)
+
+
+@given(st.lists(_LEASE, min_size=1, max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_the_shortcut_for_one_priority_chooses_and_keeps_books_as_the_weighted_loop(
+    leases: list[tuple[list[tuple[int, str, int]], dict[str, int], int]],
+) -> None:
+    """Over any sequence of leases, some with one priority ready and some with several, the shortcut makes
+    the same choices as the weighted loop and leaves the same credit behind (the later choices agree too)."""
+    fast, slow = FairScheduler(), _AlwaysWeighted()
+    key = 0
+    for rows, caps, limit in leases:
+        found = []
+        for priority, target, at in rows:
+            found.append(Candidate(float(at), key, target, priority, key))
+            key += 1
+        assert fast.choose(found, caps, limit) == slow.choose(found, caps, limit)
+        assert (fast._passes, fast._virtual_time) == (slow._passes, slow._virtual_time)

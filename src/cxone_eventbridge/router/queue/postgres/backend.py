@@ -10,7 +10,9 @@ How it keeps every semantic of the embedded queue across routers:
 - ``lease`` locks ready candidates with ``FOR UPDATE SKIP LOCKED`` (routers never wait on each other's
   rows), lets the shared :class:`~..scheduler.FairScheduler` choose, and claims the chosen ones under a
   fresh lease token. A limited target's ``target_state`` row is locked for the lease, so its leases in
-  flight are counted and its send slots taken by one router at a time.
+  flight are counted and its send slots taken by one router at a time. When the ready work is of one
+  priority and no target has limits, the lease is one statement that claims what the scheduler would
+  choose (and the scheduler still keeps its books): one round trip instead of four.
 - Time is the database's ``now()``: one clock for every machine. The times on a returned
   :class:`~..records.Delivery` are converted to this process's clock.
 - A router that dies leaves leases that end; ``reclaim`` (every router's housekeeping) makes them

@@ -35,14 +35,25 @@ class PostgresWorkCycle(PostgresConnection):
     """The :class:`~cxone_eventbridge.router.queue.WorkCycle` of a PostgreSQL queue."""
 
     def __init__(
-        self, dsn: str, *, priority_weights: Sequence[float] | None = None, **options: Unpack[ConnectionOptions]
+        self,
+        dsn: str,
+        *,
+        priority_weights: Sequence[float] | None = None,
+        lease_at_once: bool = True,
+        **options: Unpack[ConnectionOptions],
     ) -> None:
+        """``lease_at_once``: whether a lease may go in one statement when it can (``_lease_at_once``); off,
+        every lease goes in steps (the contract tests run both ways)."""
         super().__init__(dsn, **options)
+        self._lease_at_once_allowed = lease_at_once
         self._scheduler = FairScheduler(priority_weights)
         self._clock_offset = ClockOffset()
         self._acks: list[tuple[int, str, int, int | None, asyncio.Future[None]]] = []
         self._ack_task: asyncio.Task[None] | None = None
         self._ack_batch_full = asyncio.Event()
+        # Whether the last lease saw what a lease in one statement would choose differently from the scheduler
+        # or leave out (work of several priorities ready, or a shared circuit): the next one goes in steps.
+        self._lease_in_steps = not lease_at_once
 
     async def _finish_writes(self) -> None:
         if self._ack_task is not None:
@@ -125,9 +136,13 @@ class PostgresWorkCycle(PostgresConnection):
         if limit <= 0 or not wanted:
             return []
         # Targets with delivery limits are leased one router at a time (below); the others' candidates come
-        # with the lease's first statement, which also reads the clock and the shared target state.
+        # with the lease's first statement, which also reads the clock and the shared target state. Without
+        # limited targets, and unless the last lease saw several priorities or a shared circuit, the whole
+        # lease is one statement (_lease_at_once): the same deliveries, a quarter of the round trips.
         configured = {t for t in wanted if (lim := limits.get(t)) is not None and lim.limited}
         free = {t: min(n, limit) for t, n in wanted.items() if t not in configured}
+        if not configured and not self._lease_in_steps:
+            return await self._lease_at_once(free, limit=limit, lease_s=lease_s)
         async with self._connection(durable=False) as conn, conn.transaction():
             rows = await conn.fetch(sql.LEASE_START, self._now(), list(free), list(free.values()))
             now: float = rows[0][0]  # at least one row, always
@@ -169,6 +184,7 @@ class PostgresWorkCycle(PostgresConnection):
                     extra = await conn.fetch(sql.CANDIDATES, now, list(more), [min(c, limit) for c in more.values()])
                     candidates += [_candidate(row) for row in extra]
                     caps.update(more)
+            self._lease_in_steps = not self._lease_at_once_allowed or bool(circuits) or _mixed_priorities(candidates)
             if not caps:
                 return []
             chosen = self._scheduler.choose(candidates, caps, limit)
@@ -179,26 +195,43 @@ class PostgresWorkCycle(PostgresConnection):
                 sql.CLAIM, now, [c.key for c in chosen], self.owner, self.incarnation, token, lease_s
             )
             by_id = {row[0]: row for row in claimed}
-            deliveries = [
-                Delivery(
-                    key=str(row[0]),
-                    lease_token=token,
-                    delivery_id=row[1],
-                    event_id=row[2],
-                    target=row[3],
-                    priority=row[4],
-                    body=bytes(row[5]),
-                    attempts=row[6],
-                    accepted_at=row[7],
-                    lease_until=row[8] + offset,
-                )
-                for c in chosen
-                if (row := by_id.get(c.key)) is not None
-            ]
+            deliveries = [_delivery(row, token, offset) for c in chosen if (row := by_id.get(c.key)) is not None]
             paced = await self._pace(
                 conn, deliveries=deliveries, limits=limits, next_slot_at=next_slot_at, now=slot_clock, offset=offset
             )
             return mark_probes(paced, circuits, now)
+
+    async def _lease_at_once(self, caps: dict[str, int], *, limit: int, lease_s: float) -> list[Delivery]:
+        """A lease in one statement (LEASE_CLAIM) for targets without delivery limits: with work of one
+        priority ready, it claims what the scheduler would choose. With several, it claims up to ``limit`` of
+        the most urgent, the scheduler chooses among them, the rest are given back, and the leases that
+        follow go in steps (where the scheduler weighs every ready priority) until one priority is ready
+        again. Targets with a shared circuit are left out, for the next lease (in steps) to probe."""
+        token = uuid.uuid4().hex
+        async with self._connection(durable=False) as conn:
+            rows = await conn.fetch(
+                sql.LEASE_CLAIM,
+                self._now(),
+                list(caps),
+                list(caps.values()),
+                self.owner,
+                self.incarnation,
+                token,
+                lease_s,
+                limit,
+            )
+            offset = self._clock_offset.sample(self._local(), rows[0][1])  # at least one row, always
+            claimed = {row[6]: row for row in rows if row[6] is not None}
+            candidates = [Candidate(row[15], key, row[9], row[10], key) for key, row in claimed.items()]
+            self._lease_in_steps = rows[0][5] > 1 or any(name in caps for name in rows[0][3])
+            chosen = self._scheduler.choose(candidates, caps, limit)
+            if len(chosen) < len(claimed):
+                keys = {c.key for c in chosen}
+                unchosen = [key for key in claimed if key not in keys]
+                async with conn.transaction():
+                    await conn.execute(sql.RELEASE, unchosen, [token] * len(unchosen))
+                    await self._notify(conn)
+        return [_delivery(claimed[c.key], token, offset, at=6) for c in chosen]
 
     @staticmethod
     async def _pace(
@@ -317,6 +350,28 @@ class PostgresWorkCycle(PostgresConnection):
                 last_status,
                 last_error,
             )
+
+
+def _delivery(row: asyncpg.Record, token: str, offset: float, at: int = 0) -> Delivery:
+    """The delivery in ``row``'s columns ``at`` to ``at + 8`` (CLAIM's nine; from 6 in LEASE_CLAIM's rows),
+    leased under ``token``; ``offset`` takes its lease end to this process's clock."""
+    return Delivery(
+        key=str(row[at]),
+        lease_token=token,
+        delivery_id=row[at + 1],
+        event_id=row[at + 2],
+        target=row[at + 3],
+        priority=row[at + 4],
+        body=bytes(row[at + 5]),
+        attempts=row[at + 6],
+        accepted_at=row[at + 7],
+        lease_until=row[at + 8] + offset,
+    )
+
+
+def _mixed_priorities(candidates: Sequence[Candidate[int]]) -> bool:
+    """Whether the candidates are of more than one priority (the scheduler then weighs them)."""
+    return len({c.priority for c in candidates}) > 1
 
 
 def _candidate(row: asyncpg.Record, at: int = 0) -> Candidate[int]:
