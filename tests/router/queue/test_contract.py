@@ -119,6 +119,27 @@ async def test_per_target_wants_prevent_head_of_line_blocking(queue: DeliveryQue
     assert await queue.lease({"a": 0}, limit=50, lease_s=30) == []
 
 
+async def test_a_lease_over_many_targets_takes_the_oldest_within_caps_and_the_rest_follow(
+    queue: DeliveryQueue, clock: ManualClock
+) -> None:
+    """Work of one priority for many targets: each lease takes the oldest ready deliveries across targets,
+    each target within its cap (a target at its cap does not hold back the others), and the leases that
+    follow take the rest, none twice and none left behind."""
+    targets = [f"t{i}" for i in range(12)]
+    for n in range(5):
+        await queue.put([event(f"{t}-{n}", t, at=T0 + n + i / 100) for i, t in enumerate(targets)])
+    clock.now = T0 + 10
+    wants = dict.fromkeys(targets, 3) | {"t0": 1}
+    first = await queue.lease(wants, limit=20, lease_s=30)
+    # Oldest first: every target's first event, then the second events of all but t0 (at its cap of 1),
+    # until the limit of 20.
+    assert [d.event_id for d in first] == [f"{t}-0" for t in targets] + [f"{t}-1" for t in targets[1:9]]
+    rest = []
+    for _ in range(30):
+        rest += await queue.lease(dict.fromkeys(targets, 3), limit=20, lease_s=30)
+    assert sorted(d.event_id for d in first + rest) == sorted(f"{t}-{n}" for t in targets for n in range(5))
+
+
 async def test_lease_returns_the_whole_limit_without_a_hidden_cut(queue: DeliveryQueue) -> None:
     """Asked for 1,200, a lease hands out 1,200 when that many are ready."""
     await queue.put([event(f"e{i}", "a") for i in range(1_300)])

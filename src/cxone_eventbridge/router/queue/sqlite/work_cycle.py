@@ -1,7 +1,9 @@
 """The SQLite queue's work cycle: put, lease, renew, ack, reschedule, release, dead-letter.
 
 A lease queries only the (target, priority) pairs the hints say may have ready rows, each with an
-indexed ``LIMIT``, and hands the candidates to the shared :class:`~..scheduler.FairScheduler`.
+indexed ``LIMIT``, and hands the candidates to the shared :class:`~..scheduler.FairScheduler`. When the
+pairs are of one priority, one statement reads them all and keeps only the first ``limit`` in the
+scheduler's order, all it could choose (``_ready_of_one_priority``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from cxone_eventbridge.router.queue.sqlite import schema
 from cxone_eventbridge.router.queue.sqlite.store import SQLiteStore, chunks, marks, padded, power_of_two_chunks
 
 _PUT_CHUNK: Final = 512  # events per multi-row INSERT: 4 parameters each, well under SQLite's limit
+_UNION_MAX_PAIRS: Final = 256  # (target, priority) pairs in one compound SELECT (SQLite allows 500 terms)
+_READY_OF_PAIR: Final = (
+    "SELECT * FROM (SELECT next_attempt_at, seq, target FROM deliveries WHERE state = 0 AND target = ?"
+    " AND priority = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?)"
+)
 
 
 class SQLiteWorkCycle(SQLiteStore):
@@ -156,26 +163,29 @@ class SQLiteWorkCycle(SQLiteStore):
         )
         if not caps:
             return []
-        candidates: list[Candidate[int]] = []
-        fetched: dict[tuple[str, int], tuple[int, int]] = {}  # pair -> (asked, got)
-        for (target, priority), earliest in list(self._hints.items()):
-            cap = caps.get(target)
-            if cap is None or earliest > now:
-                continue
-            asked = min(cap, limit)
-            rows = conn.execute(
-                "SELECT next_attempt_at, seq FROM deliveries WHERE state = 0 AND target = ? AND priority = ?"
-                " AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
-                (target, priority, now, asked),
-            ).fetchall()
-            fetched[(target, priority)] = (asked, len(rows))
-            candidates.extend(Candidate(next_at, seq, target, priority, seq) for next_at, seq in rows)
+        due = [
+            (target, priority, min(cap, limit))
+            for (target, priority), earliest in self._hints.items()
+            if (cap := caps.get(target)) is not None and earliest <= now
+        ]
+        if 1 < len(due) <= _UNION_MAX_PAIRS and len({priority for _, priority, _ in due}) == 1:
+            candidates, fetched = _ready_of_one_priority(conn, due, now, limit)
+        else:
+            candidates, fetched = [], {}
+            for target, priority, asked in due:
+                rows = conn.execute(
+                    "SELECT next_attempt_at, seq FROM deliveries WHERE state = 0 AND target = ? AND priority = ?"
+                    " AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
+                    (target, priority, now, asked),
+                ).fetchall()
+                fetched[(target, priority)] = (asked, len(rows))
+                candidates.extend(Candidate(next_at, seq, target, priority, seq) for next_at, seq in rows)
         chosen = self._scheduler.choose(candidates, caps, limit)
         taken: dict[tuple[str, int], int] = {}
         for candidate in chosen:
             pair = (candidate.target, candidate.priority)
             taken[pair] = taken.get(pair, 0) + 1
-        for pair, (asked, got) in fetched.items():
+        for pair, (asked, got) in fetched.items():  # the pairs whose every ready row (up to asked) was seen
             if got < asked and taken.get(pair, 0) == got:
                 # Every ready row of the pair is leased now: what remains (if anything) is scheduled later.
                 later = conn.execute(
@@ -327,3 +337,31 @@ class SQLiteWorkCycle(SQLiteStore):
 
     def on_ready(self, callback: Callable[[], None]) -> None:
         """One process owns the file: its own ingest wakes its dispatcher, so there is nothing to listen to."""
+
+
+def _ready_of_one_priority(
+    conn: sqlite3.Connection, due: list[tuple[str, int, int]], now: float, limit: int
+) -> tuple[list[Candidate[int]], dict[tuple[str, int], tuple[int, int]]]:
+    """The candidates of several (target, priority) pairs of one priority, each up to what it asks: only the
+    first ``limit`` of them in the scheduler's order (``next_attempt_at``, then insertion), which is all the
+    scheduler can choose from one priority, in one statement. With many busy targets, reading each pair's
+    candidates on its own made thousands of rows a lease for the scheduler to sort and pass over (50
+    targets asking 123 each, limit 256: 6,150 candidates, ~11 ms a lease). Also what each pair had ready
+    (asked, got) when the cut took nothing away, for the hints; when it did, nothing is known of any pair.
+    """
+    terms = padded(due)  # a power-of-two count of terms, so few statement texts; the padding asks for 0
+    terms[len(due) :] = [(target, priority, 0) for target, priority, _ in terms[len(due) :]]
+    params: list[Any] = []
+    for target, priority, asked in terms:
+        params += (target, priority, now, asked)
+    rows = conn.execute(
+        " UNION ALL ".join([_READY_OF_PAIR] * len(terms)) + " ORDER BY 1, 2 LIMIT ?", (*params, limit)
+    ).fetchall()
+    priority = due[0][1]
+    candidates = [Candidate(next_at, seq, target, priority, seq) for next_at, seq, target in rows]
+    if len(rows) >= limit:
+        return candidates, {}
+    got: dict[str, int] = {}
+    for _, _, target in rows:
+        got[target] = got.get(target, 0) + 1
+    return candidates, {(target, p): (asked, got.get(target, 0)) for target, p, asked in due}
