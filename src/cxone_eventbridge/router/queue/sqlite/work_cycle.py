@@ -30,10 +30,13 @@ from cxone_eventbridge.router.queue.sqlite.store import SQLiteStore, chunks, mar
 
 _PUT_CHUNK: Final = 512  # events per multi-row INSERT: 4 parameters each, well under SQLite's limit
 _UNION_MAX_PAIRS: Final = 256  # (target, priority) pairs in one compound SELECT (SQLite allows 500 terms)
+# One (target, priority) pair's ready rows, oldest first, up to what it asks.
 _READY_OF_PAIR: Final = (
-    "SELECT * FROM (SELECT next_attempt_at, seq, target FROM deliveries WHERE state = 0 AND target = ?"
-    " AND priority = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?)"
+    "SELECT next_attempt_at, seq, target FROM deliveries WHERE state = 0 AND target = ? AND priority = ?"
+    " AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?"
 )
+# A term of a compound SELECT (whose terms cannot have an ORDER BY or LIMIT of their own).
+_READY_OF_PAIR_TERM: Final = f"SELECT * FROM ({_READY_OF_PAIR})"  # noqa: S608 -- constants only
 
 
 class SQLiteWorkCycle(SQLiteStore):
@@ -173,13 +176,9 @@ class SQLiteWorkCycle(SQLiteStore):
         else:
             candidates, fetched = [], {}
             for target, priority, asked in due:
-                rows = conn.execute(
-                    "SELECT next_attempt_at, seq FROM deliveries WHERE state = 0 AND target = ? AND priority = ?"
-                    " AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
-                    (target, priority, now, asked),
-                ).fetchall()
+                rows = conn.execute(_READY_OF_PAIR, (target, priority, now, asked)).fetchall()
                 fetched[(target, priority)] = (asked, len(rows))
-                candidates.extend(Candidate(next_at, seq, target, priority, seq) for next_at, seq in rows)
+                candidates.extend(Candidate(next_at, seq, target, priority, seq) for next_at, seq, _ in rows)
         chosen = self._scheduler.choose(candidates, caps, limit)
         taken: dict[tuple[str, int], int] = {}
         for candidate in chosen:
@@ -355,7 +354,8 @@ def _ready_of_one_priority(
     for target, priority, asked in terms:
         params += (target, priority, now, asked)
     rows = conn.execute(
-        " UNION ALL ".join([_READY_OF_PAIR] * len(terms)) + " ORDER BY 1, 2 LIMIT ?", (*params, limit)
+        " UNION ALL ".join([_READY_OF_PAIR_TERM] * len(terms)) + " ORDER BY 1, 2 LIMIT ?",
+        (*params, limit),
     ).fetchall()
     priority = due[0][1]
     candidates = [Candidate(next_at, seq, target, priority, seq) for next_at, seq, target in rows]
