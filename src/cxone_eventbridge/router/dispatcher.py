@@ -235,8 +235,8 @@ class Dispatcher:
                 if sending + ready >= cap and wanted < ahead // 4:
                     # Every slot is busy or has a delivery waiting for it: top the prefetch up once a
                     # quarter of it is gone, not at each freed slot. A lease costs its round trips whatever
-                    # it returns (four on PostgreSQL); leased at each freed slot, two in three leases took
-                    # 1-7 deliveries (bench_delivery.py, PostgreSQL, one router). Three quarters stay
+                    # it returns (one to four on PostgreSQL); leased at each freed slot, two in three leases
+                    # took 1-7 deliveries (bench_delivery.py, PostgreSQL, one router). Three quarters stay
                     # leased ahead while it runs, so no slot waits for it (at half, some did: #18).
                     wanted = 0
             else:  # open or half-open: no prefetch, at most the probe

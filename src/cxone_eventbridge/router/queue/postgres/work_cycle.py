@@ -53,7 +53,7 @@ class PostgresWorkCycle(PostgresConnection):
         self._ack_batch_full = asyncio.Event()
         # Whether the last lease saw what a lease in one statement would choose differently from the scheduler
         # or leave out (work of several priorities ready, or a shared circuit): the next one goes in steps.
-        self._lease_in_steps = not lease_at_once
+        self._lease_in_steps = False
 
     async def _finish_writes(self) -> None:
         if self._ack_task is not None:
@@ -141,7 +141,7 @@ class PostgresWorkCycle(PostgresConnection):
         # lease is one statement (_lease_at_once): the same deliveries, a quarter of the round trips.
         configured = {t for t in wanted if (lim := limits.get(t)) is not None and lim.limited}
         free = {t: min(n, limit) for t, n in wanted.items() if t not in configured}
-        if not configured and not self._lease_in_steps:
+        if not configured and self._lease_at_once_allowed and not self._lease_in_steps:
             return await self._lease_at_once(free, limit=limit, lease_s=lease_s)
         async with self._connection(durable=False) as conn, conn.transaction():
             rows = await conn.fetch(sql.LEASE_START, self._now(), list(free), list(free.values()))
@@ -184,7 +184,7 @@ class PostgresWorkCycle(PostgresConnection):
                     extra = await conn.fetch(sql.CANDIDATES, now, list(more), [min(c, limit) for c in more.values()])
                     candidates += [_candidate(row) for row in extra]
                     caps.update(more)
-            self._lease_in_steps = not self._lease_at_once_allowed or bool(circuits) or _mixed_priorities(candidates)
+            self._lease_in_steps = bool(circuits) or _mixed_priorities(candidates)
             if not caps:
                 return []
             chosen = self._scheduler.choose(candidates, caps, limit)
